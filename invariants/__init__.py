@@ -1,0 +1,1 @@
+"""Checkers over recorded histories.  They read events, never the model's internals."""
