@@ -1,0 +1,165 @@
+"""The driver's choices: one small serialisable record per kind of atomic step.
+
+A schedule is a list of these.  Applying the same schedule to the same configuration
+always produces the same history, which is what makes saved counterexamples replayable.
+New kinds of fault or client call arrive as new records here plus a handler in
+:mod:`model.cluster`; nothing else changes.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import attrs
+
+
+class ActionError(ValueError):
+    """A schedule entry that is malformed or not enabled in the current state."""
+
+
+@attrs.frozen(slots=True)
+class Deliver:
+    """Deliver the oldest message queued on the link ``src -> dst`` (links are FIFO)."""
+
+    src: str
+    dst: str
+    kind: ClassVar[str] = "deliver"
+
+
+@attrs.frozen(slots=True)
+class Tick:
+    """Advance the virtual clock; every timer in the model fires only here."""
+
+    ms: int
+    kind: ClassVar[str] = "tick"
+
+
+@attrs.frozen(slots=True)
+class Crash:
+    """Crash a broker.  ``mode="process"`` keeps the log (page cache survives)."""
+
+    node: str
+    mode: str = "process"
+    kind: ClassVar[str] = "crash"
+
+
+@attrs.frozen(slots=True)
+class Restart:
+    node: str
+    kind: ClassVar[str] = "restart"
+
+
+@attrs.frozen(slots=True)
+class Partition:
+    """Cut every link between ``side`` and the rest of the nodes (both directions)."""
+
+    side: tuple[str, ...] = attrs.field(converter=tuple)
+    kind: ClassVar[str] = "partition"
+
+
+@attrs.frozen(slots=True)
+class Heal:
+    kind: ClassVar[str] = "heal"
+
+
+@attrs.frozen(slots=True)
+class Send:
+    """``producer.send(record)`` with a record key; the partitioner picks the partition."""
+
+    client: str
+    key: str
+    kind: ClassVar[str] = "send"
+
+
+@attrs.frozen(slots=True)
+class Poll:
+    client: str
+    kind: ClassVar[str] = "poll"
+
+
+@attrs.frozen(slots=True)
+class Process:
+    """The application processes the next polled record (its side effect happens)."""
+
+    client: str
+    kind: ClassVar[str] = "process"
+
+
+@attrs.frozen(slots=True)
+class Commit:
+    """``consumer.commitSync()`` of the positions the commit strategy allows."""
+
+    client: str
+    kind: ClassVar[str] = "commit"
+
+
+@attrs.frozen(slots=True)
+class ClientCrash:
+    client: str
+    kind: ClassVar[str] = "client-crash"
+
+
+@attrs.frozen(slots=True)
+class ClientRestart:
+    client: str
+    kind: ClassVar[str] = "client-restart"
+
+
+@attrs.frozen(slots=True)
+class Finish:
+    """Record the final committed log of every partition (the end of a run)."""
+
+    kind: ClassVar[str] = "finish"
+
+
+Action = (
+    Deliver | Tick | Crash | Restart | Partition | Heal | Send | Poll | Process | Commit
+    | ClientCrash | ClientRestart | Finish
+)
+
+ACTION_TYPES: dict[str, type] = {
+    cls.kind: cls
+    for cls in (Deliver, Tick, Crash, Restart, Partition, Heal, Send, Poll, Process,
+                Commit, ClientCrash, ClientRestart, Finish)
+}
+
+
+def action_to_json(action: Any) -> dict[str, Any]:
+    out: dict[str, Any] = {"kind": action.kind}
+    for field in attrs.fields(type(action)):
+        value = getattr(action, field.name)
+        out[field.name] = list(value) if isinstance(value, tuple) else value
+    return out
+
+
+def action_from_json(raw: Any, position: int | None = None) -> Any:
+    """Parse one schedule entry, with an error naming its position and problem."""
+    where = f"schedule[{position}]" if position is not None else "action"
+    if not isinstance(raw, dict):
+        raise ActionError(f"{where}: expected an object, got {type(raw).__name__}")
+    kind = raw.get("kind")
+    cls = ACTION_TYPES.get(kind)  # type: ignore[arg-type]
+    if cls is None:
+        raise ActionError(
+            f"{where}: unknown kind {kind!r}; known: {', '.join(sorted(ACTION_TYPES))}"
+        )
+    fields = {f.name: f for f in attrs.fields(cls)}
+    unknown = set(raw) - set(fields) - {"kind"}
+    if unknown:
+        raise ActionError(f"{where}: unknown field(s) {sorted(unknown)} for {kind}")
+    kwargs = {}
+    for name, field in fields.items():
+        if name not in raw:
+            if field.default is attrs.NOTHING:
+                raise ActionError(f"{where}: {kind} needs field {name!r}")
+            continue
+        value = raw[name]
+        expected = {"ms": int, "side": list}.get(name, str)
+        if not isinstance(value, expected) or isinstance(value, bool):
+            raise ActionError(f"{where}.{name}: expected {expected.__name__}, got {value!r}")
+        if name == "side" and not all(isinstance(n, str) for n in value):
+            raise ActionError(f"{where}.side: expected a list of node names")
+        if name == "ms" and value <= 0:
+            raise ActionError(f"{where}.ms: must be positive, got {value}")
+        kwargs[name] = value
+    return cls(**kwargs)

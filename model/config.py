@@ -1,0 +1,280 @@
+"""Configuration, named with Kafka's own config names and defaults.
+
+Every setting is an attrs field whose metadata carries its Kafka name, so that a user can
+paste ``--set acks=1 --set min.insync.replicas=2`` from a real client or broker config.
+Settings that are not Kafka configs (cluster size, workload shape, the consumer's commit
+strategy) live under the ``kafkacheck.`` prefix so they can never be mistaken for Kafka's.
+
+Where kafkacheck does not model a Kafka feature yet (idempotence, transactions,
+auto-commit) the setting exists with the value that switches the feature off, and any
+other value is refused with a message saying so: a silently ignored setting would give a
+verdict real Kafka would not give.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Iterator
+
+import attrs
+
+
+class ConfigError(ValueError):
+    """A setting name or value that kafkacheck cannot accept; the message says why."""
+
+
+def _setting(kafka_name: str, default: Any, parse: Callable[[str], Any], doc: str) -> Any:
+    return attrs.field(
+        default=default, metadata={"name": kafka_name, "parse": parse, "doc": doc}
+    )
+
+
+def _int(low: int, high: int = 2**31 - 1) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        try:
+            value = int(str(text), 10)
+        except ValueError:
+            raise ConfigError(f"expected an integer, got {text!r}") from None
+        if not low <= value <= high:
+            raise ConfigError(f"must be between {low} and {high}, got {value}")
+        return value
+
+    parse.__doc__ = f"integer in [{low}, {high}]"
+    return parse
+
+
+def _choice(*allowed: str, aliases: dict[str, str] | None = None) -> Callable[[str], str]:
+    def parse(text: str) -> str:
+        value = str(text).strip().lower()
+        value = (aliases or {}).get(value, value)
+        if value not in allowed:
+            raise ConfigError(f"must be one of {', '.join(allowed)}; got {text!r}")
+        return value
+
+    parse.__doc__ = " | ".join(allowed)
+    return parse
+
+
+def _bool(text: str) -> bool:
+    value = str(text).strip().lower()
+    if value in ("true", "1", "yes"):
+        return True
+    if value in ("false", "0", "no"):
+        return False
+    raise ConfigError(f"must be true or false, got {text!r}")
+
+
+_bool.__doc__ = "true | false"
+
+
+def _not_modelled(feature: str, off_value: str, parse: Callable[[str], Any]) -> Callable[[str], Any]:
+    def checked(text: str) -> Any:
+        value = parse(text)
+        if value != parse(off_value):
+            raise ConfigError(
+                f"{feature} is not modelled yet; only {off_value} is accepted"
+            )
+        return value
+
+    checked.__doc__ = f"{off_value} only ({feature} is not modelled yet)"
+    return checked
+
+
+@attrs.frozen
+class TopicConfig:
+    """The single topic's shape and its topic-level configs."""
+
+    partitions: int = _setting(
+        "kafkacheck.partitions", 2, _int(1, 16), "number of partitions of the topic"
+    )
+    replication_factor: int = _setting(
+        "kafkacheck.replication.factor", 3, _int(1, 9), "replicas per partition"
+    )
+    min_insync_replicas: int = _setting(
+        "min.insync.replicas", 1, _int(1, 9),
+        "with acks=all, the smallest ISR that may accept a write",
+    )
+    unclean_leader_election_enable: bool = _setting(
+        "unclean.leader.election.enable", False, _bool,
+        "may elect an out-of-sync replica when no ISR member is alive",
+    )
+
+
+@attrs.frozen
+class BrokerConfig:
+    brokers: int = _setting("kafkacheck.brokers", 3, _int(1, 9), "brokers in the cluster")
+    replica_lag_time_max_ms: int = _setting(
+        "replica.lag.time.max.ms", 30000, _int(1),
+        "a follower not caught up for this long leaves the ISR",
+    )
+    broker_session_timeout_ms: int = _setting(
+        "broker.session.timeout.ms", 9000, _int(1),
+        "the controller fences a broker it has not heard from for this long (KRaft)",
+    )
+    replica_fetch_backoff_ms: int = _setting(
+        "replica.fetch.backoff.ms", 1000, _int(0),
+        "a follower whose fetch failed waits this long before fetching again",
+    )
+
+
+@attrs.frozen
+class ProducerConfig:
+    acks: str = _setting(
+        "acks", "all", _choice("0", "1", "all", aliases={"-1": "all"}),
+        "0: no response; 1: leader appended; all: the whole ISR has it",
+    )
+    enable_idempotence: bool = _setting(
+        "enable.idempotence", False, _not_modelled("the idempotent producer", "false", _bool),
+        "Kafka 3.0+ defaults to true; kafkacheck models the non-idempotent producer",
+    )
+    retries: int = _setting("retries", 2147483647, _int(0), "resends of a failed batch")
+    max_in_flight_requests_per_connection: int = _setting(
+        "max.in.flight.requests.per.connection", 5, _int(1, 100),
+        "unacknowledged requests per broker connection",
+    )
+    request_timeout_ms: int = _setting(
+        "request.timeout.ms", 30000, _int(1), "client-side wait for a response"
+    )
+    delivery_timeout_ms: int = _setting(
+        "delivery.timeout.ms", 120000, _int(1), "upper bound on reporting a send's outcome"
+    )
+    retry_backoff_ms: int = _setting(
+        "retry.backoff.ms", 100, _int(0), "wait before resending a failed batch"
+    )
+    metadata_max_age_ms: int = _setting(
+        "metadata.max.age.ms", 300000, _int(1), "cached metadata is refreshed after this long"
+    )
+
+
+@attrs.frozen
+class ConsumerConfig:
+    auto_offset_reset: str = _setting(
+        "auto.offset.reset", "latest", _choice("earliest", "latest"),
+        "where to start when no committed offset exists or it is out of range",
+    )
+    enable_auto_commit: bool = _setting(
+        "enable.auto.commit", False, _not_modelled("auto-commit", "false", _bool),
+        "Kafka defaults to true; kafkacheck models manual commits for now",
+    )
+    isolation_level: str = _setting(
+        "isolation.level", "read_uncommitted",
+        _not_modelled("read_committed (transactions)", "read_uncommitted",
+                      _choice("read_uncommitted", "read_committed")),
+        "read_committed needs transactions, which are not modelled yet",
+    )
+    commit_strategy: str = _setting(
+        "kafkacheck.commit.strategy", "after-processing",
+        _choice("after-processing", "before-processing"),
+        "the application loop: process then commitSync, or commitSync then process",
+    )
+
+
+@attrs.frozen
+class WorkloadConfig:
+    producers: int = _setting("kafkacheck.producers", 1, _int(1, 4), "producer clients")
+    consumers: int = _setting(
+        "kafkacheck.consumers", 1, _int(1, 1),
+        "consumer clients (one, assigned every partition, until consumer groups arrive)",
+    )
+    keys: int = _setting("kafkacheck.keys", 3, _int(1, 64), "distinct record keys sent")
+
+
+@attrs.frozen
+class Config:
+    """The whole configuration: one section per kind of Kafka config."""
+
+    topic: TopicConfig = attrs.field(factory=TopicConfig)
+    broker: BrokerConfig = attrs.field(factory=BrokerConfig)
+    producer: ProducerConfig = attrs.field(factory=ProducerConfig)
+    consumer: ConsumerConfig = attrs.field(factory=ConsumerConfig)
+    workload: WorkloadConfig = attrs.field(factory=WorkloadConfig)
+
+    def __attrs_post_init__(self) -> None:
+        if self.topic.replication_factor > self.broker.brokers:
+            raise ConfigError(
+                f"kafkacheck.replication.factor={self.topic.replication_factor} exceeds "
+                f"kafkacheck.brokers={self.broker.brokers}"
+            )
+
+    def with_settings(self, settings: dict[str, Any]) -> "Config":
+        """A copy with Kafka-named settings applied; unknown names are refused."""
+        sections = {name: getattr(self, name) for name in _SECTIONS}
+        for name, raw in settings.items():
+            section, field = _lookup(name)
+            try:
+                value = field.metadata["parse"](raw if isinstance(raw, str) else _text(raw))
+            except ConfigError as error:
+                raise ConfigError(f"{name}: {error}") from None
+            sections[section] = attrs.evolve(sections[section], **{field.name: value})
+        return Config(**sections)
+
+    def to_settings(self) -> dict[str, Any]:
+        """Every setting by its Kafka name, as saved in histories and reports."""
+        return {field.metadata["name"]: getattr(getattr(self, s), field.name)
+                for s, field in _all_fields()}
+
+    def diff(self) -> dict[str, Any]:
+        """Only the settings that differ from kafkacheck's defaults."""
+        base = Config().to_settings()
+        return {k: v for k, v in self.to_settings().items() if base[k] != v}
+
+    @classmethod
+    def from_settings(cls, settings: dict[str, Any]) -> "Config":
+        return cls().with_settings(settings)
+
+
+_SECTIONS = ("topic", "broker", "producer", "consumer", "workload")
+
+
+def _all_fields() -> Iterator[tuple[str, attrs.Attribute]]:
+    for section in _SECTIONS:
+        for field in attrs.fields(_SECTION_TYPES[section]):
+            yield section, field
+
+
+_SECTION_TYPES = {
+    "topic": TopicConfig,
+    "broker": BrokerConfig,
+    "producer": ProducerConfig,
+    "consumer": ConsumerConfig,
+    "workload": WorkloadConfig,
+}
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def _lookup(name: str) -> tuple[str, attrs.Attribute]:
+    for section, field in _all_fields():
+        if field.metadata["name"] == name:
+            return section, field
+    raise ConfigError(
+        f"unknown setting {name!r}; valid settings: {', '.join(sorted(setting_names()))}"
+    )
+
+
+def setting_names() -> list[str]:
+    return [field.metadata["name"] for _, field in _all_fields()]
+
+
+def describe_settings() -> list[tuple[str, Any, str, str]]:
+    """(name, default, accepted values, meaning) for help text and docs."""
+    defaults = Config().to_settings()
+    return [
+        (field.metadata["name"], defaults[field.metadata["name"]],
+         field.metadata["parse"].__doc__ or "", field.metadata["doc"])
+        for _, field in _all_fields()
+    ]
+
+
+def parse_assignments(pairs: list[str]) -> dict[str, str]:
+    """``["acks=1", "min.insync.replicas=2"]`` -> dict, refusing malformed pairs."""
+    settings: dict[str, str] = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep or not name.strip():
+            raise ConfigError(f"expected NAME=VALUE, got {pair!r}")
+        settings[name.strip()] = value.strip()
+    return settings

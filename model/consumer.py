@@ -1,0 +1,266 @@
+"""A consumer assigned to every partition, and the application loop around it.
+
+The consumer pulls from each partition's leader from its position, sees only records
+below the high watermark (read_uncommitted), detects log truncation through
+``lastFetchedEpoch`` (KIP-320) and resets per ``auto.offset.reset`` when it has no committed
+offset or its position is out of range.  ``poll`` returns what earlier fetches buffered and
+sends the next fetches (the Java client pipelines the same way).
+
+The application loop is the part users get wrong, so it is explicit state:
+``kafkacheck.commit.strategy=after-processing`` is ``poll; process each; commitSync``
+(at-least-once), ``before-processing`` is ``poll; commitSync; process each`` (at-most-once;
+if the commit fails the batch is skipped, as an exception from commitSync would do).
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from typing import Any, Callable
+
+from model import messages as m
+from model.context import Context
+from model.log import UNDEFINED_EPOCH, Record
+
+GROUP = "kafkacheck"
+
+POLL, PROCESS, COMMIT = "poll", "process", "commit"
+
+
+class Consumer:
+    def __init__(self, name: str, ctx: Context,
+                 metadata: Callable[[int], tuple[str | None, int]],
+                 coordinator: Callable[[], str | None]) -> None:
+        self.name = name
+        self.ctx = ctx
+        self.lookup = metadata
+        self.find_coordinator = coordinator
+        self.alive = True
+        self.partitions = list(range(ctx.config.topic.partitions))
+        self._start()
+
+    def _start(self) -> None:
+        self.positions: dict[int, int | None] = {p: None for p in self.partitions}
+        self.position_epochs: dict[int, int] = {p: UNDEFINED_EPOCH for p in self.partitions}
+        self.buffer: dict[int, list[Record]] = {p: [] for p in self.partitions}
+        self.fetching: dict[int, tuple[int, str]] = {}      # partition -> (corr, broker)
+        self.listing: dict[int, tuple[int, str]] = {}
+        self.offsets_fetch: tuple[int, str] | None = None
+        self.committed_known = False
+        self.pending: deque[tuple[int, Record]] = deque()   # polled, not yet processed
+        self.processed: dict[int, int] = {}                 # next offset after processed
+        self.returned: dict[int, int] = {}                  # next offset after returned
+        self.phase = POLL
+        self.commit_request: tuple[int, str, dict[int, int]] | None = None
+        self.commit_sent_at = 0
+        self.leaders: dict[int, tuple[str | None, int]] = {}
+        self.refresh_metadata()
+        self.ctx.history.add(self.name, "invoke", "assign", list(self.partitions))
+        self.ctx.history.add(self.name, "ok", "assign", list(self.partitions))
+        self._fetch_committed()
+
+    def refresh_metadata(self) -> None:
+        self.leaders = {p: self.lookup(p) for p in self.partitions}
+
+    # -- what the application may do now ------------------------------------------------
+
+    def can_poll(self) -> bool:
+        return self.alive and self.phase == POLL
+
+    def can_process(self) -> bool:
+        return self.alive and self.phase == PROCESS and bool(self.pending)
+
+    def can_commit(self) -> bool:
+        return self.alive and self.phase == COMMIT and self.commit_request is None
+
+    def caught_up(self, high_watermarks: dict[int, int]) -> bool:
+        """Everything below each HW was returned, processed and committed (or skipped)."""
+        return (self.alive and self.phase == POLL and not self.pending
+                and self.commit_request is None
+                and all(self.positions[p] is not None and self.positions[p] >= hw
+                        for p, hw in high_watermarks.items()))
+
+    # -- application calls -------------------------------------------------------------
+
+    def poll(self) -> None:
+        self.ctx.history.add(self.name, "invoke", "poll", [["poll"]])
+        returned: dict[int, list[list[int]]] = {}
+        for p in self.partitions:
+            position = self.positions[p]
+            records = [r for r in self.buffer[p] if position is not None and r.offset >= position]
+            self.buffer[p] = []
+            taken = []
+            for record in records:
+                if record.offset != position:
+                    break
+                taken.append(record)
+                position += 1  # type: ignore[operator]
+            if taken:
+                self.positions[p] = position
+                self.position_epochs[p] = taken[-1].epoch
+                self.returned[p] = position  # type: ignore[assignment]
+                returned[p] = [[r.offset, r.value] for r in taken]
+                self.pending.extend((p, r) for r in taken)
+        self.ctx.history.add(self.name, "ok", "poll", [["poll", returned]])
+        if self.pending:
+            strategy = self.ctx.config.consumer.commit_strategy
+            self.phase = PROCESS if strategy == "after-processing" else COMMIT
+        self._send_requests()
+
+    def process(self) -> None:
+        partition, record = self.pending.popleft()
+        self.ctx.history.add(self.name, "ok", "process",
+                             [partition, record.offset, record.value], {"key": record.key})
+        self.processed[partition] = record.offset + 1
+        if not self.pending:
+            strategy = self.ctx.config.consumer.commit_strategy
+            self.phase = COMMIT if strategy == "after-processing" else POLL
+
+    def commit(self) -> None:
+        strategy = self.ctx.config.consumer.commit_strategy
+        offsets = dict(self.processed if strategy == "after-processing" else self.returned)
+        self.ctx.history.add(self.name, "invoke", "commit", offsets)
+        coordinator = self.find_coordinator()
+        corr = self.ctx.next_corr()
+        request = m.OffsetCommitRequest(corr, GROUP, tuple(sorted(offsets.items())))
+        if coordinator is None or not self.ctx.send(self.name, coordinator, request):
+            self._commit_done(offsets, "fail", m.COORDINATOR_NOT_AVAILABLE)
+            return
+        self.commit_request = (corr, coordinator, offsets)
+        self.commit_sent_at = self.ctx.now
+
+    def _commit_done(self, offsets: dict[int, int], outcome: str, error: str | None) -> None:
+        self.commit_request = None
+        meta = {"error": error} if error else None
+        self.ctx.history.add(self.name, outcome, "commit", offsets, meta)
+        strategy = self.ctx.config.consumer.commit_strategy
+        if strategy == "before-processing" and outcome != "ok":
+            # commitSync threw: the application never processes this batch.
+            self.pending.clear()
+            self.phase = POLL
+        else:
+            self.phase = PROCESS if strategy == "before-processing" and self.pending else POLL
+
+    # -- requests ----------------------------------------------------------------------
+
+    def _fetch_committed(self) -> None:
+        coordinator = self.find_coordinator()
+        if coordinator is None or self.offsets_fetch is not None:
+            return
+        corr = self.ctx.next_corr()
+        if self.ctx.send(self.name, coordinator, m.OffsetFetchRequest(corr, GROUP)):
+            self.offsets_fetch = (corr, coordinator)
+
+    def _send_requests(self) -> None:
+        if not self.committed_known:
+            self._fetch_committed()
+            return
+        for p in self.partitions:
+            leader, epoch = self.leaders[p]
+            if leader is None:
+                continue
+            if self.positions[p] is None:
+                if p not in self.listing:
+                    corr = self.ctx.next_corr()
+                    reset = self.ctx.config.consumer.auto_offset_reset
+                    if self.ctx.send(self.name, leader, m.ListOffsetsRequest(corr, p, reset, epoch)):
+                        self.listing[p] = (corr, leader)
+                continue
+            if p not in self.fetching:
+                corr = self.ctx.next_corr()
+                position = self.positions[p]
+                request = m.FetchRequest(corr, p, None, position,  # type: ignore[arg-type]
+                                         self.position_epochs[p], epoch)
+                if self.ctx.send(self.name, leader, request):
+                    self.fetching[p] = (corr, leader)
+
+    def receive(self, src: str, generation: int, message: Any) -> None:
+        if isinstance(message, m.FetchResponse):
+            self._on_fetch(message)
+        elif isinstance(message, m.ListOffsetsResponse):
+            self._on_list_offsets(message)
+        elif isinstance(message, m.OffsetFetchResponse):
+            self._on_offset_fetch(message)
+        elif isinstance(message, m.OffsetCommitResponse):
+            if self.commit_request and self.commit_request[0] == message.corr:
+                outcome = "ok" if message.error is None else "fail"
+                self._commit_done(self.commit_request[2], outcome, message.error)
+        else:
+            raise TypeError(f"consumer cannot handle {type(message).__name__}")
+
+    def _on_offset_fetch(self, resp: m.OffsetFetchResponse) -> None:
+        if self.offsets_fetch is None or self.offsets_fetch[0] != resp.corr:
+            return
+        self.offsets_fetch = None
+        self.committed_known = True
+        for p, offset in resp.offsets:
+            self.positions[p] = offset
+            self.processed[p] = offset
+            self.returned[p] = offset
+            self.ctx.event(self.name, "position", partition=p, offset=offset, reason="committed")
+
+    def _on_list_offsets(self, resp: m.ListOffsetsResponse) -> None:
+        if self.listing.get(resp.partition, (None,))[0] != resp.corr:
+            return
+        del self.listing[resp.partition]
+        if resp.error is not None:
+            self.refresh_metadata()
+            return
+        self._reset_to(resp.partition, resp.offset, "auto.offset.reset")
+
+    def _reset_to(self, p: int, offset: int, reason: str) -> None:
+        self.positions[p] = offset
+        self.position_epochs[p] = UNDEFINED_EPOCH
+        self.buffer[p] = []
+        self.ctx.event(self.name, "position", partition=p, offset=offset, reason=reason)
+
+    def _on_fetch(self, resp: m.FetchResponse) -> None:
+        p = resp.partition
+        if self.fetching.get(p, (None,))[0] != resp.corr:
+            return
+        del self.fetching[p]
+        if resp.fetch_offset != self.positions[p]:
+            return  # the position moved since this fetch was sent
+        if resp.error == m.OFFSET_OUT_OF_RANGE:
+            self.positions[p] = None  # reset on the next poll, per auto.offset.reset
+            self.ctx.event(self.name, "position", partition=p, offset=None, reason="out-of-range")
+            return
+        if resp.error is not None:
+            self.refresh_metadata()
+            return
+        if resp.diverging is not None:
+            # Truncation detected (KIP-320): move back to where our history and the log agree.
+            epoch, end = resp.diverging
+            self._reset_to(p, max(0, min(end, self.positions[p])), "truncation")  # type: ignore
+            return
+        self.buffer[p] = [r for r in resp.records if r.offset < resp.high_watermark]
+
+    # -- timers, connections, crash ----------------------------------------------------
+
+    def on_tick(self) -> None:
+        timeout = self.ctx.config.producer.request_timeout_ms
+        if self.commit_request and self.ctx.now - self.commit_sent_at >= timeout:
+            corr, coordinator, offsets = self.commit_request
+            self.ctx.network.reset(self.name, coordinator)
+            self._commit_done(offsets, "info", m.REQUEST_TIMED_OUT)
+        self.refresh_metadata()
+
+    def on_disconnect(self, peer: str) -> None:
+        self.fetching = {p: v for p, v in self.fetching.items() if v[1] != peer}
+        self.listing = {p: v for p, v in self.listing.items() if v[1] != peer}
+        if self.offsets_fetch and self.offsets_fetch[1] == peer:
+            self.offsets_fetch = None
+        if self.commit_request and self.commit_request[1] == peer:
+            _, _, offsets = self.commit_request
+            self._commit_done(offsets, "info", m.NETWORK_EXCEPTION)
+        self.refresh_metadata()
+
+    def crash(self) -> None:
+        self.alive = False
+        if self.commit_request:
+            self.ctx.history.add(self.name, "info", "commit", self.commit_request[2],
+                                 {"error": "CLIENT_CRASHED"})
+        self.ctx.history.add(self.name, "info", "crash", None)
+
+    def restart(self) -> None:
+        self.alive = True
+        self._start()

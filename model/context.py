@@ -1,0 +1,46 @@
+"""What every actor shares: configuration, clock, network, history and id counters.
+
+Actors talk only through :meth:`Context.send`; they never call each other, so every
+interaction is a message the driver controls.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from model.config import Config
+from model.history import HistoryRecorder
+from model.network import Network
+
+CONTROLLER = "ctl"
+
+
+class Context:
+    __slots__ = ("config", "network", "history", "nodes", "_corr", "_value")
+
+    def __init__(self, config: Config, nodes: list[str]) -> None:
+        self.config = config
+        self.network = Network()
+        self.history = HistoryRecorder()
+        self.nodes = nodes
+        self._corr = 0
+        self._value = 0
+
+    @property
+    def now(self) -> int:
+        return self.history.time
+
+    def next_corr(self) -> int:
+        self._corr += 1
+        return self._corr
+
+    def next_value(self) -> int:
+        """Unique record values, so every checker can tell records apart (as Jepsen does)."""
+        self._value += 1
+        return self._value
+
+    def send(self, src: str, dst: str, message: Any, generation: int | None = None) -> bool:
+        return self.network.send(src, dst, message, generation)
+
+    def event(self, node: str, f: str, **value: Any) -> None:
+        self.history.internal(node, f, **value)

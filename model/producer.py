@@ -1,0 +1,207 @@
+"""The (non-idempotent) producer: partitioner, accumulator, in-flight requests, retries.
+
+Each ``send`` becomes one batch of one record.  Batches wait per partition (Kafka's
+``RecordAccumulator``) and are drained to the leader the producer's cached metadata names,
+at most ``max.in.flight.requests.per.connection`` unacknowledged requests per broker; with
+one in flight the partition is muted, which is what keeps order without idempotence.
+Retriable errors and lost connections put the batch back at the head of its partition's
+queue after ``retry.backoff.ms``; ``request.timeout.ms`` closes the connection;
+``delivery.timeout.ms`` bounds the whole send.  A batch that may have been appended by any
+attempt ends ``info`` (indeterminate), never ``fail``: only errors raised before the append
+(NOT_ENOUGH_REPLICAS, a refused connection) prove a write did not happen.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from typing import Any, Callable
+
+import attrs
+
+from model import messages as m
+from model.context import Context
+from model.partitioner import partition_for_key
+
+# Errors that a leader returns only before appending: the attempt certainly wrote nothing.
+_NOT_APPENDED = frozenset({m.NOT_ENOUGH_REPLICAS})
+
+
+@attrs.define(slots=True)
+class Batch:
+    partition: int
+    key: str
+    value: int
+    created: int
+    attempts: int = 0
+    maybe_written: bool = False
+    retry_at: int = 0
+    last_error: str | None = None
+
+
+@attrs.define(slots=True)
+class InFlight:
+    batch: Batch
+    broker: str
+    sent_at: int
+
+
+class Producer:
+    def __init__(self, name: str, ctx: Context,
+                 metadata: Callable[[int], tuple[str | None, int]]) -> None:
+        self.name = name
+        self.ctx = ctx
+        self.lookup = metadata
+        self.alive = True
+        self._reset()
+
+    def _reset(self) -> None:
+        self.queues: dict[int, deque[Batch]] = {
+            p: deque() for p in range(self.ctx.config.topic.partitions)}
+        self.in_flight: dict[int, InFlight] = {}
+        self.leaders: dict[int, str | None] = {}
+        self.metadata_at = -1
+        self.refresh_metadata()
+
+    # -- metadata ----------------------------------------------------------------------
+
+    def refresh_metadata(self) -> None:
+        """Fetch metadata (modelled as read from an up-to-date broker; see docs/model.md)."""
+        self.leaders = {p: self.lookup(p)[0] for p in self.queues}
+        self.metadata_at = self.ctx.now
+
+    # -- application calls -------------------------------------------------------------
+
+    def send(self, key: str) -> None:
+        partition = partition_for_key(key, self.ctx.config.topic.partitions)
+        value = self.ctx.next_value()
+        self.ctx.history.add(self.name, "invoke", "send", [["send", partition, value]],
+                             {"key": key})
+        self.queues[partition].append(Batch(partition, key, value, self.ctx.now))
+        self.drain()
+
+    def idle(self) -> bool:
+        return not self.in_flight and not any(self.queues.values())
+
+    # -- the sender loop ---------------------------------------------------------------
+
+    def drain(self) -> None:
+        config = self.ctx.config.producer
+        now = self.ctx.now
+        per_broker: dict[str, int] = {}
+        for flight in self.in_flight.values():
+            per_broker[flight.broker] = per_broker.get(flight.broker, 0) + 1
+        muted = {f.batch.partition for f in self.in_flight.values()} \
+            if config.max_in_flight_requests_per_connection == 1 else set()
+        for partition, queue in self.queues.items():
+            while queue and partition not in muted:
+                batch = queue[0]
+                leader = self.leaders.get(partition)
+                if batch.retry_at > now or leader is None:
+                    break
+                if per_broker.get(leader, 0) >= config.max_in_flight_requests_per_connection:
+                    break
+                queue.popleft()
+                self._transmit(batch, leader)
+                if config.acks != "0":
+                    per_broker[leader] = per_broker.get(leader, 0) + 1
+                    if config.max_in_flight_requests_per_connection == 1:
+                        muted.add(partition)
+
+    def _transmit(self, batch: Batch, leader: str) -> None:
+        config = self.ctx.config.producer
+        corr = self.ctx.next_corr()
+        batch.attempts += 1
+        request = m.ProduceRequest(corr, batch.partition, batch.key, batch.value,
+                                   config.acks, config.request_timeout_ms)
+        sent = self.ctx.send(self.name, leader, request)
+        if config.acks == "0":
+            # Fire and forget: the send is complete once written to the socket.
+            self._complete(batch, "ok" if sent else "fail", None,
+                           None if sent else m.NETWORK_EXCEPTION)
+            return
+        if not sent:
+            self._failed_attempt(batch, m.NETWORK_EXCEPTION, written=False)
+            return
+        self.in_flight[corr] = InFlight(batch, leader, self.ctx.now)
+
+    def receive(self, src: str, generation: int, message: Any) -> None:
+        if not isinstance(message, m.ProduceResponse):
+            raise TypeError(f"producer cannot handle {type(message).__name__}")
+        flight = self.in_flight.pop(message.corr, None)
+        if flight is None:
+            return
+        if message.error is None:
+            self._complete(flight.batch, "ok", message.offset, None)
+        else:
+            self._failed_attempt(flight.batch, message.error,
+                                 written=message.error not in _NOT_APPENDED)
+        self.drain()
+
+    def _failed_attempt(self, batch: Batch, error: str, written: bool) -> None:
+        config = self.ctx.config.producer
+        batch.maybe_written |= written
+        batch.last_error = error
+        if error in (m.NOT_LEADER_OR_FOLLOWER, m.NETWORK_EXCEPTION, m.FENCED_LEADER_EPOCH,
+                     m.REQUEST_TIMED_OUT):
+            self.refresh_metadata()
+        expired = self.ctx.now - batch.created >= config.delivery_timeout_ms
+        if batch.attempts > config.retries or expired:
+            self._complete(batch, "info" if batch.maybe_written else "fail", None, error)
+            return
+        batch.retry_at = self.ctx.now + config.retry_backoff_ms
+        self.queues[batch.partition].appendleft(batch)
+
+    def _complete(self, batch: Batch, outcome: str, offset: int | None, error: str | None) -> None:
+        value: Any = [offset, batch.value] if outcome == "ok" else batch.value
+        meta: dict[str, Any] = {"key": batch.key}
+        if error is not None:
+            meta["error"] = error
+        self.ctx.history.add(self.name, outcome, "send",
+                             [["send", batch.partition, value]], meta)
+
+    # -- timers and connections --------------------------------------------------------
+
+    def on_tick(self) -> None:
+        config = self.ctx.config.producer
+        now = self.ctx.now
+        timed_out = {f.broker for f in self.in_flight.values()
+                     if now - f.sent_at >= config.request_timeout_ms}
+        for broker in sorted(timed_out):
+            # NetworkClient closes a connection whose request timed out.
+            self.ctx.network.reset(self.name, broker)
+            self.on_disconnect(broker)
+        for queue in self.queues.values():
+            for batch in [b for b in queue if now - b.created >= config.delivery_timeout_ms]:
+                queue.remove(batch)
+                self._complete(batch, "info" if batch.maybe_written else "fail", None,
+                               batch.last_error or "DELIVERY_TIMEOUT")
+        if now - self.metadata_at >= config.metadata_max_age_ms or any(
+                leader is None for leader in self.leaders.values()):
+            self.refresh_metadata()
+        self.drain()
+
+    def on_disconnect(self, peer: str) -> None:
+        lost = sorted((c, f) for c, f in self.in_flight.items() if f.broker == peer)
+        for corr, flight in lost:
+            del self.in_flight[corr]
+        # Requeue in original order: the earliest must end up at the head.
+        for corr, flight in reversed(lost):
+            self._failed_attempt(flight.batch, m.NETWORK_EXCEPTION, written=True)
+
+    # -- crash -------------------------------------------------------------------------
+
+    def crash(self) -> None:
+        """The client process dies: every unfinished send's outcome is unknown."""
+        pending = [f.batch for f in self.in_flight.values()]
+        for queue in self.queues.values():
+            pending.extend(queue)
+        for batch in sorted(pending, key=lambda b: b.value):
+            meta = {"key": batch.key, "error": "CLIENT_CRASHED"}
+            self.ctx.history.add(self.name, "info", "send",
+                                 [["send", batch.partition, batch.value]], meta)
+        self.alive = False
+        self.ctx.history.add(self.name, "info", "crash", None)
+
+    def restart(self) -> None:
+        self.alive = True
+        self._reset()

@@ -1,0 +1,43 @@
+"""The final phase of every run: heal, restart, and let the cluster drain, then Finish.
+
+Loss can only be judged fairly once the cluster had the chance to deliver: a record still
+sitting in a partitioned leader is not lost, it is late.  This phase is deterministic and
+its actions are appended to the schedule like any other, so replay needs no special case.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Iterator
+
+from model import actions as a
+from model.cluster import Cluster
+
+SETTLE_TICK_MS = 500
+MAX_SETTLE_ROUNDS = 600
+
+
+def settle(cluster: Cluster) -> Iterator[Any]:
+    """Yield the settling actions one at a time; apply each before asking for the next."""
+    if cluster.partitioned():
+        yield a.Heal()
+    for broker in cluster.brokers:
+        if not cluster.alive(broker):
+            yield a.Restart(broker)
+    for client in cluster.clients:
+        if not cluster.alive(client):
+            yield a.ClientRestart(client)
+    for _ in range(MAX_SETTLE_ROUNDS):
+        if cluster.quiescent():
+            break
+        for src, dst in cluster.ctx.network.ready_links():
+            if cluster.ctx.network.queues.get((src, dst)):
+                yield a.Deliver(src, dst)
+        for name, consumer in cluster.consumers.items():
+            while consumer.can_process():
+                yield a.Process(name)
+            if consumer.can_commit():
+                yield a.Commit(name)
+            elif consumer.can_poll():
+                yield a.Poll(name)
+        yield a.Tick(SETTLE_TICK_MS)
+    yield a.Finish()
