@@ -47,10 +47,12 @@ class Cluster:
         self.consumers: dict[str, Consumer] = {}
         self.actors: dict[str, Any] = {**self.broker_actors, CONTROLLER: self.controller,
                                        **self.producers}
-        # The initial metadata reaches brokers as messages, like every later decision.
+        # The topic exists before any client starts: brokers know the initial leaders.
+        # Every later decision reaches them as a message.
         for p in assignment:
             for replica in assignment[p]:
-                self.ctx.send(CONTROLLER, replica, self.controller.partitions[p].message(p))
+                self.broker_actors[replica].receive(
+                    CONTROLLER, 0, self.controller.partitions[p].message(p))
         for name in self.consumer_names:
             self.consumers[name] = Consumer(name, self.ctx, self.controller.leader_of,
                                             self.controller.coordinator)
@@ -231,7 +233,25 @@ class Cluster:
             state = self.broker_actors[meta.leader].replicas[p]
             if state.leader != meta.leader or state.leader_epoch != meta.leader_epoch:
                 return False
-            if state.log.hw != state.log.leo:
+            if state.log.hw != state.log.leo or any(
+                    self.broker_actors[r].replicas[p].log.leo != state.log.leo
+                    for r in meta.replicas):
                 return False
             hws[p] = state.log.hw
         return all(c.caught_up(hws) for c in self.consumers.values())
+
+    # -- state views for the model-state invariants ------------------------------------
+
+    def partition_views(self) -> list["PartitionView"]:
+        from model.views import PartitionView, ReplicaView
+
+        views = []
+        for p, meta in sorted(self.controller.partitions.items()):
+            replicas = {}
+            for b in meta.replicas:
+                broker = self.broker_actors[b]
+                state = broker.replicas[p]
+                replicas[b] = ReplicaView(b, broker.alive, state.leader == b,
+                                          state.leader_epoch, state.log.hw, state.log.records)
+            views.append(PartitionView(p, meta.leader, meta.leader_epoch, meta.isr, replicas))
+        return views

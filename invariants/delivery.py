@@ -1,0 +1,43 @@
+"""Delivery: were acknowledged writes kept, and was each record processed exactly once?
+
+Three questions, each against the final committed log the ``Finish`` step recorded:
+
+* ``lost-write``: a send the producer saw acknowledged (``ok``) whose value is not in the
+  final log of its partition.  With ``acks=0`` "acknowledged" means "handed to the socket".
+* ``duplicate``: one value stored at more than one offset (a retried send that had landed).
+* ``processed-zero-times`` / ``processed-more-than-once``: the consumer pipeline's verdict.
+  Expected are the records of the final log from the offset the consumer first started at
+  (its first committed or ``auto.offset.reset`` position), so a consumer configured with
+  ``auto.offset.reset=latest`` is not blamed for records older than its start.  Counting
+  is per value, so a producer-side duplicate that the consumer processes twice counts.
+"""
+
+from __future__ import annotations
+
+from invariants.anomaly import Anomalies, add
+from invariants.observations import Observations
+
+
+def check_delivery(obs: Observations, anomalies: Anomalies) -> None:
+    if obs.final_logs is None:
+        return
+    stored = obs.final_offsets_by_value()
+    for value, send in sorted(obs.sends.items()):
+        if send.outcome == "ok" and not any(p == send.partition for p, _ in stored.get(value, ())):
+            add(anomalies, "lost-write", key=send.partition, value=value,
+                offset=send.offset, writer=send.completion, **{"record-key": send.record_key})
+    for value, places in sorted(stored.items()):
+        if len(places) > 1:
+            add(anomalies, "duplicate", key=places[0][0], value=value,
+                offsets=[o for _, o in places], count=len(places))
+    for p, log in sorted(obs.final_logs.items()):
+        start = obs.baselines.get(p)
+        if start is None:
+            continue
+        for offset, value, *_ in log[start:]:
+            if value not in obs.processed:
+                add(anomalies, "processed-zero-times", key=p, offset=offset, value=value)
+    for value, times in sorted(obs.processed.items()):
+        if len(times) > 1:
+            add(anomalies, "processed-more-than-once", key=times[0][0], value=value,
+                count=len(times), offsets=[o for _, o, _ in times], ops=[i for *_, i in times])

@@ -1,0 +1,100 @@
+"""Facts extracted once from a history, shared by every model-aware checker.
+
+The checkers in this package read only :class:`model.history.Event` records.  This module
+walks the events a single time and keeps what the checkers ask about: sends and their
+outcomes, what polls returned, what the application processed, where the consumer started,
+and the final committed log recorded by the ``Finish`` step.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Iterable
+
+import attrs
+
+from model.history import INTERNAL, Event
+
+
+@attrs.define(slots=True)
+class SendOp:
+    """One ``send``: its invocation and (if any) its completion."""
+
+    index: int
+    process: str
+    partition: int
+    value: int
+    record_key: str | None
+    outcome: str | None = None        # ok | fail | info | None (never completed)
+    offset: int | None = None
+    completion: int | None = None
+
+
+@attrs.define(slots=True)
+class Observations:
+    sends: dict[int, SendOp] = attrs.field(factory=dict)              # by value
+    reads: list[tuple[int, int, int, int]] = attrs.field(factory=list)  # (p, offset, value, op)
+    processed: dict[int, list[tuple[int, int, int]]] = attrs.field(factory=dict)
+    baselines: dict[int, int] = attrs.field(factory=dict)             # first start position
+    final_logs: dict[int, list[tuple[int, int, str, str, int]]] | None = None
+    invariant_violations: list[dict[str, Any]] = attrs.field(factory=list)
+    events: int = 0
+
+    def final_value_at(self, partition: int, offset: int) -> int | None:
+        assert self.final_logs is not None
+        log = self.final_logs.get(partition, [])
+        return log[offset][1] if 0 <= offset < len(log) else None
+
+    def final_offsets_by_value(self) -> dict[int, list[tuple[int, int]]]:
+        """value -> [(partition, offset), ...] in the final logs."""
+        out: dict[int, list[tuple[int, int]]] = {}
+        for p, log in (self.final_logs or {}).items():
+            for offset, value, *_ in log:
+                out.setdefault(value, []).append((p, offset))
+        return out
+
+
+def observe(events: Iterable[Event]) -> Observations:
+    obs = Observations()
+    pending: dict[tuple[str, int], SendOp] = {}
+    for event in events:
+        obs.events += 1
+        f = event.f
+        if event.type == INTERNAL:
+            if f == "final-log":
+                if obs.final_logs is None:
+                    obs.final_logs = {}
+                obs.final_logs[event.value["partition"]] = [
+                    tuple(r) for r in event.value["records"]]  # type: ignore[misc]
+            elif f == "position":
+                p, offset = event.value["partition"], event.value["offset"]
+                if offset is not None and p not in obs.baselines:
+                    obs.baselines[p] = offset
+            elif f == "invariant":
+                obs.invariant_violations.append(dict(event.value))
+            continue
+        if f == "send":
+            for _, partition, value in event.value:
+                if event.type == "invoke":
+                    op = SendOp(event.index, event.process, partition, value,
+                                (event.meta or {}).get("key"))
+                    obs.sends[value] = op
+                    pending[(event.process, value)] = op
+                    continue
+                offset = None
+                if isinstance(value, list):
+                    offset, value = value
+                op = pending.pop((event.process, value), None) or obs.sends.get(value)
+                if op is None:
+                    continue
+                op.outcome, op.offset, op.completion = event.type, offset, event.index
+        elif f == "poll" and event.type == "ok":
+            for mop in event.value:
+                if len(mop) < 2:
+                    continue
+                for partition, pairs in mop[1].items():
+                    for offset, value in pairs:
+                        obs.reads.append((partition, offset, value, event.index))
+        elif f == "process" and event.type == "ok":
+            partition, offset, value = event.value
+            obs.processed.setdefault(value, []).append((partition, offset, event.index))
+    return obs

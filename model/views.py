@@ -1,0 +1,43 @@
+"""Read-only views of the model's state, for the model-state invariants.
+
+The invariant checkers must not depend on how brokers store things; these small records
+are the whole contract between the model and :mod:`invariants.model_state`.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import attrs
+
+
+@attrs.frozen(slots=True)
+class ReplicaView:
+    broker: str
+    alive: bool
+    believes_leader: bool
+    leader_epoch: int
+    hw: int
+    records: Sequence  # the replica's records (offset, epoch, key, value, producer)
+
+    @property
+    def leo(self) -> int:
+        return len(self.records)
+
+
+@attrs.frozen(slots=True)
+class PartitionView:
+    partition: int
+    leader: str | None          # the controller's choice
+    leader_epoch: int
+    isr: tuple[str, ...]
+    replicas: dict[str, ReplicaView]
+
+    def acting_leader(self) -> ReplicaView | None:
+        """The controller's leader, if it knows it leads in the current epoch."""
+        if self.leader is None:
+            return None
+        view = self.replicas[self.leader]
+        if view.believes_leader and view.leader_epoch == self.leader_epoch and view.alive:
+            return view
+        return None
