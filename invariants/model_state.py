@@ -55,13 +55,13 @@ class ModelStateMonitor:
             record = records[offset]
             if (record.epoch, record.value) != committed[offset]:
                 self._report(found, "committed-prefix-changed", partition, offset,
-                             expected=committed[offset][1], found=record.value)
+                             expected=committed[offset][1], actual=record.value)
                 committed[offset:] = []
                 break
         else:
             if len(records) < len(committed):
                 self._report(found, "committed-prefix-changed", partition, len(records),
-                             expected=committed[len(records)][1], found=None)
+                             expected=committed[len(records)][1], actual=None)
                 del committed[len(records):]
         if hw > len(committed):
             committed.extend((r.epoch, r.value) for r in records[len(committed):hw])

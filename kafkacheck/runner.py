@@ -22,8 +22,19 @@ class Run:
         self.cluster = Cluster(config)
         self.monitor = ModelStateMonitor()
         self.schedule: list[Any] = []
+        self._enabled: dict[str, list[Any]] | None = None
+
+    def enabled(self, kind: str) -> list[Any]:
+        """Enabled actions of one kind, computed once per step (drivers ask often)."""
+        if self._enabled is None:
+            grouped: dict[str, list[Any]] = {}
+            for action in self.cluster.enabled_actions():
+                grouped.setdefault(action.kind, []).append(action)
+            self._enabled = grouped
+        return self._enabled.get(kind, [])
 
     def apply(self, action: Any) -> None:
+        self._enabled = None
         self.cluster.apply(action)
         self.schedule.append(action)
         for violation in self.monitor.check(self.cluster.partition_views()):

@@ -15,6 +15,7 @@ from model.consumer import Consumer
 from model.context import CONTROLLER, Context
 from model.controller import Controller
 from model.history import Event
+from model.messages import FetchRequest, FetchResponse
 from model.producer import Producer
 
 # The clock steps a driver may choose: a fetch backoff, a request timeout's third, a
@@ -224,11 +225,13 @@ class Cluster:
             return False
         if self.controller.fenced or self.controller.reregistering:
             return False
+        if not self._only_replication_traffic():
+            return False
         if not all(p.idle() for p in self.producers.values()):
             return False
         hws = {}
         for p, meta in self.controller.partitions.items():
-            if meta.leader is None:
+            if meta.leader is None or set(meta.isr) != set(meta.replicas):
                 return False
             state = self.broker_actors[meta.leader].replicas[p]
             if state.leader != meta.leader or state.leader_epoch != meta.leader_epoch:
@@ -239,6 +242,14 @@ class Cluster:
                 return False
             hws[p] = state.log.hw
         return all(c.caught_up(hws) for c in self.consumers.values())
+
+    def _only_replication_traffic(self) -> bool:
+        """Fetches go on forever; anything else still queued means work is in flight."""
+        for queue in self.ctx.network.queues.values():
+            for _, message in queue:
+                if not isinstance(message, (FetchRequest, FetchResponse)):
+                    return False
+        return True
 
     # -- state views for the model-state invariants ------------------------------------
 

@@ -197,6 +197,7 @@ class Consumer:
             self.processed[p] = offset
             self.returned[p] = offset
             self.ctx.event(self.name, "position", partition=p, offset=offset, reason="committed")
+        self._send_requests()  # poll() chains OffsetFetch -> ListOffsets -> Fetch itself
 
     def _on_list_offsets(self, resp: m.ListOffsetsResponse) -> None:
         if self.listing.get(resp.partition, (None,))[0] != resp.corr:
@@ -206,6 +207,7 @@ class Consumer:
             self.refresh_metadata()
             return
         self._reset_to(resp.partition, resp.offset, "auto.offset.reset")
+        self._send_requests()
 
     def _reset_to(self, p: int, offset: int, reason: str) -> None:
         self.positions[p] = offset
