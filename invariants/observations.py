@@ -20,13 +20,18 @@ class SendOp:
     """One ``send``: its invocation and (if any) its completion."""
 
     index: int
-    process: str
+    process: str        # the Jepsen process (lane) that sent it
     partition: int
     value: int
     record_key: str | None
     outcome: str | None = None        # ok | fail | info | None (never completed)
     offset: int | None = None
     completion: int | None = None
+
+    @property
+    def client(self) -> str:
+        """The producer client: processes are named ``client:incarnation[:lane]``."""
+        return self.process.split(":", 1)[0]
 
 
 @attrs.define(slots=True)

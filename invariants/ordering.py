@@ -17,13 +17,16 @@ from invariants.observations import Observations
 
 
 def order_graph(obs: Observations) -> dict[tuple[str, str | None], nx.DiGraph]:
-    """One graph per (producer, record key): send-order and log-order edges."""
+    """One graph per (producer client, record key): send-order and log-order edges.
+
+    Grouping is by client, not Jepsen process: a producer's lanes are one application
+    whose sends Kafka orders per partition."""
     stored = obs.final_offsets_by_value()
     chains: dict[tuple[str, str | None], list] = defaultdict(list)
     for send in sorted(obs.sends.values(), key=lambda s: s.index):
         places = [o for p, o in stored.get(send.value, ()) if p == send.partition]
         if places:
-            chains[(send.process, send.record_key)].append((send, min(places)))
+            chains[(send.client, send.record_key)].append((send, min(places)))
     graphs = {}
     for group, chain in chains.items():
         graph = nx.DiGraph()
@@ -46,7 +49,7 @@ def check_ordering(obs: Observations, anomalies: Anomalies) -> None:
             if len(component) < 2:
                 continue
             sends = sorted((obs.sends[v] for v in component), key=lambda s: s.index)
-            add(anomalies, "reorder", key=sends[0].partition, process=process,
+            add(anomalies, "reorder", key=sends[0].partition, client=process,
                 values=[s.value for s in sends],
                 offsets=[min(o for _, o in stored[s.value]) for s in sends],
                 ops=[s.index for s in sends], **{"record-key": record_key})

@@ -36,6 +36,7 @@ class Batch:
     maybe_written: bool = False
     retry_at: int = 0
     last_error: str | None = None
+    process: str = ""
 
 
 @attrs.define(slots=True)
@@ -52,9 +53,14 @@ class Producer:
         self.ctx = ctx
         self.lookup = metadata
         self.alive = True
+        self.incarnation = 0
         self._reset()
 
     def _reset(self) -> None:
+        # Jepsen's processes do one operation at a time and are never reused after an
+        # indeterminate (info) outcome; concurrent sends therefore each get a "lane".
+        self.free_lanes: list[int] = []
+        self.next_lane = 0
         self.queues: dict[int, deque[Batch]] = {
             p: deque() for p in range(self.ctx.config.topic.partitions)}
         self.in_flight: dict[int, InFlight] = {}
@@ -74,9 +80,15 @@ class Producer:
     def send(self, key: str) -> None:
         partition = partition_for_key(key, self.ctx.config.topic.partitions)
         value = self.ctx.next_value()
-        self.ctx.history.add(self.name, "invoke", "send", [["send", partition, value]],
+        if self.free_lanes:
+            lane = self.free_lanes.pop(0)
+        else:
+            lane, self.next_lane = self.next_lane, self.next_lane + 1
+        process = f"{self.name}:{self.incarnation}:{lane}"
+        self.ctx.history.add(process, "invoke", "send", [["send", partition, value]],
                              {"key": key})
-        self.queues[partition].append(Batch(partition, key, value, self.ctx.now))
+        self.queues[partition].append(Batch(partition, key, value, self.ctx.now,
+                                            process=process))
         self.drain()
 
     def idle(self) -> bool:
@@ -156,8 +168,11 @@ class Producer:
         meta: dict[str, Any] = {"key": batch.key}
         if error is not None:
             meta["error"] = error
-        self.ctx.history.add(self.name, outcome, "send",
+        self.ctx.history.add(batch.process, outcome, "send",
                              [["send", batch.partition, value]], meta)
+        if outcome != "info":
+            self.free_lanes.append(int(batch.process.rsplit(":", 1)[1]))
+            self.free_lanes.sort()
 
     # -- timers and connections --------------------------------------------------------
 
@@ -197,11 +212,12 @@ class Producer:
             pending.extend(queue)
         for batch in sorted(pending, key=lambda b: b.value):
             meta = {"key": batch.key, "error": "CLIENT_CRASHED"}
-            self.ctx.history.add(self.name, "info", "send",
+            self.ctx.history.add(batch.process, "info", "send",
                                  [["send", batch.partition, batch.value]], meta)
         self.alive = False
-        self.ctx.history.add(self.name, "info", "crash", None)
+        self.ctx.history.add(f"{self.name}:{self.incarnation}", "info", "crash", None)
 
     def restart(self) -> None:
         self.alive = True
+        self.incarnation += 1
         self._reset()

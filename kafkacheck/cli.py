@@ -1,0 +1,272 @@
+"""The ``kafkacheck`` command line.
+
+Exit codes are part of the interface (scripts and CI depend on them):
+
+* 0: nothing found / the history is valid;
+* 1: an anomaly was found (hunt) or reproduced (replay, check);
+* 2: unusable input (missing file, not JSON, wrong format version, bad setting), with a
+  one-line message and no traceback;
+* 3: ``replay`` only: the replayed run diverged from the recorded events.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any, Sequence
+
+from model.config import ConfigError, describe_settings, parse_assignments
+
+EXIT_OK, EXIT_FOUND, EXIT_USAGE, EXIT_DIVERGED = 0, 1, 2, 3
+
+
+class UsageError(Exception):
+    """Bad input from the user: printed as one line, exit code 2."""
+
+
+def _err(message: str) -> None:
+    print(f"kafkacheck: error: {message}", file=sys.stderr)
+
+
+def _progress(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def _config(pairs: list[str]) -> Any:
+    from kafkacheck.matrix import hunt_config
+
+    try:
+        return hunt_config(parse_assignments(pairs))
+    except ConfigError as error:
+        raise UsageError(str(error)) from None
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _seed(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer seed, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError("the seed must not be negative")
+    return value
+
+
+# -- commands --------------------------------------------------------------------------
+
+
+def cmd_hunt(args: argparse.Namespace) -> int:
+    from kafkacheck.hunt import hunt, hunt_all
+
+    config = _config(args.set)
+    label = ", ".join(f"{k}={v}" for k, v in config.diff().items()) or "kafkacheck defaults"
+    _progress(f"hunting {label}: up to {args.examples} runs of up to {args.steps} steps, "
+              f"seed {args.seed}")
+    out = Path(args.out)
+    target = frozenset(args.target) if args.target else None
+    if args.all:
+        results = hunt_all(config, examples=args.examples, steps=args.steps, seed=args.seed,
+                           out_dir=out, progress=_progress)
+    else:
+        results = [hunt(config, examples=args.examples, steps=args.steps, seed=args.seed,
+                        target=target, out_dir=out, progress=_progress)]
+    found = [r for r in results if r.found]
+    for result in found:
+        print(f"found: {', '.join(sorted(result.anomalies))}")
+        print(f"saved: {result.path}")
+    if not found:
+        last = results[-1]
+        print(f"nothing found in {last.runs} runs ({last.steps_run} steps, "
+              f"{last.seconds:.1f}s)")
+    return EXIT_FOUND if found else EXIT_OK
+
+
+def _print_verdict(verdict: dict[str, Any], as_json: bool) -> None:
+    if as_json:
+        print(json.dumps(verdict, indent=2, sort_keys=False))
+        return
+    anomalies = verdict["anomalies"]
+    if not anomalies:
+        print("valid: no anomalies")
+    for name, details in anomalies.items():
+        print(f"{name} ({len(details)}):")
+        for detail in details[:10]:
+            print(f"  {json.dumps(detail)}")
+        if len(details) > 10:
+            print(f"  ... {len(details) - 10} more")
+    if "guarantee" in verdict:
+        print(f"guarantee: {verdict['guarantee']}")
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    from kafkacheck.replay import replay
+    from kafkacheck.storage import HistoryFileError, load_history
+
+    try:
+        saved = load_history(args.file)
+    except HistoryFileError as error:
+        raise UsageError(str(error)) from None
+    result = replay(saved)
+    if result.diverged:
+        print(f"diverged: {result.reason}")
+        return EXIT_DIVERGED
+    assert result.verdict is not None
+    verdict = result.verdict.to_json()
+    _print_verdict(verdict, args.json)
+    recorded = sorted((saved.verdict or {}).get("anomalies", {}))
+    if not args.json and recorded != sorted(verdict["anomalies"]):
+        print(f"note: the file recorded anomalies {recorded}")
+    return EXIT_OK if result.verdict.valid else EXIT_FOUND
+
+
+def _check_document(path: Path, fmt: str, ww_deps: bool, sub_via: str) -> dict[str, Any]:
+    """Check a saved history (own format or Jepsen's) and return the merged verdict."""
+    from kafkacheck.checking import check_file
+
+    return check_file(path, fmt=fmt, ww_deps=ww_deps, sub_via=sub_via)
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    verdict = _check_document(Path(args.file), args.format, args.ww_deps, args.sub_via)
+    _print_verdict(verdict, args.json)
+    return EXIT_OK if verdict["valid"] else EXIT_FOUND
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from kafkacheck.checking import export_file
+
+    export_file(Path(args.file), args.format, Path(args.output) if args.output else None)
+    return EXIT_OK
+
+
+def cmd_guarantees(args: argparse.Namespace) -> int:
+    from kafkacheck.matrix import hunt_matrix
+    from kafkacheck.report import markdown, terminal_table
+
+    _progress(f"hunting the guarantee matrix: rounds of up to {args.examples} runs of up to "
+              f"{args.steps} steps, seed {args.seed}")
+    cells = hunt_matrix(examples=args.examples, steps=args.steps, seed=args.seed,
+                        out_dir=Path(args.out), workers=args.workers, progress=_progress)
+    print(terminal_table(cells))
+    doc = Path(args.doc)
+    doc.parent.mkdir(parents=True, exist_ok=True)
+    doc.write_text(markdown(cells, examples=args.examples, steps=args.steps, seed=args.seed,
+                            doc_path=doc))
+    print(f"wrote {doc}")
+    return EXIT_OK
+
+
+def cmd_settings(args: argparse.Namespace) -> int:
+    rows = describe_settings()
+    width = max(len(r[0]) for r in rows)
+    for name, default, accepted, meaning in rows:
+        shown = str(default).lower() if isinstance(default, bool) else default
+        print(f"{name.ljust(width)}  default {shown}  ({accepted})\n{' ' * width}  {meaning}")
+    return EXIT_OK
+
+
+# -- parser ----------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="kafkacheck",
+        description="Property-based checker of Apache Kafka's delivery guarantees: hunts a "
+                    "deterministic model of a Kafka cluster for lost, duplicated, reordered "
+                    "and uncommitted records, and checks recorded histories.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    hunt = sub.add_parser("hunt", help="hunt one configuration for anomalies",
+                          description="Hunt one configuration. Exit 0 if nothing was found, "
+                                      "1 if an anomaly was found and saved.")
+    hunt.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
+                      help="a Kafka setting, e.g. --set acks=1 (see `kafkacheck settings`)")
+    hunt.add_argument("--examples", type=_positive, default=200,
+                      help="Hypothesis runs per hunt (default 200)")
+    hunt.add_argument("--steps", type=_positive, default=100,
+                      help="maximum steps per run before the settle phase (default 100)")
+    hunt.add_argument("--seed", type=_seed, default=0, help="random seed (default 0)")
+    hunt.add_argument("--out", default="histories",
+                      help="directory for saved counterexamples (default histories/)")
+    hunt.add_argument("--target", action="append", metavar="ANOMALY",
+                      help="only stop for this anomaly (repeatable)")
+    hunt.add_argument("--all", action="store_true",
+                      help="keep hunting for further anomaly kinds after the first")
+    hunt.set_defaults(func=cmd_hunt)
+
+    replay = sub.add_parser("replay", help="re-execute a saved history and re-check it",
+                            description="Exit 0 if clean, 1 if the anomalies reproduce, "
+                                        "2 for an unusable file, 3 if the replay diverges.")
+    replay.add_argument("file", help="a history JSON file (e.g. under histories/)")
+    replay.add_argument("--json", action="store_true", help="print the verdict as JSON")
+    replay.set_defaults(func=cmd_replay)
+
+    check = sub.add_parser("check", help="check a history's events without re-running it",
+                           description="Check a kafkacheck or Jepsen history. Exit 0 if valid, "
+                                       "1 if not, 2 for unusable input.")
+    check.add_argument("file")
+    check.add_argument("--json", action="store_true",
+                       help='print {"valid": bool, "anomalies": {...}, "stats": {...}}')
+    check.add_argument("--format", choices=("auto", "kafkacheck", "jepsen"), default="auto",
+                       help="input format (default: detect)")
+    check.add_argument("--ww-deps", action="store_true",
+                       help="infer ww edges from the version order (Jepsen's :ww-deps)")
+    check.add_argument("--sub-via", choices=("assign", "subscribe"), default="assign",
+                       help="how consumers got partitions; subscribe allows rebalance skips")
+    check.set_defaults(func=cmd_check)
+
+    export = sub.add_parser("export", help="write a kafkacheck history in Jepsen's format")
+    export.add_argument("file")
+    export.add_argument("--format", choices=("jepsen",), default="jepsen")
+    export.add_argument("-o", "--output", help="output file (default: standard output)")
+    export.set_defaults(func=cmd_export)
+
+    guarantees = sub.add_parser(
+        "guarantees", help="hunt the default configuration matrix and write the report",
+        description="Hunts acks x min.insync.replicas x commit strategy, prints the guarantee "
+                    "table and writes docs/guarantees.md.")
+    guarantees.add_argument("--examples", type=_positive, default=150,
+                            help="Hypothesis runs per hunting round (default 150)")
+    guarantees.add_argument("--steps", type=_positive, default=100,
+                            help="maximum steps per run (default 100)")
+    guarantees.add_argument("--seed", type=_seed, default=0)
+    guarantees.add_argument("--out", default="histories")
+    guarantees.add_argument("--doc", default="docs/guarantees.md")
+    guarantees.add_argument("--workers", type=_positive, default=None,
+                            help="parallel processes (default: one per core)")
+    guarantees.set_defaults(func=cmd_guarantees)
+
+    settings = sub.add_parser("settings", help="list every setting with its default")
+    settings.set_defaults(func=cmd_settings)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except UsageError as error:
+        _err(str(error))
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        _err("interrupted")
+        return 130
+    except BrokenPipeError:
+        return EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())

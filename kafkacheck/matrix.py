@@ -1,0 +1,110 @@
+"""The default configuration matrix and the hunt over it.
+
+The matrix crosses the settings whose guarantees users most often get wrong: ``acks``
+(0, 1, all) x ``min.insync.replicas`` (1, 2) x the consumer's commit strategy (commit
+after processing, commit before).  Every cell shares the base settings below, which are
+printed with the report so nobody mistakes them for Kafka's defaults.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+from typing import Any, Callable
+
+import attrs
+
+from invariants.guarantees import guarantee
+from kafkacheck.hunt import HuntResult, hunt_all
+from model.config import Config
+
+# Where a hunt's configuration differs from Kafka's own defaults, and why.
+HUNT_BASE = {
+    # Judge delivery of every record: a consumer starting at the log end would not be
+    # expected to see records written before it started.
+    "auto.offset.reset": "earliest",
+}
+
+MATRIX_AXES = {
+    "acks": ("0", "1", "all"),
+    "min.insync.replicas": ("1", "2"),
+    "kafkacheck.commit.strategy": ("after-processing", "before-processing"),
+}
+
+
+def matrix_settings() -> list[dict[str, str]]:
+    names = list(MATRIX_AXES)
+    return [dict(zip(names, values)) for values in itertools.product(*MATRIX_AXES.values())]
+
+
+def hunt_config(settings: dict[str, Any]) -> Config:
+    return Config.from_settings({**HUNT_BASE, **settings})
+
+
+@attrs.frozen
+class CellResult:
+    settings: dict[str, str]
+    rounds: list[HuntResult]
+
+    @property
+    def anomalies(self) -> dict[str, Path | None]:
+        """Each anomaly found, with the history that shows it."""
+        found: dict[str, Path | None] = {}
+        for result in self.rounds:
+            for name in result.anomalies:
+                found.setdefault(name, result.path)
+        return found
+
+    @property
+    def guarantee(self) -> str:
+        return guarantee(self.anomalies)
+
+    @property
+    def runs(self) -> int:
+        return sum(r.runs for r in self.rounds)
+
+    @property
+    def steps(self) -> int:
+        return sum(r.steps_run for r in self.rounds)
+
+
+def _hunt_cell(args: tuple[dict[str, str], int, int, int, str | None]) -> CellResult:
+    settings, examples, steps, seed, out_dir = args
+    rounds = hunt_all(hunt_config(settings), examples=examples, steps=steps, seed=seed,
+                      out_dir=Path(out_dir) if out_dir else None)
+    return CellResult(settings, rounds)
+
+
+def hunt_matrix(*, examples: int, steps: int, seed: int, out_dir: Path | None,
+                cells: list[dict[str, str]] | None = None, workers: int | None = None,
+                progress: Callable[[str], None] | None = None) -> list[CellResult]:
+    """Hunt every cell, in parallel across processes; results in matrix order."""
+    cells = cells if cells is not None else matrix_settings()
+    jobs = [(cell, examples, steps, seed, str(out_dir) if out_dir else None) for cell in cells]
+    workers = workers or min(len(jobs), os.cpu_count() or 1)
+    results: dict[int, CellResult] = {}
+    if workers <= 1:
+        for i, job in enumerate(jobs):
+            results[i] = _hunt_cell(job)
+            _report_cell(progress, i + 1, len(jobs), results[i])
+    else:
+        with ProcessPoolExecutor(max_workers=workers) as pool:
+            futures = {pool.submit(_hunt_cell, job): i for i, job in enumerate(jobs)}
+            from concurrent.futures import as_completed
+            for done, future in enumerate(as_completed(futures), start=1):
+                i = futures[future]
+                results[i] = future.result()
+                _report_cell(progress, done, len(jobs), results[i])
+    return [results[i] for i in range(len(jobs))]
+
+
+def _report_cell(progress: Callable[[str], None] | None, done: int, total: int,
+                 cell: CellResult) -> None:
+    if progress is None:
+        return
+    label = ", ".join(f"{k}={v}" for k, v in cell.settings.items())
+    found = ", ".join(sorted(cell.anomalies)) or "nothing"
+    progress(f"[{done}/{total}] {label}: {cell.guarantee} ({found}; {cell.runs} runs, "
+             f"{cell.steps} steps)")
