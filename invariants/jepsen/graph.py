@@ -1,0 +1,239 @@
+"""The transaction dependency graph between completed send/poll/txn ops.
+
+Edges (Jepsen's definitions; rw is our addition):
+
+* ww: T1 sent v1 to k, T2 sent v2, and v1 immediately precedes v2 in k's version order
+  (only with ``ww_deps``: Kafka does not isolate writes, so these are inferred, not given);
+* wr: T1 sent v to k and T2 polled v (every polled value, Jepsen draws them all);
+* rw: T1's highest poll of k was v1 and T2 sent the value right after v1 (anti-dependency),
+  unless T2 also sent v1 (then T1 read part of T2's sends: that is G1b, not a cycle);
+* realtime: T1 completed ``:ok`` before T2 was invoked.
+
+Why realtime is kept implicit here: the realtime relation has up to n^2 edges and even
+Elle's transitive reduction has about (concurrency x n) of them, which would dominate a
+10^6-op history.  For finding strongly connected components we encode it exactly with a
+chain of "time" nodes (ok completion -> time node -> later time nodes -> later-invoked
+op), which preserves reachability among ops with two edges per op; real edges are
+materialised (Elle's reduction) only inside the components that have cycles.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .ops import TXN_FS, History, Op
+from .versions import VersionOrders
+
+WW, WR, RW, RT = 1, 2, 4, 8
+REL_NAMES = {WW: "ww", WR: "wr", RW: "rw", RT: "realtime"}
+JEPSEN_RELS = WW | WR | RT
+
+
+class DependencyGraph:
+    """ww/wr/rw edges keyed by (from pos, to pos) with a relation bitmask, plus the
+    realtime encoding.  Node ids are op positions in ``History.ops``."""
+
+    def __init__(self, history: History, orders: VersionOrders,
+                 writer: dict[Any, dict[Any, Op]], readers: dict[Any, dict[Any, list[Op]]],
+                 ww_deps: bool, stats: dict) -> None:
+        self.history = history
+        self.orders = orders
+        self.writer = writer
+        edges: dict[tuple[int, int], int] = {}
+        missing = 0
+        if ww_deps:
+            for k, wm in writer.items():
+                order = orders.get(k)
+                if order is None:
+                    continue
+                by_value, by_index = order.by_value, order.by_index
+                for v2, op2 in wm.items():
+                    i2 = by_value.get(v2)
+                    if not i2:
+                        continue
+                    op1 = wm.get(by_index[i2 - 1])
+                    if op1 is None:
+                        missing += 1
+                    elif op1 is not op2:
+                        e = (op1.pos, op2.pos)
+                        edges[e] = edges.get(e, 0) | WW
+        for k, vm in readers.items():
+            wm = writer.get(k, {})
+            for v, rs in vm.items():
+                w = wm.get(v)
+                if w is None:
+                    missing += 1
+                    continue
+                wp = w.pos
+                for r in rs:
+                    if r is not w:
+                        e = (wp, r.pos)
+                        edges[e] = edges.get(e, 0) | WR
+        self.rw_edges = 0
+        for op in history.completions:
+            if op.type != "ok" or not op.reads:
+                continue
+            for k, pairs in op.reads.items():
+                nxt = next_version_after_read(orders, k, pairs)
+                if nxt is None:
+                    continue
+                wm = writer.get(k, {})
+                w = wm.get(nxt[1])
+                # Reading part of one op's sends is an intermediate read (G1b, reported
+                # on its own), not an anti-dependency on that op.
+                if w is not None and w is not op and w is not wm.get(nxt[0]):
+                    e = (op.pos, w.pos)
+                    edges[e] = edges.get(e, 0) | RW
+        self.edges = edges
+        if missing:
+            stats["values-without-writer"] = stats.get("values-without-writer", 0) + missing
+        self.txn_ops = [op for op in history.ops if op.f in TXN_FS]
+
+    def has_jepsen_edges(self) -> bool:
+        """Elle calls a graph with no ww/wr/realtime edge an empty transaction graph."""
+        if any(m & (WW | WR) for m in self.edges.values()):
+            return True
+        seen_ok = False
+        completion_of = self.completion_of_invoke()
+        for op in self.txn_ops:
+            if op.type == "invoke":
+                if seen_ok and op.pos in completion_of:
+                    return True
+            else:
+                if op.invoke_pos == op.pos and seen_ok:
+                    return True
+                if op.type == "ok":
+                    seen_ok = True
+        return False
+
+    def completion_of_invoke(self) -> dict[int, Op]:
+        return {op.invoke_pos: op for op in self.history.completions
+                if op.f in TXN_FS and op.invoke_pos != op.pos}
+
+    def adjacency(self) -> tuple[int, list[list[int]]]:
+        """Successor lists over op positions plus time nodes (ids from len(ops) on)."""
+        n_ops = len(self.history.ops)
+        adj: list[list[int]] = [[] for _ in range(n_ops)]
+        for (u, v) in self.edges:
+            adj[u].append(v)
+        completion_of = self.completion_of_invoke()
+        last_t = -1
+        for op in self.txn_ops:
+            if op.type == "invoke":
+                c = completion_of.get(op.pos)
+                if c is not None and last_t >= 0:
+                    adj[last_t].append(c.pos)
+                continue
+            if op.invoke_pos == op.pos and last_t >= 0:
+                adj[last_t].append(op.pos)
+            if op.type == "ok":
+                t = len(adj)
+                adj.append([])
+                adj[op.pos].append(t)
+                if last_t >= 0:
+                    adj[last_t].append(t)
+                last_t = t
+        return n_ops, adj
+
+    def realtime_edges_among(self, members: list[Op]) -> list[tuple[int, int]]:
+        """Elle's transitive reduction of realtime order, restricted to ``members``."""
+        events = []
+        for op in members:
+            events.append((op.invoke_pos, 0, op))
+            events.append((op.pos, 1, op))
+        events.sort(key=lambda e: (e[0], e[1]))
+        frontier: dict[int, Op] = {}
+        preds: dict[int, list[int]] = {}
+        out: list[tuple[int, int]] = []
+        for _, kind, op in events:
+            if kind == 0:
+                ps = list(frontier)
+                preds[op.pos] = ps
+                out.extend((p, op.pos) for p in ps)
+            elif op.type == "ok":
+                for p in preds.get(op.pos, ()):
+                    frontier.pop(p, None)
+                frontier[op.pos] = op
+        return out
+
+
+def highest_read(orders: VersionOrders, k: Any, pairs: list) -> tuple[int, Any] | None:
+    order = orders.get(k)
+    if order is None:
+        return None
+    by_value = order.by_value
+    best = None
+    for _, v in pairs:
+        i = by_value.get(v)
+        if i is not None and (best is None or i > best[0]):
+            best = (i, v)
+    return best
+
+
+def next_version_after_read(orders: VersionOrders, k: Any, pairs: list) -> tuple[Any, Any] | None:
+    """(highest value read, the value right after it in k's order), or None."""
+    hr = highest_read(orders, k, pairs)
+    if hr is None:
+        return None
+    by_index = orders.get(k).by_index
+    if hr[0] + 1 >= len(by_index):
+        return None
+    return hr[1], by_index[hr[0] + 1]
+
+
+def strongly_connected(n_ops: int, adj: list[list[int]]) -> list[list[int]]:
+    """Components (op ids only, at least two ops) of the graph; iterative Tarjan.
+
+    Written out rather than taken from networkx because on 10^6-op histories the graph
+    has millions of edges and networkx's per-edge dictionaries cost gigabytes.
+    """
+    n = len(adj)
+    index = [0] * n
+    low = [0] * n
+    on_stack = [False] * n
+    stack: list[int] = []
+    out: list[list[int]] = []
+    counter = 1
+    for root in range(n):
+        if index[root] or not adj[root]:
+            continue
+        index[root] = low[root] = counter
+        counter += 1
+        stack.append(root)
+        on_stack[root] = True
+        work = [(root, iter(adj[root]))]
+        while work:
+            v, it = work[-1]
+            advanced = False
+            for w in it:
+                if not index[w]:
+                    index[w] = low[w] = counter
+                    counter += 1
+                    stack.append(w)
+                    on_stack[w] = True
+                    succ = adj[w]
+                    work.append((w, iter(succ)))
+                    advanced = True
+                    break
+                if on_stack[w] and index[w] < low[v]:
+                    low[v] = index[w]
+            if advanced:
+                continue
+            work.pop()
+            if work:
+                u = work[-1][0]
+                if low[v] < low[u]:
+                    low[u] = low[v]
+            if low[v] == index[v]:
+                comp = []
+                while True:
+                    w = stack.pop()
+                    on_stack[w] = False
+                    if w < n_ops:
+                        comp.append(w)
+                    if w == v:
+                        break
+                if len(comp) > 1:
+                    comp.sort()
+                    out.append(comp)
+    return out
