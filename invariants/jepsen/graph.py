@@ -110,12 +110,16 @@ class DependencyGraph:
         return {op.invoke_pos: op for op in self.history.completions
                 if op.f in TXN_FS and op.invoke_pos != op.pos}
 
-    def adjacency(self) -> tuple[int, list[list[int]]]:
-        """Successor lists over op positions plus time nodes (ids from len(ops) on)."""
+    def adjacency(self, rels: int, with_realtime: bool) -> tuple[int, list[list[int]]]:
+        """Successor lists over op positions for edges having any of ``rels``; with
+        ``with_realtime``, plus the time-node chain (ids from len(ops) on)."""
         n_ops = len(self.history.ops)
         adj: list[list[int]] = [[] for _ in range(n_ops)]
-        for (u, v) in self.edges:
-            adj[u].append(v)
+        for (u, v), m in self.edges.items():
+            if m & rels:
+                adj[u].append(v)
+        if not with_realtime:
+            return n_ops, adj
         completion_of = self.completion_of_invoke()
         last_t = -1
         for op in self.txn_ops:
@@ -134,6 +138,41 @@ class DependencyGraph:
                     adj[last_t].append(t)
                 last_t = t
         return n_ops, adj
+
+    def component(self, members: list[int], rels: int,
+                  with_realtime: bool) -> dict[int, dict[int, int]]:
+        """The subgraph on ``members`` as {from: {to: relation mask}}."""
+        member_set = set(members)
+        g: dict[int, dict[int, int]] = {u: {} for u in members}
+        for (u, v), m in self.edges.items():
+            m &= rels
+            if m and u in member_set and v in member_set:
+                g[u][v] = m
+        if with_realtime:
+            ops = self.history.ops
+            for u, v in self.realtime_edges_among([ops[i] for i in members]):
+                g[u][v] = g[u].get(v, 0) | RT
+        return g
+
+    def to_networkx(self):
+        """The whole graph as a networkx DiGraph over op indices, for inspection.
+
+        Edge attribute ``rels`` is the set of relation names; realtime edges are Elle's
+        transitive reduction.  The checker itself works on compact adjacency lists.
+        """
+        import networkx as nx
+
+        ops = self.history.ops
+        g = nx.DiGraph()
+        g.add_nodes_from(op.index for op in self.history.completions if op.f in TXN_FS)
+        masks: dict[tuple[int, int], int] = dict(self.edges)
+        members = [op for op in self.history.completions if op.f in TXN_FS]
+        for u, v in self.realtime_edges_among(members):
+            masks[(u, v)] = masks.get((u, v), 0) | RT
+        for (u, v), m in masks.items():
+            g.add_edge(ops[u].index, ops[v].index,
+                       rels={REL_NAMES[b] for b in REL_NAMES if m & b})
+        return g
 
     def realtime_edges_among(self, members: list[Op]) -> list[tuple[int, int]]:
         """Elle's transitive reduction of realtime order, restricted to ``members``."""
