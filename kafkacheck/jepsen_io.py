@@ -25,7 +25,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, TextIO
 
-from invariants.jepsen.ops import KAFKACHECK_ONLY_FS, KNOWN_FS, MalformedOp, Op, TXN_FS, extract
+from invariants.jepsen.ops import KAFKACHECK_ONLY_FS, KNOWN_FS, TXN_FS, MalformedOp, check_mops
 from model.history import CLIENT_TYPES, Event
 
 NANOS_PER_MILLI = 1_000_000
@@ -332,44 +332,48 @@ def parse_edn_line(line: str, number: int) -> list[tuple[int, Any]]:
 
 # ------------------------------------------------------------------- ops <-> Events
 
-def _op_to_event(raw: Any, where: str, position: int) -> Event | None:
+def _where(where: int | str) -> str:
+    return f"line {where}" if type(where) is int else str(where)
+
+
+def _op_to_event(raw: Any, where: int | str, position: int) -> Event | None:
     """Validate one Jepsen op map and convert it; None for non-client (nemesis) ops."""
     if not isinstance(raw, dict):
-        raise JepsenFormatError(f"{where}: expected an op map, got {_short(raw)}")
+        raise JepsenFormatError(f"{_where(where)}: expected an op map, got {_short(raw)}")
     process = raw.get("process")
     if process is None or isinstance(process, bool) or not isinstance(process, int):
         if isinstance(process, str):
             return None  # :nemesis and other non-client processes
-        raise JepsenFormatError(f"{where}: :process must be an integer, got {process!r}")
+        raise JepsenFormatError(f"{_where(where)}: :process must be an integer, got {process!r}")
     type_ = raw.get("type")
     if type_ not in CLIENT_TYPES:
-        raise JepsenFormatError(f"{where}: unknown :type {type_!r} (expected one of "
+        raise JepsenFormatError(f"{_where(where)}: unknown :type {type_!r} (expected one of "
                                 ":invoke :ok :fail :info)")
     f = raw.get("f")
     if f not in KNOWN_FS:
-        raise JepsenFormatError(f"{where}: unknown :f {f!r} for the Kafka workload")
+        raise JepsenFormatError(f"{_where(where)}: unknown :f {f!r} for the Kafka workload")
     index = raw.get("index", position)
     if isinstance(index, bool) or not isinstance(index, int):
-        raise JepsenFormatError(f"{where}: :index must be an integer, got {index!r}")
+        raise JepsenFormatError(f"{_where(where)}: :index must be an integer, got {index!r}")
     t = raw.get("time", 0)
     if isinstance(t, bool) or not isinstance(t, (int, float)):
-        raise JepsenFormatError(f"{where}: :time must be a number, got {t!r}")
+        raise JepsenFormatError(f"{_where(where)}: :time must be a number, got {t!r}")
     value = raw.get("value")
     if f in TXN_FS:
         try:
-            extract(Op(index, 0, process, type_, f, 0, value), validate_only=True)
+            check_mops(index, f, value)
         except MalformedOp as e:
-            raise JepsenFormatError(f"{where} (op {index}): {e.detail}") from None
+            raise JepsenFormatError(f"{_where(where)} (op {index}): {e.detail}") from None
     elif f in ("assign", "subscribe"):
         if not isinstance(value, list) or any(isinstance(k, (list, dict)) for k in value):
-            raise JepsenFormatError(f"{where} (op {index}): :{f} value must be a vector of "
+            raise JepsenFormatError(f"{_where(where)} (op {index}): :{f} value must be a vector of "
                                     f"keys, got {_short(value)}")
     meta = None
     rlog = raw.get("rebalance-log")
     if rlog is not None:
         if not isinstance(rlog, list) or not all(
                 isinstance(e, dict) and isinstance(e.get("keys", []), list) for e in rlog):
-            raise JepsenFormatError(f"{where} (op {index}): :rebalance-log must be a vector "
+            raise JepsenFormatError(f"{_where(where)} (op {index}): :rebalance-log must be a vector "
                                     "of {:keys [...]} maps")
         meta = {"rebalance-log": [{"keys": list(e.get("keys", []))} for e in rlog]}
     return Event(index=index, step=index, time=int(t) // NANOS_PER_MILLI,
@@ -381,7 +385,7 @@ def _short(x: Any) -> str:
     return r if len(r) < 80 else r[:77] + "..."
 
 
-def _events(forms: Iterable[tuple[str, Any]]) -> list[Event]:
+def _events(forms: Iterable[tuple[int | str, Any]]) -> list[Event]:
     out = []
     for position, (where, raw) in enumerate(forms):
         e = _op_to_event(raw, where, position)
@@ -487,7 +491,7 @@ def _read_text(text: str) -> list[Event]:
         line = forms[0][0]
         return _events((f"op {i} (form on line {line})", op)
                        for i, op in enumerate(forms[0][1]))
-    return _events((f"line {n}", v) for n, v in forms)
+    return _events(forms)
 
 
 # ------------------------------------------------------------------------ EDN writer

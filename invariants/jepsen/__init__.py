@@ -135,11 +135,8 @@ def _analyze(events: Iterable[Event], ww_deps: bool, sub: frozenset[str],
 
 def _describe(history: History, orders: VersionOrders, graph: DependencyGraph,
               stats: dict) -> None:
-    by_type: dict[str, int] = {}
-    for op in history.ops:
-        by_type[op.type] = by_type.get(op.type, 0) + 1
-    stats["ops"] = len(history.ops)
-    stats["ops-by-type"] = dict(sorted(by_type.items()))
+    stats["ops"] = history.client_ops
+    stats["ops-by-type"] = {t: n for t, n in sorted(history.by_type.items()) if n}
     stats["keys"] = len(orders.orders)
     stats["values-in-version-orders"] = sum(len(o.by_index) for o in orders.orders.values())
     counts = {"ww": 0, "wr": 0, "rw": 0}

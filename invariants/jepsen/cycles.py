@@ -100,15 +100,11 @@ def find_cycle(g: Adjacency, spec: CycleSpec, clock: _Clock) -> list[tuple[int, 
             proj[u] = ps
     if not proj:
         return None
-    comp_of = components_of(proj)
+    # A component projected on all its relations is still one component.
+    whole = all(len(proj.get(u, ())) == len(succ) for u, succ in g.items())
+    comp_of = dict.fromkeys(g, 0) if whole else components_of(proj)
     req_bits = {r: 1 << j for j, r in enumerate(spec.required)}
     all_req = (1 << len(spec.required)) - 1
-    # Seeds whose ends also share a component without rw edges close a cycle for sure;
-    # try those first (it keeps G-single searches on big components short).
-    close_of: dict[int, int] = {}
-    if spec.rw == "one":
-        close_of = components_of({u: {v: m for v, m in ps.items() if m & ~RW}
-                                  for u, ps in proj.items()})
     seeds = []
     for u, ps in proj.items():
         cu = comp_of.get(u)
@@ -116,7 +112,10 @@ def find_cycle(g: Adjacency, spec: CycleSpec, clock: _Clock) -> list[tuple[int, 
             continue
         for v, m in ps.items():
             if m & spec.seed and comp_of.get(v) == cu:
-                sure = close_of.get(u, -1) == close_of.get(v, -2) if spec.rw == "one" else True
+                # A seed whose far end leads straight back closes a short cycle for sure
+                # (for G-single: rw one way, ww/wr the other): try those first.
+                back = proj.get(v, _EMPTY).get(u, 0)
+                sure = bool(back & ~RW) if spec.rw == "one" else bool(back)
                 seeds.append((not sure, u, v))
     seeds.sort()
     for _, u, v in seeds:
@@ -165,6 +164,7 @@ def find_cycle(g: Adjacency, spec: CycleSpec, clock: _Clock) -> list[tuple[int, 
     return None
 
 
+_EMPTY: dict = {}
 _LABELS = [[b for b in (WW, WR, RW, RT) if m & b] for m in range(16)]
 
 

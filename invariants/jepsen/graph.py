@@ -87,53 +87,41 @@ class DependencyGraph:
         self.edges = edges
         if missing:
             stats["values-without-writer"] = stats.get("values-without-writer", 0) + missing
-        self.txn_ops = [op for op in history.ops if op.f in TXN_FS]
 
     def has_jepsen_edges(self) -> bool:
         """Elle calls a graph with no ww/wr/realtime edge an empty transaction graph."""
         if any(m & (WW | WR) for m in self.edges.values()):
             return True
+        ops = self.history.ops
         seen_ok = False
-        completion_of = self.completion_of_invoke()
-        for op in self.txn_ops:
-            if op.type == "invoke":
-                if seen_ok and op.pos in completion_of:
+        for x in self.history.timeline:
+            if x >= 0:
+                if seen_ok:
                     return True
-            else:
-                if op.invoke_pos == op.pos and seen_ok:
-                    return True
-                if op.type == "ok":
-                    seen_ok = True
+            elif ops[~x].type == "ok":
+                seen_ok = True
         return False
-
-    def completion_of_invoke(self) -> dict[int, Op]:
-        return {op.invoke_pos: op for op in self.history.completions
-                if op.f in TXN_FS and op.invoke_pos != op.pos}
 
     def adjacency(self, rels: int, with_realtime: bool) -> tuple[int, list[list[int]]]:
         """Successor lists over op positions for edges having any of ``rels``; with
         ``with_realtime``, plus the time-node chain (ids from len(ops) on)."""
-        n_ops = len(self.history.ops)
+        ops = self.history.ops
+        n_ops = len(ops)
         adj: list[list[int]] = [[] for _ in range(n_ops)]
         for (u, v), m in self.edges.items():
             if m & rels:
                 adj[u].append(v)
         if not with_realtime:
             return n_ops, adj
-        completion_of = self.completion_of_invoke()
         last_t = -1
-        for op in self.txn_ops:
-            if op.type == "invoke":
-                c = completion_of.get(op.pos)
-                if c is not None and last_t >= 0:
-                    adj[last_t].append(c.pos)
-                continue
-            if op.invoke_pos == op.pos and last_t >= 0:
-                adj[last_t].append(op.pos)
-            if op.type == "ok":
+        for x in self.history.timeline:
+            if x >= 0:
+                if last_t >= 0:
+                    adj[last_t].append(x)
+            elif ops[~x].type == "ok":
                 t = len(adj)
                 adj.append([])
-                adj[op.pos].append(t)
+                adj[~x].append(t)
                 if last_t >= 0:
                     adj[last_t].append(t)
                 last_t = t
@@ -164,9 +152,9 @@ class DependencyGraph:
 
         ops = self.history.ops
         g = nx.DiGraph()
-        g.add_nodes_from(op.index for op in self.history.completions if op.f in TXN_FS)
+        members = [op for op in ops if op.f in TXN_FS]
+        g.add_nodes_from(op.index for op in members)
         masks: dict[tuple[int, int], int] = dict(self.edges)
-        members = [op for op in self.history.completions if op.f in TXN_FS]
         for u, v in self.realtime_edges_among(members):
             masks[(u, v)] = masks.get((u, v), 0) | RT
         for (u, v), m in masks.items():
@@ -178,8 +166,8 @@ class DependencyGraph:
         """Elle's transitive reduction of realtime order, restricted to ``members``."""
         events = []
         for op in members:
-            events.append((op.invoke_pos, 0, op))
-            events.append((op.pos, 1, op))
+            events.append((op.invoke_seq, 0, op))
+            events.append((op.seq, 1, op))
         events.sort(key=lambda e: (e[0], e[1]))
         frontier: dict[int, Op] = {}
         preds: dict[int, list[int]] = {}

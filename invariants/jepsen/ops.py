@@ -46,19 +46,22 @@ _UNHASHABLE = (list, dict, set)
 
 
 class Op:
-    """One client operation with its sends and polls grouped by key, in mop order.
+    """One completed client operation with its sends and polls grouped by key, in mop order.
 
-    ``reads`` / ``writes`` map key -> list of ``(offset, value)`` (offset may be None).
-    They are None for invocations and for ops whose ``f`` carries no micro-ops.
+    ``pos`` is its position among completions (the node id in the dependency graph),
+    ``seq`` / ``invoke_seq`` its completion's / invocation's position in the client history.
+    ``reads`` / ``writes`` map key -> list of ``(offset, value)`` (offset may be None); they
+    are None for ops whose ``f`` carries no micro-ops.
     """
 
-    __slots__ = ("index", "pos", "process", "type", "f", "time", "value", "reads",
-                 "writes", "rebalanced", "invoke_index", "invoke_pos", "invoke_time")
+    __slots__ = ("index", "pos", "seq", "process", "type", "f", "time", "value", "reads",
+                 "writes", "rebalanced", "invoke_index", "invoke_seq", "invoke_time")
 
     def __init__(self, index: int, pos: int, process: Any, type_: str, f: str, time: int,
                  value: Any) -> None:
         self.index = index
         self.pos = pos
+        self.seq = pos
         self.process = process
         self.type = type_
         self.f = f
@@ -68,7 +71,7 @@ class Op:
         self.writes: dict[Any, list] | None = None
         self.rebalanced: frozenset = frozenset()
         self.invoke_index = index
-        self.invoke_pos = pos
+        self.invoke_seq = pos
         self.invoke_time = time
 
     def __repr__(self) -> str:  # pragma: no cover - debugging aid
@@ -149,6 +152,52 @@ def extract(op: Op, validate_only: bool = False) -> None:
         op.writes = writes
 
 
+def check_mops(index: int, f: str, value: Any) -> None:
+    """Raise MalformedOp unless ``value`` is a well-shaped :send/:poll/:txn value.
+
+    The same rules as ``extract``, without building anything (used when reading files).
+    """
+    if type(value) is not list and type(value) is not tuple:
+        raise MalformedOp(index, f":{f} value must be a vector of micro-ops, got {value!r}")
+    for mop in value:
+        n = len(mop) if type(mop) is list or type(mop) is tuple else 0
+        kind = mop[0] if n else None
+        if kind == "poll" and f != "send":
+            if n == 1:
+                continue
+            m = mop[1] if n == 2 else None
+            if not isinstance(m, dict):
+                break
+            for k, pairs in m.items():
+                if type(k) in _UNHASHABLE or (type(pairs) is not list
+                                             and type(pairs) is not tuple):
+                    break
+                for p in pairs:
+                    if ((type(p) is not list and type(p) is not tuple) or len(p) != 2
+                            or (p[0] is not None and type(p[0]) is not int)):
+                        break
+                else:
+                    continue
+                break
+            else:
+                continue
+            break
+        elif kind == "send" and f != "poll" and n == 3:
+            k, raw = mop[1], mop[2]
+            if type(k) in _UNHASHABLE:
+                break
+            if type(raw) is list or type(raw) is tuple:
+                if len(raw) != 2 or (raw[0] is not None and type(raw[0]) is not int):
+                    break
+        else:
+            break
+    else:
+        return
+    # Something is wrong: let extract() find it and say what.
+    extract(Op(index, 0, None, "ok", f, 0, value), validate_only=True)
+    raise MalformedOp(index, f"malformed :{f} value {value!r}")
+
+
 def rebalanced_keys(index: int, meta: Any) -> frozenset:
     """Keys named in the op's ``:rebalance-log`` (carried in ``Event.meta``)."""
     if not meta:
@@ -170,13 +219,23 @@ def rebalanced_keys(index: int, meta: Any) -> frozenset:
 
 
 class History:
-    """Client ops in history order, completions paired with their invocations."""
+    """Completed client ops in history order, each knowing its invocation.
 
-    __slots__ = ("ops", "completions", "by_process")
+    Invocations themselves carry nothing the checks need beyond their position and time,
+    so they are not kept as ops (halving the work on large histories).  ``timeline``
+    records, for send/poll/txn ops, the order of invocations (``pos``) and completions
+    (``~pos``): Elle's realtime order is read from it.
+    """
 
-    def __init__(self, ops: list[Op]) -> None:
+    __slots__ = ("ops", "completions", "by_process", "timeline", "client_ops", "by_type")
+
+    def __init__(self, ops: list[Op], timeline: list[int], client_ops: int,
+                 by_type: dict[str, int]) -> None:
         self.ops = ops
-        self.completions = [op for op in ops if op.type != "invoke"]
+        self.completions = ops
+        self.timeline = timeline
+        self.client_ops = client_ops
+        self.by_type = by_type
         by_process: dict[Any, list[Op]] = {}
         for op in ops:
             lst = by_process.get(op.process)
@@ -189,26 +248,45 @@ class History:
 def client_ops(events: Iterable[Event]) -> History:
     """Jepsen's view of a kafkacheck history: client ops minus kafkacheck's own ``f``s."""
     ops: list[Op] = []
-    pending: dict[Any, Op] = {}
+    timeline: list[int | None] = []
+    pending: dict[Any, tuple[int, int, int, int]] = {}  # process -> invocation facts
+    by_type = {t: 0 for t in CLIENT_TYPES}
+    seq = 0
     for event in events:
         t = event.type
-        if t not in CLIENT_TYPES or event.f in KAFKACHECK_ONLY_FS:
+        if t not in by_type or event.f in KAFKACHECK_ONLY_FS:
             continue
-        op = Op(event.index, len(ops), event.process, t, event.f, event.time, event.value)
-        if event.f in TXN_FS and t != "invoke":
+        by_type[t] += 1
+        seq += 1
+        txn = event.f in TXN_FS
+        if t == "invoke":
+            slot = -1
+            if txn:
+                slot = len(timeline)
+                timeline.append(None)  # filled in when the op completes
+            pending[event.process] = (event.index, seq, event.time, slot)
+            continue
+        pos = len(ops)
+        op = Op(event.index, pos, event.process, t, event.f, event.time, event.value)
+        op.seq = seq
+        if txn:
             extract(op)
         if event.meta:
             op.rebalanced = rebalanced_keys(event.index, event.meta)
-        if t == "invoke":
-            pending[op.process] = op
-        else:
-            inv = pending.pop(op.process, None)
-            if inv is not None:
-                op.invoke_index = inv.index
-                op.invoke_pos = inv.pos
-                op.invoke_time = inv.time
+        inv = pending.pop(op.process, None)
+        if inv is not None:
+            op.invoke_index, op.invoke_seq, op.invoke_time, slot = inv
+            if txn:
+                if slot >= 0:
+                    timeline[slot] = pos
+                else:
+                    timeline.append(pos)
+        elif txn:
+            timeline.append(pos)  # a completion without invocation: invoked right here
+        if txn:
+            timeline.append(~pos)
         ops.append(op)
-    return History(ops)
+    return History(ops, [x for x in timeline if x is not None], seq, by_type)
 
 
 def sort_key(x: Any) -> tuple:

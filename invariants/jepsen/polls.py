@@ -133,6 +133,9 @@ def _max_offsets(op: Op) -> dict[Any, int]:
     return out
 
 
+_NO_OFFSETS: dict = {}
+
+
 class _Expiry:
     """For one key: when each offset was first known to exist (piecewise constant)."""
 
@@ -162,17 +165,18 @@ def realtime_lag(history: History) -> list[dict]:
     in the history's units (milliseconds for kafkacheck histories).
     """
     expiry: dict[Any, _Expiry] = {}
-    for op in history.ops:
-        if op.type == "ok" or op.type == "info":
-            if op.reads or op.writes:
-                for k, o in _max_offsets(op).items():
-                    e = expiry.get(k)
-                    if e is None:
-                        expiry[k] = e = _Expiry()
-                    e.learn(o, op.time)
+    max_offsets: dict[int, dict] = {}
+    for op in history.completions:
+        if (op.type == "ok" or op.type == "info") and (op.reads or op.writes):
+            mo = max_offsets[op.pos] = _max_offsets(op)
+            for k, o in mo.items():
+                e = expiry.get(k)
+                if e is None:
+                    expiry[k] = e = _Expiry()
+                e.learn(o, op.time)
     lags: list[dict] = []
     process_offsets: dict[Any, dict[Any, int]] = {}
-    for op in history.ops:
+    for op in history.completions:
         if op.type != "ok":
             continue
         f = op.f
@@ -184,7 +188,7 @@ def realtime_lag(history: History) -> list[dict]:
             process_offsets[op.process] = {}
         elif f == "poll" or f == "txn":
             offsets = dict(process_offsets.get(op.process, {}))
-            for k, o in _max_offsets(op).items():
+            for k, o in max_offsets.get(op.pos, _NO_OFFSETS).items():
                 if k not in offsets or offsets[k] < o:
                     offsets[k] = o
             process_offsets[op.process] = offsets
