@@ -140,24 +140,29 @@ def _describe(history: History, orders: VersionOrders, graph: DependencyGraph,
     stats["keys"] = len(orders.orders)
     stats["values-in-version-orders"] = sum(len(o.by_index) for o in orders.orders.values())
     counts = {"ww": 0, "wr": 0, "rw": 0}
-    for m in graph.edges.values():
+    for _, _, m in graph.edges():
         counts["ww"] += bool(m & WW)
         counts["wr"] += bool(m & WR)
         counts["rw"] += bool(m & RW)
     stats["edges"] = counts
 
 
-def _lag_stats(lags: list[dict]) -> dict[str, Any]:
+def _lag_stats(lags: Iterable[tuple[int, Any, Any, int]]) -> dict[str, Any]:
     """Jepsen's worst realtime lag, and the worst lag per key (kafkacheck's addition)."""
-    worst: dict | None = None
-    per_key: dict[Any, dict] = {}
+    worst: tuple | None = None
+    per_key: dict[Any, tuple] = {}
     for entry in lags:
-        if worst is None or entry["lag"] > worst["lag"]:
+        lag = entry[3]
+        if worst is None or lag > worst[3]:
             worst = entry
-        cur = per_key.get(entry["key"])
-        if cur is None or entry["lag"] > cur["lag"]:
-            per_key[entry["key"]] = entry
+        cur = per_key.get(entry[2])
+        if cur is None or lag > cur[3]:
+            per_key[entry[2]] = entry
+
+    def as_map(e: tuple) -> dict:
+        return {"time": e[0], "process": e[1], "key": e[2], "lag": e[3]}
+
     return {
-        "worst-realtime-lag": worst or {"time": 0, "lag": 0},
-        "realtime-lag-by-key": [per_key[k] for k in sorted(per_key, key=sort_key)],
+        "worst-realtime-lag": as_map(worst) if worst else {"time": 0, "lag": 0},
+        "realtime-lag-by-key": [as_map(per_key[k]) for k in sorted(per_key, key=sort_key)],
     }

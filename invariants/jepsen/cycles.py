@@ -286,7 +286,7 @@ def cycle_anomalies(dg: DependencyGraph, seconds: float, stats: dict) -> dict[st
     explainer = Explainer(dg)
     stats["sccs"] = _search_graph(dg, WW | WR, True, JEPSEN_SPECS, seconds, explainer,
                                   found, timeouts)
-    if any(m & RW for m in dg.edges.values()):
+    if any(m & RW for _, _, m in dg.edges()):
         stats["sccs-with-rw"] = _search_graph(dg, WW | WR | RW, False,
                                               ANTI_DEPENDENCY_SPECS, seconds, explainer,
                                               found, timeouts, need=RW)

@@ -30,8 +30,8 @@ JEPSEN_RELS = WW | WR | RT
 
 
 class DependencyGraph:
-    """ww/wr/rw edges keyed by (from pos, to pos) with a relation bitmask, plus the
-    realtime encoding.  Node ids are op positions in ``History.ops``."""
+    """ww/wr/rw edges as ``succ[from][to] = relation bitmask``, plus the realtime
+    encoding.  Node ids are op positions in ``History.ops``."""
 
     def __init__(self, history: History, orders: VersionOrders,
                  writer: dict[Any, dict[Any, Op]], readers: dict[Any, dict[Any, list[Op]]],
@@ -39,8 +39,18 @@ class DependencyGraph:
         self.history = history
         self.orders = orders
         self.writer = writer
-        edges: dict[tuple[int, int], int] = {}
+        n = len(history.ops)
+        succ: list[dict[int, int] | None] = [None] * n
+        self.succ = succ
         missing = 0
+
+        def link(u: int, v: int, rel: int) -> None:
+            d = succ[u]
+            if d is None:
+                succ[u] = {v: rel}
+            else:
+                d[v] = d.get(v, 0) | rel
+
         if ww_deps:
             for k, wm in writer.items():
                 order = orders.get(k)
@@ -55,8 +65,7 @@ class DependencyGraph:
                     if op1 is None:
                         missing += 1
                     elif op1 is not op2:
-                        e = (op1.pos, op2.pos)
-                        edges[e] = edges.get(e, 0) | WW
+                        link(op1.pos, op2.pos, WW)
         for k, vm in readers.items():
             wm = writer.get(k, {})
             for v, rs in vm.items():
@@ -65,11 +74,13 @@ class DependencyGraph:
                     missing += 1
                     continue
                 wp = w.pos
+                d = succ[wp]
+                if d is None:
+                    succ[wp] = d = {}
                 for r in rs:
                     if r is not w:
-                        e = (wp, r.pos)
-                        edges[e] = edges.get(e, 0) | WR
-        self.rw_edges = 0
+                        rp = r.pos
+                        d[rp] = d.get(rp, 0) | WR
         for op in history.completions:
             if op.type != "ok" or not op.reads:
                 continue
@@ -82,15 +93,20 @@ class DependencyGraph:
                 # Reading part of one op's sends is an intermediate read (G1b, reported
                 # on its own), not an anti-dependency on that op.
                 if w is not None and w is not op and w is not wm.get(nxt[0]):
-                    e = (op.pos, w.pos)
-                    edges[e] = edges.get(e, 0) | RW
-        self.edges = edges
+                    link(op.pos, w.pos, RW)
         if missing:
             stats["values-without-writer"] = stats.get("values-without-writer", 0) + missing
 
+    def edges(self):
+        """Every ww/wr/rw edge as (from, to, mask)."""
+        for u, d in enumerate(self.succ):
+            if d:
+                for v, m in d.items():
+                    yield u, v, m
+
     def has_jepsen_edges(self) -> bool:
         """Elle calls a graph with no ww/wr/realtime edge an empty transaction graph."""
-        if any(m & (WW | WR) for m in self.edges.values()):
+        if any(m & (WW | WR) for _, _, m in self.edges()):
             return True
         ops = self.history.ops
         seen_ok = False
@@ -107,10 +123,8 @@ class DependencyGraph:
         ``with_realtime``, plus the time-node chain (ids from len(ops) on)."""
         ops = self.history.ops
         n_ops = len(ops)
-        adj: list[list[int]] = [[] for _ in range(n_ops)]
-        for (u, v), m in self.edges.items():
-            if m & rels:
-                adj[u].append(v)
+        adj: list[list[int]] = [
+            [v for v, m in d.items() if m & rels] if d else [] for d in self.succ]
         if not with_realtime:
             return n_ops, adj
         last_t = -1
@@ -132,10 +146,14 @@ class DependencyGraph:
         """The subgraph on ``members`` as {from: {to: relation mask}}."""
         member_set = set(members)
         g: dict[int, dict[int, int]] = {u: {} for u in members}
-        for (u, v), m in self.edges.items():
-            m &= rels
-            if m and u in member_set and v in member_set:
-                g[u][v] = m
+        for u in members:
+            d = self.succ[u]
+            if d:
+                gu = g[u]
+                for v, m in d.items():
+                    m &= rels
+                    if m and v in member_set:
+                        gu[v] = m
         if with_realtime:
             ops = self.history.ops
             for u, v in self.realtime_edges_among([ops[i] for i in members]):
@@ -154,7 +172,7 @@ class DependencyGraph:
         g = nx.DiGraph()
         members = [op for op in ops if op.f in TXN_FS]
         g.add_nodes_from(op.index for op in members)
-        masks: dict[tuple[int, int], int] = dict(self.edges)
+        masks = {(u, v): m for u, v, m in self.edges()}
         for u, v in self.realtime_edges_among(members):
             masks[(u, v)] = masks.get((u, v), 0) | RT
         for (u, v), m in masks.items():

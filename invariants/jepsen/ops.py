@@ -78,8 +78,8 @@ class Op:
         return f"Op({self.index} {self.process} {self.type} {self.f} {self.value!r})"
 
 
-def _pair(index: int, raw: Any) -> tuple[Any, Any]:
-    """A send's value: ``[offset value]`` or a bare value (offset unknown)."""
+def _pair(index: int, raw: Any) -> Any:
+    """A send's value as ``(offset, value)``: ``[offset value]`` (shared) or a bare value."""
     if type(raw) is list or type(raw) is tuple:
         if len(raw) != 2:
             raise MalformedOp(index, f"send value {raw!r} is not [offset value]")
@@ -87,8 +87,10 @@ def _pair(index: int, raw: Any) -> tuple[Any, Any]:
         if offset is not None and type(offset) is not int:
             raise MalformedOp(index, f"send offset {offset!r} is not an integer or nil")
         if type(value) in _UNHASHABLE:
-            value = freeze(value)
-        return offset, value
+            return offset, freeze(value)
+        return raw
+    if type(raw) in _UNHASHABLE:
+        return None, freeze(raw)
     return None, raw
 
 
@@ -133,18 +135,21 @@ def extract(op: Op, validate_only: bool = False) -> None:
                     raise MalformedOp(index, f"poll key {k!r} is not a scalar")
                 if type(pairs) is not list and type(pairs) is not tuple:
                     raise MalformedOp(index, f"poll of key {k!r} is not a vector of pairs")
-                lst = reads.get(k)
-                if lst is None:
-                    reads[k] = lst = []
+                frozen = False
                 for p in pairs:
                     if (type(p) is not list and type(p) is not tuple) or len(p) != 2:
                         raise MalformedOp(index, f"polled {p!r} of key {k!r} is not [offset value]")
-                    o, v = p
+                    o = p[0]
                     if o is not None and type(o) is not int:
                         raise MalformedOp(index, f"polled offset {o!r} is not an integer or nil")
-                    if type(v) in _UNHASHABLE:
-                        v = freeze(v)
-                    lst.append((o, v))
+                    if type(p[1]) in _UNHASHABLE:
+                        frozen = True
+                if frozen:
+                    pairs = [(p[0], freeze(p[1])) for p in pairs]
+                # The event's own pair lists are shared, never copied (10^6-op histories
+                # hold millions of pairs); they are never mutated here.
+                prev = reads.get(k)
+                reads[k] = pairs if prev is None else [*prev, *pairs]
         else:
             raise MalformedOp(index, f"unknown micro-op {kind!r}")
     if not validate_only:

@@ -9,6 +9,7 @@ dropped by an ``:assign``/``:subscribe`` (between ops).  Deltas are in dense ind
 from __future__ import annotations
 
 import bisect
+from collections.abc import Iterator
 from typing import Any
 
 from .ops import History, Op
@@ -157,10 +158,11 @@ class _Expiry:
         return self.times[i]
 
 
-def realtime_lag(history: History) -> list[dict]:
+def realtime_lag(history: History) -> Iterator[tuple[int, Any, Any, int]]:
     """Jepsen's conservative realtime lag of each ``:ok`` poll, per key it is assigned.
 
-    Lag = invocation time of the poll minus the time at which the offset after the
+    Yields ``(time, process, key, lag)`` per ``:ok`` poll and assigned key (Jepsen's lag
+    maps, as tuples).  Lag = invocation time of the poll minus the time at which the offset after the
     highest one the process had read was known to exist (0 if never known).  Times are
     in the history's units (milliseconds for kafkacheck histories).
     """
@@ -174,7 +176,6 @@ def realtime_lag(history: History) -> list[dict]:
                 if e is None:
                     expiry[k] = e = _Expiry()
                 e.learn(o, op.time)
-    lags: list[dict] = []
     process_offsets: dict[Any, dict[Any, int]] = {}
     for op in history.completions:
         if op.type != "ok":
@@ -197,5 +198,4 @@ def realtime_lag(history: History) -> list[dict]:
                 e = expiry.get(k)
                 at = e.known_at(o + 1) if e is not None else None
                 lag = 0 if at is None else max(0, t - at)
-                lags.append({"time": t, "process": op.process, "key": k, "lag": lag})
-    return lags
+                yield t, op.process, k, lag

@@ -21,38 +21,53 @@ from .ops import History, Op, first_by_order, sorted_values
 
 
 class KeyOrder:
-    """The version order of one key."""
+    """The version order of one key.
 
-    __slots__ = ("offsets", "slots", "by_index", "by_value", "first_index", "last_index")
+    ``by_index[i]`` is the value at the i-th non-empty offset (``offsets[i]``); where that
+    offset holds several values, ``multi[i]`` has all of them (sorted) and ``by_index``
+    the first.  ``first_index`` / ``last_index`` give each value's earliest / latest index
+    over all values seen; without conflicts or duplicates they are ``by_value`` itself.
+    """
 
-    def __init__(self, log: dict[int, Any], multi: dict[int, set]) -> None:
+    __slots__ = ("offsets", "by_index", "multi", "by_value", "first_index", "last_index",
+                 "has_duplicates")
+
+    def __init__(self, log: dict[int, Any], multi_at_offset: dict[int, set]) -> None:
         offsets = sorted(log)
         self.offsets: list[int] = offsets
-        # slots[i]: every value seen at the i-th non-empty offset (a 1-tuple normally)
-        slots: list[tuple] = []
-        by_index: list[Any] = []
-        for o in offsets:
-            vs = multi.get(o)
-            if vs is None:
-                v = log[o]
-                slots.append((v,))
-                by_index.append(v)
-            else:
-                ordered = tuple(sorted_values(vs))
-                slots.append(ordered)
-                by_index.append(ordered[0])
-        self.slots = slots
+        by_index = [log[o] for o in offsets]
+        multi: dict[int, tuple] = {}
+        if multi_at_offset:
+            for i, o in enumerate(offsets):
+                vs = multi_at_offset.get(o)
+                if vs is not None:
+                    ordered = tuple(sorted_values(vs))
+                    multi[i] = ordered
+                    by_index[i] = ordered[0]
         self.by_index = by_index
-        self.by_value: dict[Any, int] = {v: i for i, v in enumerate(by_index)}
+        self.multi = multi
+        by_value: dict[Any, int] = {}
+        for i, v in enumerate(by_index):
+            by_value[v] = i
+        self.by_value = by_value
+        self.has_duplicates = len(by_value) != len(by_index)
+        if not multi and not self.has_duplicates:
+            self.first_index = self.last_index = by_value
+            return
         first: dict[Any, int] = {}
         last: dict[Any, int] = {}
-        for i, vs in enumerate(slots):
-            for v in vs:
-                if v not in first:
-                    first[v] = i
-                last[v] = i
+        for i, v in enumerate(by_index):
+            for x in multi.get(i, (v,)):
+                if x not in first:
+                    first[x] = i
+                last[x] = i
         self.first_index = first
         self.last_index = last
+        self.has_duplicates = any(first[x] != last[x] for x in first)
+
+    def values_at(self, i: int) -> tuple:
+        vs = self.multi.get(i)
+        return (self.by_index[i],) if vs is None else vs
 
     def previous_value(self, v: Any, missing: Any = None) -> Any:
         i = self.by_value.get(v)
@@ -144,13 +159,13 @@ class VersionOrders:
         out = []
         for k in sorted_values(self.orders):
             order = self.orders[k]
+            if not order.has_duplicates:
+                continue
             first, last = order.first_index, order.last_index
             dup_values = [v for v, i in first.items() if last[v] != i]
-            if not dup_values:
-                continue
             offsets_of: dict[Any, list[int]] = {v: [] for v in dup_values}
-            for o, vs in zip(order.offsets, order.slots):
-                for v in vs:
+            for i, o in enumerate(order.offsets):
+                for v in order.values_at(i):
                     lst = offsets_of.get(v)
                     if lst is not None:
                         lst.append(o)

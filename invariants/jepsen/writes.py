@@ -85,15 +85,17 @@ def lost_writes(history: History, orders: VersionOrders, reads_ok: dict[Any, set
         last = order.last_index
         kw = writer.get(k, {})
         # The reader that proves the bound: a value whose last appearance is at `bound`.
-        at_bound = [v for v in order.slots[bound] if last[v] == bound]
+        at_bound = [v for v in order.values_at(bound) if last[v] == bound]
         max_read = None
         if at_bound:
             rs = readers.get(k, {}).get(sorted_values(at_bound)[0])
             if rs:
                 max_read = rs[0].index
+        by_index, multi = order.by_index, order.multi
         for i in range(bound + 1):
-            for v in order.slots[i]:
-                if last[v] != i or v in seen:
+            vs = multi.get(i) if multi else None
+            for v in (by_index[i],) if vs is None else vs:
+                if v in seen or last[v] != i:
                     continue
                 w = kw.get(v)
                 if w is None:

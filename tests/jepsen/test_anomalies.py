@@ -342,3 +342,40 @@ def test_nonmonotonic_send():
     keep = [(0, "invoke", "assign", ["x", "y"]), (0, "ok", "assign", ["x", "y"])]
     assert [c["values"] for c in found(hist(*s34, *keep, *s12), "nonmonotonic-send")] == [
         ["d", "a"]]
+
+
+# --- realtime lag (Jepsen's realtime-lag-test) ----------------------------------------
+
+def test_realtime_lag_matches_jepsen():
+    from invariants.jepsen.ops import client_ops
+    from invariants.jepsen.polls import realtime_lag
+
+    ops = [(0, 0, "invoke", "assign", ["x"]), (1, 0, "ok", "assign", ["x"]),
+           (2, 0, "invoke", "poll", [["poll"]]), (3, 0, "ok", "poll", [["poll", {"x": []}]]),
+           (4, 0, "invoke", "send", [["send", "x", "a"]]),
+           (5, 0, "ok", "send", [["send", "x", [0, "a"]]]),
+           (6, 0, "invoke", "poll", [["poll"]]), (7, 0, "ok", "poll", [["poll", {"x": []}]]),
+           (8, 1, "invoke", "send", [["send", "x", "c"], ["send", "x", "d"]]),
+           (9, 1, "ok", "send", [["send", "x", [2, "c"]], ["send", "x", [3, "d"]]]),
+           (10, 0, "invoke", "poll", [["poll"]]), (11, 0, "ok", "poll", [["poll"]]),
+           (12, 0, "invoke", "poll", [["poll"]]),
+           (13, 0, "ok", "poll", [["poll", {"x": [[0, "a"], [1, "b"]]}]]),
+           (14, 0, "invoke", "assign", ["x", "y"]), (15, 0, "ok", "assign", ["x", "y"]),
+           (16, 0, "invoke", "poll", [["poll"]]), (17, 0, "ok", "poll", [["poll", {}]]),
+           (18, 0, "invoke", "assign", ["y"]), (19, 0, "ok", "assign", ["y"]),
+           (20, 0, "invoke", "assign", ["x"]), (21, 0, "ok", "assign", ["x"]),
+           (22, 0, "invoke", "poll", [["poll"]]), (23, 0, "ok", "poll", [["poll", {}]]),
+           (24, 0, "invoke", "poll", [["poll"], ["poll"]]),
+           (25, 0, "ok", "poll", [["poll", {"x": [[0, "a"], [1, "b"]]}],
+                                  ["poll", {"x": [[2, "c"], [3, "d"]]}]]),
+           (26, 1, "invoke", "send", [["send", "x", "b"]]),
+           (27, 1, "info", "send", [["send", "x", "b"]])]
+    events = [o(i, p, t, f, v, time=time) for i, (time, p, t, f, v) in enumerate(ops)]
+    lags = [(t, p, k, lag) for t, p, k, lag in realtime_lag(client_ops(events))]
+    assert lags == [(2, "0", "x", 0), (6, "0", "x", 1), (10, "0", "x", 5), (12, "0", "x", 3),
+                    (16, "0", "x", 7), (16, "0", "y", 0), (22, "0", "x", 17),
+                    (24, "0", "x", 0)]
+    stats = analyze(events).stats
+    assert stats["worst-realtime-lag"] == {"time": 22, "process": "0", "key": "x", "lag": 17}
+    assert [(e["key"], e["lag"]) for e in stats["realtime-lag-by-key"]] == [("x", 17),
+                                                                           ("y", 0)]
