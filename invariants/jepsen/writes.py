@@ -1,0 +1,183 @@
+"""What happened to sent values: aborted reads, lost writes, unseen values, own-write reads.
+
+These are the anomalies a Kafka user feels as "my message vanished" (``lost-write``,
+``unseen``) or "a consumer saw something that never committed" (``G1a``,
+``precommitted-read``), plus ``G1b``, an intermediate read, which Jepsen does not check.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .ops import History, Op, sorted_values
+from .versions import VersionOrders, must_have_committed
+
+
+def g1a(history: History, writer: dict[Any, dict[Any, Op]]) -> list[dict]:
+    """An ``:ok`` poll saw a value whose send definitely failed (aborted read)."""
+    failed: dict[Any, set] = {}
+    for op in history.completions:
+        if op.type == "fail" and op.writes:
+            for k, pairs in op.writes.items():
+                failed.setdefault(k, set()).update(v for _, v in pairs)
+    if not failed:
+        return []
+    out = []
+    for op in history.completions:
+        if op.type != "ok" or not op.reads:
+            continue
+        for k, pairs in op.reads.items():
+            bad = failed.get(k)
+            if not bad:
+                continue
+            for _, v in pairs:
+                if v in bad:
+                    w = writer.get(k, {}).get(v)
+                    out.append({"key": k, "value": v,
+                                "writer": None if w is None else w.index,
+                                "reader": op.index})
+    return out
+
+
+def precommitted_reads(history: History) -> list[dict]:
+    """An op polled a value it sent itself: Kafka consumers must never see uncommitted data."""
+    out = []
+    for op in history.completions:
+        if not op.reads or not op.writes:
+            continue
+        for k, pairs in op.writes.items():
+            read = op.reads.get(k)
+            if not read:
+                continue
+            sent = {v for _, v in pairs}
+            hit = next((v for _, v in read if v in sent), _NONE)
+            if hit is not _NONE:
+                out.append({"op": op.index, "key": k, "value": hit})
+                break
+    return out
+
+
+_NONE = object()
+
+
+def lost_writes(history: History, orders: VersionOrders, reads_ok: dict[Any, set],
+                writer: dict[Any, dict[Any, Op]],
+                readers: dict[Any, dict[Any, list[Op]]], stats: dict) -> list[dict]:
+    """Committed values below the highest index some ``:ok`` poll reached, never polled.
+
+    The bound uses each read value's *earliest* index and the candidates each value's
+    *last* index, so that inconsistent or duplicated offsets cannot hide a loss.
+    """
+    out = []
+    for k in sorted_values(reads_ok):
+        seen = reads_ok[k]
+        order = orders.get(k)
+        if order is None:
+            continue
+        first = order.first_index
+        bound = -1
+        for v in seen:
+            i = first.get(v)
+            if i is not None and i > bound:
+                bound = i
+        if bound < 0:
+            continue
+        last = order.last_index
+        kw = writer.get(k, {})
+        # The reader that proves the bound: a value whose last appearance is at `bound`.
+        at_bound = [v for v in order.values_at(bound) if last[v] == bound]
+        max_read = None
+        if at_bound:
+            rs = readers.get(k, {}).get(sorted_values(at_bound)[0])
+            if rs:
+                max_read = rs[0].index
+        by_index, multi = order.by_index, order.multi
+        for i in range(bound + 1):
+            vs = multi.get(i) if multi else None
+            for v in (by_index[i],) if vs is None else vs:
+                if v in seen or last[v] != i:
+                    continue
+                w = kw.get(v)
+                if w is None:
+                    stats["values-without-writer"] = stats.get("values-without-writer", 0) + 1
+                    continue
+                if not must_have_committed(w, reads_ok):
+                    continue
+                out.append({"key": k, "value": v, "index": first[v],
+                            "max-read-index": bound, "writer": w.index,
+                            "max-read": max_read})
+    return out
+
+
+def unseen(history: History) -> list[dict]:
+    """Values acknowledged by ``:ok`` sends that no ``:ok`` poll ever returned.
+
+    Jepsen reports one map ``{:unseen {k count} :messages {k #{v}}}``; we report one entry
+    per key with the same facts: ``count`` and the ``values``.
+    """
+    sent: dict[Any, dict[Any, None]] = {}
+    polled: dict[Any, set] = {}
+    last_time = 0
+    for op in history.completions:
+        if op.type != "ok" or op.f not in ("send", "poll", "txn"):
+            continue
+        last_time = op.time
+        if op.writes:
+            for k, pairs in op.writes.items():
+                d = sent.get(k)
+                if d is None:
+                    sent[k] = d = {}
+                for _, v in pairs:
+                    d[v] = None
+        if op.reads:
+            for k, pairs in op.reads.items():
+                s = polled.get(k)
+                if s is None:
+                    polled[k] = s = set()
+                s.update([p[1] for p in pairs])
+    out = []
+    for k in sorted_values(sent):
+        seen = polled.get(k, ())
+        missing = [v for v in sent[k] if v not in seen]
+        if missing:
+            out.append({"key": k, "count": len(missing), "values": sorted_values(missing),
+                        "time": last_time})
+    return out
+
+
+def intermediate_reads(history: History, orders: VersionOrders,
+                       writer: dict[Any, dict[Any, Op]]) -> list[dict]:
+    """G1b: an ``:ok`` op's final read of a key is a non-final send of another op to it.
+
+    With read_committed, a transaction's records become visible together; stopping in the
+    middle of one is legal for a single ``poll()`` (``max.poll.records``), which is why this
+    is reported but allowed.
+    """
+    out = []
+    for op in history.completions:
+        if op.type != "ok" or not op.reads:
+            continue
+        for k, pairs in op.reads.items():
+            if not pairs:
+                continue
+            order = orders.get(k)
+            kw = writer.get(k)
+            if order is None or not kw:
+                continue
+            by_value = order.by_value
+            best_i, best_v = -1, None
+            for _, v in pairs:
+                i = by_value.get(v)
+                if i is not None and i > best_i:
+                    best_i, best_v = i, v
+            if best_i < 0:
+                continue
+            w = kw.get(best_v)
+            if w is None or w is op or w.type == "fail":
+                continue
+            sent = w.writes.get(k) if w.writes else None
+            if not sent or sent[-1][1] == best_v:
+                continue
+            out.append({"key": k, "value": best_v, "writer": w.index, "reader": op.index,
+                        "values": [v for _, v in sent]})
+    return out

@@ -1,0 +1,224 @@
+"""Reading and writing Jepsen histories: EDN, JSON Lines, errors, and round trips."""
+
+from __future__ import annotations
+
+import importlib.util
+import io
+import json
+from pathlib import Path
+
+import pytest
+
+from invariants.jepsen import analyze
+from kafkacheck.jepsen_io import (JepsenFormatError, looks_like_jepsen, parse_edn,
+                                  read_jepsen, read_jepsen_text, write_jepsen)
+from model.history import Event
+
+from .conftest import hist, o
+
+ROOT = Path(__file__).resolve().parents[2]
+
+SAMPLE = """\
+{:index 0, :time 1000000, :type :invoke, :process 0, :f :send, :value [[:send 1 5]]}
+{:index 1, :time 2000000, :type :ok, :process 0, :f :send, :value [[:send 1 [0 5]]]}
+{:index 2, :time 3000000, :type :invoke, :process 1, :f :poll, :value [[:poll]]}
+{:index 3, :time 4000000, :type :ok, :process 1, :f :poll, :value [[:poll {1 [[0 5]], 2 []}]], :rebalance-log [{:keys [2]}]}
+{:index 4, :time 5000000, :type :info, :process :nemesis, :f :start-partition, :value "boom"}
+{:index 5, :time 6000000, :type :invoke, :process 2, :f :assign, :value [1 2]}
+{:index 6, :time 7000000, :type :fail, :process 2, :f :assign, :value [1 2], :error [:timeout "no \\"leader\\""]}
+"""
+
+
+def _verdict(events, **kw):
+    a = analyze(events, **kw)
+    return a.valid, {k: len(v) for k, v in a.anomalies.items()}
+
+
+def test_reads_jepsen_edn_into_events():
+    events = read_jepsen_text(SAMPLE)
+    assert [e.index for e in events] == [0, 1, 2, 3, 5, 6]  # the nemesis op is skipped
+    assert events[1] == Event(index=1, step=1, time=2, process="0", type="ok", f="send",
+                              value=[["send", 1, [0, 5]]])
+    assert events[3].value == [["poll", {1: [[0, 5]], 2: []}]]
+    assert events[3].meta == {"rebalance-log": [{"keys": [2]}]}
+    assert events[4].f == "assign" and events[4].value == [1, 2]
+
+
+def test_fast_and_general_readers_agree():
+    clean = "\n".join(line for line in SAMPLE.splitlines() if '"' not in line) + "\n"
+    pretty = clean.replace(", :value", ",\n :value")  # forms span lines: general reader
+    assert read_jepsen_text(clean) == read_jepsen_text(pretty)
+    assert read_jepsen_text(clean) == [e for e in read_jepsen_text(SAMPLE) if e.index != 6]
+
+
+def test_general_edn_features():
+    forms = [v for _, v in parse_edn(
+        '#{1 2} #_ {:a 1} (1 2) \\a "x\\ny" ##Inf #inst "2020" sym 1N 2.5M nil true ; c\n'
+        '#jepsen.history.Op{:index 0}')]
+    assert forms == [frozenset({1, 2}), [1, 2], "a", "x\ny", float("inf"), "2020", "sym",
+                     1, 2.5, None, True, {"index": 0}]
+
+
+def test_reads_a_vector_of_ops_and_json_lines(tmp_path):
+    ops = "[" + SAMPLE.replace("\n", " ") + "]"
+    assert read_jepsen_text(ops) == read_jepsen_text(SAMPLE)
+    lines = [{"index": 0, "time": 0, "type": "invoke", "process": 0, "f": "poll",
+              "value": [["poll"]]},
+             {"index": 1, "time": 10**6, "type": "ok", "process": 0, "f": "poll",
+              "value": [["poll", {"3": [[0, 7]]}]]}]
+    path = tmp_path / "h.jsonl"
+    path.write_text("\n".join(json.dumps(x) for x in lines) + "\n")
+    assert looks_like_jepsen(path)
+    events = read_jepsen(path)
+    assert events[1].value == [["poll", {3: [[0, 7]]}]] and events[1].time == 1
+
+
+def test_sniffing_tells_jepsen_from_kafkacheck_histories(tmp_path):
+    edn = tmp_path / "history.edn"
+    edn.write_text(SAMPLE)
+    own = tmp_path / "history.jsonl"
+    own.write_text(json.dumps(o(0, "c1", "invoke", "poll", [["poll"]]).to_json()) + "\n")
+    other = tmp_path / "notes.txt"
+    other.write_text("hello")
+    assert looks_like_jepsen(edn)
+    assert not looks_like_jepsen(own)
+    assert not looks_like_jepsen(other)
+    assert not looks_like_jepsen(tmp_path / "missing.edn")
+
+
+@pytest.mark.parametrize("text, message", [
+    ('{:index 0, :type :ok, :process 0, :f :frobnicate, :value nil}', "line 1: unknown :f"),
+    ('{:index 0, :type :done, :process 0, :f :poll, :value [[:poll]]}',
+     "line 1: unknown :type"),
+    ('{:index 0, :type :ok, :process 0, :f :poll, :value [[:poll {1 [[0]]}]]}',
+     "(op 0): polled [0] of key 1 is not [offset value]"),
+    ('{:index 0, :type :ok, :process 0, :f :poll, :value [[:poll {1 [["x" 2]]}]]}',
+     "polled offset 'x' is not an integer or nil"),
+    ('{:index 0, :type :ok, :process 0, :f :send, :value [[:send 1 [0 1 2]]]}',
+     "is not [offset value]"),
+    ('{:index 0, :type :ok, :process 0, :f :send, :value [[:poll]]}',
+     "a :send op may only contain"),
+    ('{:index 0, :type :ok, :process 0, :f :send, :value 7}', "must be a vector of micro-ops"),
+    ('{:index 0, :type :ok, :process 0, :f :assign, :value 7}', "vector of keys"),
+    ('{:index 0, :type :ok, :process "p", :f :send, :value []}\n', None),
+    ('{:index 0, :type :ok, :process 1.5, :f :send, :value []}', ":process must be an integer"),
+    ('{:index 0, :type :ok, :process 0, :f :poll, :value [[:poll]],'
+     ' :rebalance-log [:x]}', ":rebalance-log must be a vector"),
+    ('[:not-an-op]', "expected an op map"),
+])
+def test_rejects_bad_ops_naming_line_or_op(text, message):
+    good = '{:index 9, :time 0, :type :invoke, :process 0, :f :poll, :value [[:poll]]}\n'
+    if message is None:  # a string process is a non-client op: skipped, not an error
+        assert read_jepsen_text(good + text) == read_jepsen_text(good)
+        return
+    with pytest.raises(JepsenFormatError) as e:
+        read_jepsen_text(text.replace("line 1", ""))
+    assert message.replace("line 1: ", "") in str(e.value)
+    if message.startswith("line 1"):
+        with pytest.raises(JepsenFormatError, match="line 2"):
+            read_jepsen_text(good + text)
+
+
+@pytest.mark.parametrize("text, message", [
+    ('{:index 0 :value "abc}\n', "line 1: unterminated string"),
+    ('{:a 1}\n{:b [1 2}\n', "line 2: expected ']'"),
+    ('{:a 1}\n\n{:b [1 2]\n', "line 3: form is never closed"),
+    ('{:a 1 :b}\n', "line 1: map has an odd number"),
+    ('{:a 1}]\n', "line 1: unexpected ']'"),
+])
+def test_edn_syntax_errors_name_the_line(text, message):
+    with pytest.raises(JepsenFormatError, match=message):
+        read_jepsen_text(text)
+
+
+def test_read_errors_for_files(tmp_path):
+    bad = tmp_path / "bad.edn"
+    bad.write_bytes(b"\xff\xfe{:index 0}")
+    with pytest.raises(JepsenFormatError, match="not UTF-8"):
+        read_jepsen(bad)
+
+
+def _export(events) -> str:
+    buf = io.StringIO()
+    write_jepsen(events, buf)
+    return buf.getvalue()
+
+
+def test_export_drops_kafkacheck_only_ops_and_renumbers_processes():
+    events = [
+        Event(0, 0, 0, "n1", "internal", "append", {"x": 1}),
+        Event(1, 1, 1, "c1", "invoke", "send", [["send", 0, "a"]], meta={"key": "k"}),
+        Event(2, 2, 2, "c1", "info", "send", [["send", 0, [None, "a"]]]),
+        Event(3, 3, 3, "c1", "invoke", "poll", [["poll"]]),
+        Event(4, 4, 4, "c1", "ok", "poll", [["poll", {0: [[0, "a"]]}]],
+              meta={"rebalance-log": [{"keys": [0]}]}),
+        Event(5, 5, 5, "c1", "ok", "process", [0, 0, "a"]),
+        Event(6, 6, 6, "c1", "ok", "commit", {0: 1}),
+        Event(7, 7, 7, "c2", "info", "crash", None),
+    ]
+    text = _export(events)
+    lines = text.splitlines()
+    assert lines == [
+        '{:index 0, :time 1000000, :type :invoke, :process 0, :f :send, :value [[:send 0 "a"]]}',
+        '{:index 1, :time 2000000, :type :info, :process 0, :f :send, :value [[:send 0 "a"]]}',
+        '{:index 2, :time 3000000, :type :invoke, :process 1, :f :poll, :value [[:poll]]}',
+        '{:index 3, :time 4000000, :type :ok, :process 1, :f :poll, '
+        ':value [[:poll {0 [[0 "a"]]}]], :rebalance-log [{:keys [0]}]}',
+        '{:index 4, :time 7000000, :type :invoke, :process 2, :f :crash, :value nil}',
+        '{:index 5, :time 7000000, :type :info, :process 2, :f :crash, :value nil}',
+    ]
+    back = read_jepsen_text(text)
+    assert back[3].meta == {"rebalance-log": [{"keys": [0]}]}
+
+
+def test_export_refuses_ops_jepsen_cannot_express():
+    with pytest.raises(JepsenFormatError, match="no Jepsen equivalent"):
+        _export([Event(0, 0, 0, "c1", "invoke", "teleport", None)])
+
+
+ANOMALOUS = [
+    # G1a, lost write, unseen, poll skip, nonmonotonic send, precommitted read, G1c
+    hist((0, "invoke", "send", [["send", "x", 2], ["send", "y", 3]]),
+         (0, "fail", "send", [["send", "x", 2], ["send", "y", 3]]),
+         (1, "invoke", "poll", [["poll"]]),
+         (1, "ok", "poll", [["poll", {"x": [[0, 2]]}]])),
+    hist((0, "invoke", "send", [["send", 1, "a"]]),
+         (0, "ok", "send", [["send", 1, [0, "a"]]]),
+         (0, "invoke", "send", [["send", 1, "b"], ["send", 1, "d"]]),
+         (0, "ok", "send", [["send", 1, [1, "b"]], ["send", 1, [3, "d"]]]),
+         (1, "invoke", "send", [["send", 1, "c"]]),
+         (1, "info", "send", [["send", 1, "c"]]),
+         (0, "invoke", "poll", [["poll"]]),
+         (0, "ok", "poll", [["poll", {1: [[2, "c"]]}]], {"rebalance-log": [{"keys": [1]}]})),
+    hist((0, "invoke", "txn", [["send", "x", "a"], ["poll"]]),
+         (1, "invoke", "txn", [["send", "y", "b"], ["poll"]]),
+         (0, "ok", "txn", [["send", "x", [0, "a"]], ["poll", {"y": [[0, "b"]]}]]),
+         (1, "ok", "txn", [["send", "y", [0, "b"]], ["poll", {"x": [[0, "a"]]}]])),
+]
+
+
+@pytest.mark.parametrize("events", ANOMALOUS)
+def test_export_and_read_back_gives_the_same_verdict(events):
+    before = _verdict(events)
+    assert before[0] is False
+    assert _verdict(read_jepsen_text(_export(events))) == before
+    assert (_verdict(read_jepsen_text(_export(events)), ww_deps=True)
+            == _verdict(events, ww_deps=True))
+
+
+def _generator():
+    spec = importlib.util.spec_from_file_location("jepsen_check",
+                                                  ROOT / "benchmarks" / "jepsen_check.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_synthetic_history_round_trips_with_the_same_verdict():
+    buf = io.StringIO()
+    _generator().generate(3000, buf, seed=7)
+    events = read_jepsen_text(buf.getvalue())
+    for kw in ({}, {"ww_deps": True}, {"sub_via": "subscribe"}):
+        before = _verdict(events, **kw)
+        assert before[0] is True, before
+        assert _verdict(read_jepsen_text(_export(events)), **kw) == before
