@@ -56,7 +56,7 @@ def hunt(config: Config, *, examples: int = 100, steps: int = 60, seed: int = 0,
 
         def init_with_progress(self: object) -> None:
             original_init(self)  # type: ignore[misc]
-            if machine.runs % 25 == 0:
+            if machine.runs % 200 == 0:
                 progress(f"  {machine.runs} runs, {machine.steps} steps")
 
         machine.__init__ = init_with_progress  # type: ignore[method-assign]
@@ -84,7 +84,7 @@ def hunt(config: Config, *, examples: int = 100, steps: int = 60, seed: int = 0,
                      and (target is None or k in target)}
         if out_dir is not None:
             path = save_history(out_dir, config, run.schedule, run.cluster.history,
-                                verdict, seed)
+                                verdict, seed, headline=min(anomalies) if anomalies else None)
     return HuntResult(config, examples, steps, seed, anomalies, path, machine.runs,
                       machine.steps, time.perf_counter() - started)
 

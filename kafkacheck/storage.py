@@ -52,21 +52,22 @@ def history_document(config: Config, schedule: list[Any], events: list[Event],
     }
 
 
-def history_filename(config: Config, verdict: Verdict, schedule: list[Any]) -> str:
+def history_filename(config: Config, verdict: Verdict, schedule: list[Any],
+                     headline: str | None = None) -> str:
     """Stable, readable names: the settings that differ from defaults, the first anomaly
     and a digest of the schedule, so the same finding is saved once."""
     settings = config.diff()
     slug = "_".join(f"{k}-{v}" for k, v in sorted(settings.items())) or "defaults"
     slug = re.sub(r"[^A-Za-z0-9._-]+", "-", slug).replace("kafkacheck.", "")
-    first = next(iter(verdict.anomalies), "clean")
+    first = headline or next(iter(verdict.anomalies), "clean")
     digest = hashlib.sha256(json.dumps([action_to_json(x) for x in schedule]).encode())
     return f"{slug}__{first}__{digest.hexdigest()[:10]}.json"
 
 
 def save_history(directory: Path, config: Config, schedule: list[Any], events: list[Event],
-                 verdict: Verdict, seed: int | None) -> Path:
+                 verdict: Verdict, seed: int | None, headline: str | None = None) -> Path:
     directory.mkdir(parents=True, exist_ok=True)
-    path = directory / history_filename(config, verdict, schedule)
+    path = directory / history_filename(config, verdict, schedule, headline)
     document = history_document(config, schedule, events, verdict, seed)
     tmp = path.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(document, separators=(",", ":")) + "\n")

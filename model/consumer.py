@@ -40,7 +40,7 @@ class Consumer:
         self._start()
 
     @property
-    def process(self) -> str:
+    def op_process(self) -> str:
         """The Jepsen process of this incarnation (a restarted client is a new process)."""
         return f"{self.name}:{self.incarnation}"
 
@@ -60,8 +60,8 @@ class Consumer:
         self.commit_sent_at = 0
         self.leaders: dict[int, tuple[str | None, int]] = {}
         self.refresh_metadata()
-        self.ctx.history.add(self.process, "invoke", "assign", list(self.partitions))
-        self.ctx.history.add(self.process, "ok", "assign", list(self.partitions))
+        self.ctx.history.add(self.op_process, "invoke", "assign", list(self.partitions))
+        self.ctx.history.add(self.op_process, "ok", "assign", list(self.partitions))
         self._fetch_committed()
 
     def refresh_metadata(self) -> None:
@@ -88,7 +88,7 @@ class Consumer:
     # -- application calls -------------------------------------------------------------
 
     def poll(self) -> None:
-        self.ctx.history.add(self.process, "invoke", "poll", [["poll"]])
+        self.ctx.history.add(self.op_process, "invoke", "poll", [["poll"]])
         returned: dict[int, list[list[int]]] = {}
         for p in self.partitions:
             position = self.positions[p]
@@ -106,7 +106,7 @@ class Consumer:
                 self.returned[p] = position  # type: ignore[assignment]
                 returned[p] = [[r.offset, r.value] for r in taken]
                 self.pending.extend((p, r) for r in taken)
-        self.ctx.history.add(self.process, "ok", "poll", [["poll", returned]])
+        self.ctx.history.add(self.op_process, "ok", "poll", [["poll", returned]])
         if self.pending:
             strategy = self.ctx.config.consumer.commit_strategy
             self.phase = PROCESS if strategy == "after-processing" else COMMIT
@@ -114,7 +114,7 @@ class Consumer:
 
     def process(self) -> None:
         partition, record = self.pending.popleft()
-        self.ctx.history.add(self.process, "ok", "process",
+        self.ctx.history.add(self.op_process, "ok", "process",
                              [partition, record.offset, record.value], {"key": record.key})
         self.processed[partition] = record.offset + 1
         if not self.pending:
@@ -124,7 +124,7 @@ class Consumer:
     def commit(self) -> None:
         strategy = self.ctx.config.consumer.commit_strategy
         offsets = dict(self.processed if strategy == "after-processing" else self.returned)
-        self.ctx.history.add(self.process, "invoke", "commit", offsets)
+        self.ctx.history.add(self.op_process, "invoke", "commit", offsets)
         coordinator = self.find_coordinator()
         corr = self.ctx.next_corr()
         request = m.OffsetCommitRequest(corr, GROUP, tuple(sorted(offsets.items())))
@@ -137,7 +137,7 @@ class Consumer:
     def _commit_done(self, offsets: dict[int, int], outcome: str, error: str | None) -> None:
         self.commit_request = None
         meta = {"error": error} if error else None
-        self.ctx.history.add(self.process, outcome, "commit", offsets, meta)
+        self.ctx.history.add(self.op_process, outcome, "commit", offsets, meta)
         strategy = self.ctx.config.consumer.commit_strategy
         if strategy == "before-processing" and outcome != "ok":
             # commitSync threw: the application never processes this batch.
@@ -265,9 +265,9 @@ class Consumer:
     def crash(self) -> None:
         self.alive = False
         if self.commit_request:
-            self.ctx.history.add(self.process, "info", "commit", self.commit_request[2],
+            self.ctx.history.add(self.op_process, "info", "commit", self.commit_request[2],
                                  {"error": "CLIENT_CRASHED"})
-        self.ctx.history.add(self.process, "info", "crash", None)
+        self.ctx.history.add(self.op_process, "info", "crash", None)
 
     def restart(self) -> None:
         self.alive = True
