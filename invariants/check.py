@@ -36,6 +36,10 @@ def check_events(events: Iterable[Event]) -> Verdict:
     for violation in obs.invariant_violations:
         detail = dict(violation)
         anomalies.setdefault(detail.pop("name"), []).append(detail)
+    if obs.settled is False:
+        # The settle phase heals and restarts everything; a cluster that still has not
+        # delivered, elected or caught up is a liveness failure (or a model bug).
+        anomalies.setdefault("unsettled", []).append({"events": obs.events})
     check_delivery(obs, anomalies)
     check_visibility(obs, anomalies)
     check_ordering(obs, anomalies)

@@ -42,6 +42,7 @@ class Observations:
     baselines: dict[int, int] = attrs.field(factory=dict)             # first start position
     final_logs: dict[int, list[tuple[int, int, str, str, int]]] | None = None
     invariant_violations: list[dict[str, Any]] = attrs.field(factory=list)
+    settled: bool | None = None       # did the run end quiescent (None: no Finish step)
     events: int = 0
 
     def final_value_at(self, partition: int, offset: int) -> int | None:
@@ -74,6 +75,8 @@ def observe(events: Iterable[Event]) -> Observations:
                 p, offset = event.value["partition"], event.value["offset"]
                 if offset is not None and p not in obs.baselines:
                     obs.baselines[p] = offset
+            elif f == "finish":
+                obs.settled = bool(event.value.get("quiescent"))
             elif f == "invariant":
                 obs.invariant_violations.append(dict(event.value))
             continue

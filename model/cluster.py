@@ -146,13 +146,18 @@ class Cluster:
 
     def _do_tick(self, act: a.Tick) -> None:
         self.ctx.history.time += act.ms
-        self.controller.on_tick({b: self.alive(b) for b in self.brokers})
+        self.controller.on_tick({b: self.alive(b) for b in self.brokers}, self._known_epochs)
         for broker in self.broker_actors.values():
             if broker.alive:
                 broker.on_tick()
         for client in [*self.producers.values(), *self.consumers.values()]:
             if client.alive:
                 client.on_tick()
+
+    def _known_epochs(self, broker: str) -> dict[int, tuple[int, int]]:
+        """How far a broker has read the metadata log: its (leader, partition) epochs."""
+        return {p: (s.leader_epoch, s.partition_epoch)
+                for p, s in self.broker_actors[broker].replicas.items()}
 
     def _disconnect(self, pairs: Iterable[tuple[str, str]]) -> None:
         for x, y in pairs:
@@ -205,6 +210,7 @@ class Cluster:
 
     def _do_finish(self, act: a.Finish) -> None:
         """Record each partition's final committed log: what a fair judge compares to."""
+        self.ctx.event("net", "finish", quiescent=self.quiescent())
         for p, meta in sorted(self.controller.partitions.items()):
             source = meta.leader
             if source is None:

@@ -9,11 +9,15 @@ is alive.  A restarted broker re-registers, is fenced for its old incarnation an
 unfenced.  Every change bumps the partition epoch; every leader change bumps the leader
 epoch.  Brokers hear of decisions only through ``LeaderAndIsr`` messages, so a deposed
 leader keeps acting as leader until one reaches it.
+
+Propagation is late but reliable, as in KRaft where brokers pull the metadata log: a
+decision lost with a dropped connection is sent again on the next ``Tick`` at which the
+broker is reachable and still behind.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 import attrs
 
@@ -47,6 +51,8 @@ class Controller:
         self.fenced: set[str] = set()
         self.last_heartbeat = {b: 0 for b in brokers}
         self.reregistering: set[str] = set()
+        # (broker, partition) -> partition epoch of the last LeaderAndIsr on the wire.
+        self.in_flight: dict[tuple[str, int], int] = {}
 
     # -- queries used by clients' metadata refresh -------------------------------------
 
@@ -74,7 +80,7 @@ class Controller:
                          for r in message.new_isr))
         if not valid:
             # INVALID_UPDATE_VERSION / FENCED_LEADER_EPOCH: the leader learns the truth.
-            self.ctx.send(self.name, src, meta.message(message.partition))
+            self._send_state(src, message.partition)
             return
         self._change(message.partition, isr=message.new_isr)
 
@@ -93,7 +99,25 @@ class Controller:
             self.ctx.event(self.name, "isr", partition=partition, isr=list(isr))
         meta.partition_epoch += 1
         for replica in meta.replicas:
-            self.ctx.send(self.name, replica, meta.message(partition))
+            self._send_state(replica, partition)
+
+    def _send_state(self, broker: str, partition: int) -> None:
+        meta = self.partitions[partition]
+        if self.ctx.send(self.name, broker, meta.message(partition)):
+            self.in_flight[(broker, partition)] = meta.partition_epoch
+
+    def on_disconnect(self, peer: str) -> None:
+        self.in_flight = {k: v for k, v in self.in_flight.items() if k[0] != peer}
+
+    def _catch_up(self, broker: str, known: dict[int, tuple[int, int]]) -> None:
+        """Re-send the current state of every partition this broker is behind on."""
+        for partition, meta in self.partitions.items():
+            if broker not in meta.replicas:
+                continue
+            if known.get(partition) == (meta.leader_epoch, meta.partition_epoch):
+                continue
+            if self.in_flight.get((broker, partition)) != meta.partition_epoch:
+                self._send_state(broker, partition)
 
     # -- fencing and elections ---------------------------------------------------------
 
@@ -137,12 +161,13 @@ class Controller:
                     self._change(partition, leader=leader, isr=isr, unclean=unclean)
                     continue
             # Metadata catch-up for the returning broker.
-            self.ctx.send(self.name, broker, meta.message(partition))
+            self._send_state(broker, partition)
 
     def broker_restarted(self, broker: str) -> None:
         self.reregistering.add(broker)
 
-    def on_tick(self, alive: dict[str, bool]) -> None:
+    def on_tick(self, alive: dict[str, bool],
+                known: Callable[[str], dict[int, tuple[int, int]]]) -> None:
         now = self.ctx.now
         timeout = self.ctx.config.broker.broker_session_timeout_ms
         net = self.ctx.network
@@ -156,5 +181,6 @@ class Controller:
                     self.unfence(broker)
                 elif broker in self.fenced:
                     self.unfence(broker)
+                self._catch_up(broker, known(broker))
             elif broker not in self.fenced and now - self.last_heartbeat[broker] >= timeout:
                 self.fence(broker)

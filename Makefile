@@ -1,0 +1,34 @@
+# Two entry points for a fresh machine (see README.md): `make hunt` and `make test`.
+# Both create .venv and install kafkacheck into it first.
+
+PYTHON ?= $(shell command -v python3.11 2>/dev/null || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+
+.PHONY: hunt test test-long bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e .
+	touch $(STAMP)
+
+# The main job: hunt the default configuration matrix, print and write the guarantee report.
+hunt: $(STAMP)
+	$(BIN)/kafkacheck guarantees
+
+# The test suite (what CI runs).
+test: $(STAMP)
+	$(BIN)/python -m pytest -q
+
+# Deep hunts: many more runs per configuration (tens of minutes).
+test-long: $(STAMP)
+	$(BIN)/python -m pytest -q --long-hunts tests/test_hunts.py
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/hunt_speed.py
+	$(BIN)/python benchmarks/jepsen_check.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .hypothesis

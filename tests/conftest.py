@@ -1,0 +1,32 @@
+"""Shared pytest configuration: hunt budgets and Hypothesis profiles.
+
+The default budget keeps the whole suite to a few minutes on two cores; ``--long-hunts``
+(or ``make test-long``) multiplies the budget of every hunt test for deeper searches.
+"""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import HealthCheck, settings
+
+settings.register_profile("default", deadline=None,
+                          suppress_health_check=[HealthCheck.too_slow])
+settings.register_profile("long", deadline=None, max_examples=1000,
+                          suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("default")
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--long-hunts", action="store_true", default=False,
+                     help="run hunt tests with ten times the budget (slow)")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if config.getoption("--long-hunts"):
+        settings.load_profile("long")
+
+
+@pytest.fixture
+def hunt_budget(request: pytest.FixtureRequest) -> int:
+    """Multiplier applied to every hunt test's number of runs."""
+    return 10 if request.config.getoption("--long-hunts") else 1
