@@ -89,6 +89,9 @@ class Cluster:
             acts.append(a.Heal())
         else:
             acts.extend(a.Partition((n,)) for n in self.brokers + [CONTROLLER])
+            # A broker cut off from the controller and the other brokers, still reachable
+            # by every client: the way a deposed leader keeps serving (a zombie).
+            acts.extend(a.Partition((b, *self.clients)) for b in self.brokers)
         for name in self.producer_names:
             if self.producers[name].alive:
                 acts.extend(a.Send(name, k) for k in self.keys)
@@ -119,6 +122,10 @@ class Cluster:
             return action.ms > 0
         if kind == "finish":
             return True
+        if kind == "partition":
+            side = set(action.side)
+            return (not self.partitioned() and bool(side) and side < set(self.nodes)
+                    and len(side) == len(action.side))
         return action in self.enabled_actions()
 
     # -- applying ----------------------------------------------------------------------

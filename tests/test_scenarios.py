@@ -1,0 +1,219 @@
+"""Known Kafka behaviours, each scripted as an explicit schedule against the model."""
+
+from __future__ import annotations
+
+from model import actions as a
+from model import messages as m
+from tests.scenario import Scenario
+
+
+def shrink_isr_to_leader(s: Scenario, p: int) -> None:
+    """Followers stay silent past replica.lag.time.max.ms; the leader shrinks the ISR."""
+    leader = s.leader(p)
+    s.tick(31000)
+    s.deliver(leader, "ctl")              # AlterPartition
+    s.deliver("ctl", leader)              # the new ISR reaches the leader
+    assert s.cluster.controller.partitions[p].isr == (leader,)
+
+
+def test_acks_all_is_acknowledged_only_once_every_isr_member_has_the_record() -> None:
+    s = Scenario(acks="all")
+    p = s.partition()
+    leader = s.leader(p)
+    f1, f2 = s.followers(p)
+    s.send().deliver("p0", leader)
+    assert s.values(leader, p) == [1]
+    assert not s.cluster.ctx.network.queues.get((leader, "p0")), "answered too early"
+    s.deliver(f1, leader).deliver(leader, f1).deliver(f1, leader)   # f1 has it
+    assert s.replica(leader, p).log.hw == 0, "HW must wait for f2, still in the ISR"
+    s.deliver(f2, leader).deliver(leader, f2).deliver(f2, leader)   # f2 has it
+    assert s.replica(leader, p).log.hw == 1
+    s.deliver(leader, "p0")
+    assert [e.value for e in s.ops("send", "ok")] == [[["send", p, [0, 1]]]]
+
+
+def test_a_follower_learns_the_high_watermark_one_fetch_later() -> None:
+    s = Scenario(acks="1", **{"kafkacheck.replication.factor": "2"})
+    p = s.partition()
+    leader = s.leader(p)
+    (follower,) = s.followers(p)
+    s.send().deliver("p0", leader)
+    s.deliver(follower, leader).deliver(leader, follower)   # copies offset 0
+    assert s.replica(follower, p).log.leo == 1
+    s.deliver(follower, leader)                             # fetch at 1: leader HW -> 1
+    assert s.replica(leader, p).log.hw == 1
+    assert s.replica(follower, p).log.hw == 0
+    s.deliver(leader, follower)                             # the response carries HW 1
+    assert s.replica(follower, p).log.hw == 1
+
+
+def test_min_insync_replicas_refuses_acks_all_writes_when_the_isr_is_too_small() -> None:
+    s = Scenario(acks="all", retries=0, **{"min.insync.replicas": "2"})
+    p = s.partition()
+    shrink_isr_to_leader(s, p)
+    s.send().deliver("p0", s.leader(p)).deliver(s.leader(p), "p0")
+    (failed,) = s.ops("send", "fail")
+    assert failed.meta["error"] == m.NOT_ENOUGH_REPLICAS
+    assert s.values(s.leader(p), p) == [], "NOT_ENOUGH_REPLICAS is raised before appending"
+
+
+def test_min_insync_replicas_does_not_apply_to_acks_1() -> None:
+    s = Scenario(acks="1", **{"min.insync.replicas": "2"})
+    p = s.partition()
+    shrink_isr_to_leader(s, p)
+    s.send().deliver("p0", s.leader(p)).deliver(s.leader(p), "p0")
+    assert len(s.ops("send", "ok")) == 1
+
+
+def test_a_lagging_follower_leaves_the_isr_and_rejoins_once_caught_up() -> None:
+    s = Scenario(acks="1")
+    p = s.partition()
+    leader = s.leader(p)
+    shrink_isr_to_leader(s, p)
+    s.flush(6)
+    assert set(s.cluster.controller.partitions[p].isr) == {leader, *s.followers(p)}
+    assert [e.value["isr"] for e in s.internal("isr")][-1][0] == leader
+
+
+def test_acks_1_loses_an_acknowledged_write_when_the_leader_dies_before_replication() -> None:
+    s = Scenario(acks="1")
+    p = s.partition()
+    leader = s.leader(p)
+    s.send().deliver("p0", leader).deliver(leader, "p0")
+    assert len(s.ops("send", "ok")) == 1
+    s.do(a.Crash(leader)).tick(10000)
+    assert s.leader(p) in s.followers(p) or s.leader(p) != leader
+    s.finish()
+    lost = s.anomalies()["lost-write"]
+    assert [d["value"] for d in lost] == [1]
+
+
+def test_a_deposed_leader_keeps_accepting_writes_until_it_learns_and_then_truncates() -> None:
+    s = Scenario(acks="1")
+    p = s.partition()
+    zombie = s.leader(p)
+    s.do(a.Partition((zombie, "p0", "c0")))
+    s.tick(10000)                                   # controller fences it, elects another
+    assert s.leader(p) != zombie
+    assert s.replica(zombie, p).leader == zombie    # ...which it does not know yet
+    s.send().deliver("p0", zombie).deliver(zombie, "p0")
+    assert len(s.ops("send", "ok")) == 1, "the zombie acknowledged the write"
+    s.finish()
+    assert s.internal("truncate"), "the deposed leader must truncate its divergent suffix"
+    assert [d["value"] for d in s.anomalies()["lost-write"]] == [1]
+
+
+def test_a_returning_leader_truncates_its_divergent_suffix_by_leader_epoch() -> None:
+    """KIP-101/KIP-279: truncation follows the new leader's epoch boundaries, not the HW."""
+    s = Scenario(acks="1", retries=1)     # m1 gives up before the new leader exists
+    p = s.partition()
+    old = s.leader(p)
+    s.send().deliver("p0", old)                     # m1 only on the old leader, epoch 0
+    s.do(a.Crash(old)).tick(10000)
+    new = s.leader(p)
+    s.flush(2)                                      # the new leader learns it leads
+    s.send()                                        # goes to the dead leader: refused,
+    s.tick(100).flush(3)                            # metadata refreshed, retried: m2
+
+    assert s.values(new, p)[:1] == [2]
+    s.do(a.Restart(old)).tick(1000).flush(8)
+    assert s.values(old, p) == s.values(new, p) == [2]
+    (cut,) = [e.value for e in s.internal("truncate") if e.process == old]
+    assert cut["offset"] == 0
+
+
+def test_unclean_election_disabled_leaves_the_partition_offline() -> None:
+    s = Scenario(acks="all")
+    p = s.partition()
+    leader = s.leader(p)
+    shrink_isr_to_leader(s, p)
+    s.do(a.Crash(leader)).tick(10000)
+    assert s.leader(p) is None
+    assert s.cluster.controller.partitions[p].isr == (leader,), "the ISR never empties"
+
+
+def test_unclean_election_loses_committed_records() -> None:
+    s = Scenario(acks="all", **{"unclean.leader.election.enable": "true"})
+    p = s.partition()
+    leader = s.leader(p)
+    shrink_isr_to_leader(s, p)
+    s.send().deliver("p0", leader).deliver(leader, "p0")   # committed with ISR = {leader}
+    assert len(s.ops("send", "ok")) == 1
+    s.do(a.Crash(leader)).tick(10000)
+    assert s.leader(p) in s.followers(p) or s.leader(p) not in (None, leader)
+    assert any(e.value["unclean"] for e in s.internal("election"))
+    s.finish()
+    found = s.anomalies()
+    assert "committed-prefix-changed" in found
+    assert [d["value"] for d in found["lost-write"]] == [1]
+
+
+def test_consumers_see_only_records_below_the_high_watermark() -> None:
+    s = Scenario(acks="1")
+    p = s.partition()
+    leader = s.leader(p)
+    s.flush(4)                                         # consumer start-up: positions known
+    s.send().deliver("p0", leader)                     # appended, not replicated: HW 0
+    s.do(a.Poll("c0")).deliver("c0", leader).deliver(leader, "c0").do(a.Poll("c0"))
+    assert s.replica(leader, p).log.hw == 0
+    assert all(not e.value[0][1] for e in s.ops("poll", "ok")), "read above the HW"
+    s.flush(4)                                         # replicated; HW 1
+    assert s.replica(leader, p).log.hw == 1
+    s.do(a.Poll("c0")).deliver("c0", leader).deliver(leader, "c0").do(a.Poll("c0"))
+    assert s.ops("poll", "ok")[-1].value == [["poll", {p: [[0, 1]]}]]
+
+
+def test_a_restarted_consumer_resumes_from_its_committed_offset() -> None:
+    s = Scenario(acks="all")
+    s.flush(4).send().flush(4)
+    s.do(a.Poll("c0")).flush(2).do(a.Poll("c0"))
+    s.do(a.Process("c0")).do(a.Commit("c0")).flush(2)   # behind a fetch on the same link
+    s.do(a.ClientCrash("c0")).do(a.ClientRestart("c0")).finish()
+    assert s.anomalies() == {}
+    assert len(s.ops("process")) == 1
+
+
+def test_commit_before_processing_loses_the_batch_when_the_consumer_crashes() -> None:
+    s = Scenario(acks="all", **{"kafkacheck.commit.strategy": "before-processing"})
+    s.flush(4).send().flush(4)
+    s.do(a.Poll("c0")).flush(2).do(a.Poll("c0"))
+    s.do(a.Commit("c0")).flush(2)
+    s.do(a.ClientCrash("c0")).do(a.ClientRestart("c0")).finish()
+    assert [d["value"] for d in s.anomalies()["processed-zero-times"]] == [1]
+
+
+def test_commit_after_processing_reprocesses_when_the_consumer_crashes_before_committing() -> None:
+    s = Scenario(acks="all")
+    s.flush(4).send().flush(4)
+    s.do(a.Poll("c0")).flush(2).do(a.Poll("c0"))
+    s.do(a.Process("c0"))
+    s.do(a.ClientCrash("c0")).do(a.ClientRestart("c0")).finish()
+    found = s.anomalies()
+    assert [d["value"] for d in found["processed-more-than-once"]] == [1]
+    assert "processed-zero-times" not in found
+
+
+def test_a_lost_response_and_a_retry_write_the_record_twice() -> None:
+    """Without idempotence, a retried batch whose first attempt landed is a duplicate."""
+    s = Scenario(acks="1")
+    p = s.partition()
+    leader = s.leader(p)
+    s.send().deliver("p0", leader)                 # appended; the response is queued
+    s.tick(30000)                                  # request.timeout.ms: connection closed
+    assert not s.cluster.ctx.network.queues.get((leader, "p0")), "late response dropped"
+    s.tick(100).deliver("p0", leader).deliver(leader, "p0")
+    assert s.values(leader, p) == [1, 1]
+    s.finish()
+    assert s.anomalies()["duplicate"][0]["offsets"] == [0, 1]
+
+
+def test_a_stale_leader_epoch_is_fenced_not_served() -> None:
+    """KIP-320: a fetch naming an older leader epoch gets FENCED_LEADER_EPOCH."""
+    s = Scenario()
+    p = s.partition()
+    leader = s.leader(p)
+    broker = s.cluster.broker_actors[leader]
+    broker.replicas[p].leader_epoch = 3
+    broker.receive("c0", 0, m.FetchRequest(99, p, None, 0, -1, 2))
+    ((_, response),) = list(s.cluster.ctx.network.queues[(leader, "c0")])[-1:]
+    assert response.error == m.FENCED_LEADER_EPOCH
