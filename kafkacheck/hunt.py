@@ -83,7 +83,7 @@ def hunt(config: Config, *, examples: int = 100, steps: int = 60, seed: int = 0,
         anomalies = {k: v for k, v in verdict.anomalies.items() if k not in ignore
                      and (target is None or k in target)}
         if out_dir is not None:
-            path = save_history(out_dir, config, run.schedule, run.cluster.history,
+            path = save_history(Path(out_dir), config, run.schedule, run.cluster.history,
                                 verdict, seed, headline=min(anomalies) if anomalies else None)
     return HuntResult(config, examples, steps, seed, anomalies, path, machine.runs,
                       machine.steps, time.perf_counter() - started)

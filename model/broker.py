@@ -244,7 +244,7 @@ class Broker:
             return
         if resp.diverging is not None:
             cut = log.truncation_offset(resp.diverging)
-            dropped = log.truncate_to(cut)
+            dropped = log.truncate_to(cut)  # also clears epochs starting at the cut
             if dropped:
                 self.ctx.event(self.name, "truncate", partition=resp.partition, offset=cut,
                                dropped=dropped)
@@ -263,8 +263,10 @@ class Broker:
             return
         corr = self.ctx.next_corr()
         log = state.log
+        # A follower's lastFetchedEpoch is its epoch cache's latest epoch (Kafka's
+        # ``log.latestEpoch``), not the epoch of its last record.
         request = m.FetchRequest(corr, partition, self.name, log.leo,
-                                 log.epoch_before(log.leo), state.leader_epoch)
+                                 log.latest_epoch(), state.leader_epoch)
         if self.ctx.send(self.name, state.leader, request):
             state.fetch_corr = corr
         else:

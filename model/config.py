@@ -44,7 +44,8 @@ def _int(low: int, high: int = 2**31 - 1) -> Callable[[str], int]:
 
 def _choice(*allowed: str, aliases: dict[str, str] | None = None) -> Callable[[str], str]:
     def parse(text: str) -> str:
-        value = str(text).strip().lower()
+        # Kafka's ValidString is case-sensitive: "ALL" is refused, as Kafka refuses it.
+        value = str(text).strip()
         value = (aliases or {}).get(value, value)
         if value not in allowed:
             raise ConfigError(f"must be one of {', '.join(allowed)}; got {text!r}")
@@ -55,10 +56,11 @@ def _choice(*allowed: str, aliases: dict[str, str] | None = None) -> Callable[[s
 
 
 def _bool(text: str) -> bool:
+    # ConfigDef parses booleans with equalsIgnoreCase("true"/"false") and nothing else.
     value = str(text).strip().lower()
-    if value in ("true", "1", "yes"):
+    if value == "true":
         return True
-    if value in ("false", "0", "no"):
+    if value == "false":
         return False
     raise ConfigError(f"must be true or false, got {text!r}")
 

@@ -51,11 +51,16 @@ class ReplicaLog:
         return self.records[offset - 1].epoch
 
     def assign_epoch_start(self, epoch: int, offset: int) -> None:
-        """Record that ``epoch`` starts at ``offset`` (Kafka's ``assign``)."""
-        if self.epochs and self.epochs[-1][0] >= epoch:
+        """Record that ``epoch`` starts at ``offset`` (``LeaderEpochFileCache.assign``).
+
+        As in Kafka, a new entry first removes every entry at its end whose epoch or start
+        offset is not below the new one's, so the cache stays monotonic in both; an entry
+        left by a leader that appended nothing disappears once older-epoch records are
+        copied over it.
+        """
+        if self.epochs and self.epochs[-1][0] == epoch and offset >= self.epochs[-1][1]:
             return
-        # An entry starting at or after the new one is superseded (cannot normally happen).
-        while self.epochs and self.epochs[-1][1] > offset:
+        while self.epochs and (self.epochs[-1][0] >= epoch or self.epochs[-1][1] >= offset):
             self.epochs.pop()
         self.epochs.append((epoch, offset))
 
@@ -72,13 +77,16 @@ class ReplicaLog:
         self.records.append(record)
 
     def truncate_to(self, offset: int) -> int:
-        """Drop every record at or above ``offset``; returns how many were dropped."""
-        offset = max(0, offset)
+        """Drop every record at or above ``offset``; returns how many were dropped.
+
+        Like ``UnifiedLog.truncateTo``, truncating at or past the log end drops no record
+        but still removes epoch entries that start at the log end (a leader that assigned
+        an epoch and appended nothing before losing leadership).
+        """
+        offset = max(0, min(offset, len(self.records)))
         dropped = len(self.records) - offset
-        if dropped <= 0:
-            return 0
         del self.records[offset:]
-        # Kafka's LeaderEpochFileCache.truncateFromEnd: epochs starting at or past the cut go.
+        # LeaderEpochFileCache.truncateFromEnd: epochs starting at or past the cut go.
         while self.epochs and self.epochs[-1][1] >= offset:
             self.epochs.pop()
         self.hw = min(self.hw, offset)
@@ -86,21 +94,25 @@ class ReplicaLog:
         return dropped
 
     def end_offset_for_epoch(self, epoch: int) -> tuple[int, int]:
-        """KIP-279: (largest epoch <= ``epoch`` held here, the offset where it ends).
+        """Kafka's ``LeaderEpochFileCache.endOffsetFor`` (KIP-101, KIP-279).
 
-        The end of the latest epoch is the log end offset; the end of an older one is the
-        start of the next.  ``(UNDEFINED_EPOCH, UNDEFINED_OFFSET)`` if no epoch qualifies.
+        * the latest epoch ends at the log end offset;
+        * otherwise the answer is the largest epoch not above the one asked (or the asked
+          epoch itself, if it is older than every cached one) and the start offset of the
+          next cached epoch;
+        * an epoch newer than every cached one, or an undefined one, has no answer:
+          ``(UNDEFINED_EPOCH, UNDEFINED_OFFSET)``.
         """
-        found = None
-        for i in range(len(self.epochs) - 1, -1, -1):
-            if self.epochs[i][0] <= epoch:
-                found = i
-                break
-        if found is None:
+        if epoch == UNDEFINED_EPOCH or not self.epochs:
             return UNDEFINED_EPOCH, UNDEFINED_OFFSET
-        if found == len(self.epochs) - 1:
-            return self.epochs[found][0], self.leo
-        return self.epochs[found][0], self.epochs[found + 1][1]
+        if self.epochs[-1][0] == epoch:
+            return epoch, self.leo
+        higher = next((i for i, (e, _) in enumerate(self.epochs) if e > epoch), None)
+        if higher is None:
+            return UNDEFINED_EPOCH, UNDEFINED_OFFSET
+        if higher == 0:
+            return epoch, self.epochs[0][1]
+        return self.epochs[higher - 1][0], self.epochs[higher][1]
 
     def diverging_epoch(self, fetch_offset: int, last_fetched_epoch: int) -> tuple[int, int] | None:
         """The leader's side of fetch validation: where a fetcher's log diverges, if it does.
@@ -117,19 +129,25 @@ class ReplicaLog:
         return None
 
     def truncation_offset(self, diverging: tuple[int, int]) -> int:
-        """The follower's side: how far to truncate given the leader's diverging epoch.
+        """The follower's side: where to truncate, given the leader's diverging epoch.
 
-        As in ``AbstractFetcherThread``: take the end of the same (or nearest older) epoch
-        locally and truncate to the smaller of the two ends.  If that does not settle the
-        divergence, the next fetch carries an older ``lastFetchedEpoch`` and repeats.
+        ``AbstractFetcherThread.getOffsetTruncationState``: with no usable answer from the
+        leader, fall back to the high watermark; if the leader's epoch is one we do not
+        hold, truncate to the end of our own nearest older epoch (and the next fetch,
+        carrying an older ``lastFetchedEpoch``, goes another round); otherwise truncate to
+        the smaller of the two ends of that epoch.
         """
         leader_epoch, leader_end = diverging
+        if leader_end == UNDEFINED_OFFSET:
+            return min(self.hw, self.leo)
         if leader_epoch == UNDEFINED_EPOCH:
-            return 0
-        _, local_end = self.end_offset_for_epoch(leader_epoch)
+            return min(leader_end, self.leo)
+        local_epoch, local_end = self.end_offset_for_epoch(leader_epoch)
         if local_end == UNDEFINED_OFFSET:
-            return 0
-        return min(leader_end, local_end, self.leo)
+            return min(self.hw, self.leo)
+        if local_epoch != leader_epoch:
+            return min(local_end, self.leo)
+        return min(local_end, leader_end, self.leo)
 
     def matches_prefix(self, other: "ReplicaLog", upto: int) -> bool:
         upto = min(upto, self.leo, other.leo)

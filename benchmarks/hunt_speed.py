@@ -1,0 +1,87 @@
+"""Measure the hunt's speed: model steps per second and checker events per second.
+
+Three figures, each on its own because they answer different questions:
+
+* model: steps per second of the bare model (Run.apply, invariants included) under a
+  seeded random driver: the ceiling for any hunt;
+* hunt: steps per second inside Hypothesis hunts (generation, settle, checking), the
+  figure that decides how many runs a hunt makes in a minute;
+* checker: history events per second of ``check_events`` on finished runs.
+
+Usage: ``python benchmarks/hunt_speed.py [--runs N] [--markdown]``.  Wall-clock timing
+lives here, never in tests.
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import random
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from invariants.check import check_events  # noqa: E402
+from kafkacheck.hunt import hunt  # noqa: E402
+from kafkacheck.matrix import hunt_config  # noqa: E402
+from kafkacheck.runner import Run  # noqa: E402
+
+SETTINGS = {"acks": "all", "min.insync.replicas": "2"}
+
+
+def model_speed(runs: int, steps: int = 100) -> tuple[float, list[Run]]:
+    config = hunt_config(SETTINGS)
+    finished = []
+    total = 0
+    started = time.perf_counter()
+    for seed in range(runs):
+        rng = random.Random(seed)
+        run = Run(config)
+        for _ in range(steps):
+            run.apply(rng.choice(run.cluster.enabled_actions()))
+        run.finish()
+        total += len(run.schedule)
+        finished.append(run)
+    return total / (time.perf_counter() - started), finished
+
+
+def hunt_speed(examples: int) -> tuple[float, int]:
+    result = hunt(hunt_config(SETTINGS), examples=examples, steps=100, seed=0,
+                  target=frozenset({"lost-write"}), out_dir=None, shrink=False)
+    return result.steps_run / result.seconds, result.runs
+
+
+def checker_speed(runs: list[Run]) -> float:
+    histories = [r.cluster.history for r in runs]
+    events = sum(len(h) for h in histories)
+    started = time.perf_counter()
+    for history in histories:
+        check_events(history)
+    return events / (time.perf_counter() - started)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--runs", type=int, default=200)
+    parser.add_argument("--markdown", action="store_true")
+    args = parser.parse_args()
+    model, runs = model_speed(args.runs)
+    hunting, hunt_runs = hunt_speed(args.runs)
+    checking = checker_speed(runs)
+    machine = f"{platform.python_implementation()} {platform.python_version()}, {platform.machine()}"
+    rows = [("model steps per second (seeded random driver)", f"{model:,.0f}"),
+            (f"hunt steps per second (Hypothesis, {hunt_runs} runs)", f"{hunting:,.0f}"),
+            ("checker events per second (check_events)", f"{checking:,.0f}")]
+    if args.markdown:
+        print(f"| measure ({machine}) | value |\n|---|---|")
+        for name, value in rows:
+            print(f"| {name} | {value} |")
+    else:
+        for name, value in rows:
+            print(f"{name:55} {value:>12}")
+
+
+if __name__ == "__main__":
+    main()

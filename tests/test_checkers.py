@@ -1,0 +1,166 @@
+"""The model-aware checkers on small hand-written histories."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from invariants.check import check_events
+from invariants.guarantees import guarantee
+from invariants.model_state import ModelStateMonitor
+from model.history import Event
+from model.log import Record
+from model.views import PartitionView, ReplicaView
+
+
+class History:
+    """Builds a history event by event with consecutive indices."""
+
+    def __init__(self) -> None:
+        self.events: list[Event] = []
+
+    def add(self, process: str, type: str, f: str, value: Any = None,
+            meta: dict | None = None) -> "History":
+        self.events.append(Event(len(self.events), len(self.events), 0, process, type, f,
+                                 value, meta))
+        return self
+
+    def send(self, value: int, partition: int = 0, offset: int | None = None,
+             outcome: str = "ok", key: str = "k", lane: str = "p0:0:0") -> "History":
+        self.add(lane, "invoke", "send", [["send", partition, value]], {"key": key})
+        done = [offset, value] if outcome == "ok" else value
+        return self.add(lane, outcome, "send", [["send", partition, done]], {"key": key})
+
+    def poll(self, records: dict[int, list[list[int]]]) -> "History":
+        self.add("c0:0", "invoke", "poll", [["poll"]])
+        return self.add("c0:0", "ok", "poll", [["poll", records]])
+
+    def process(self, partition: int, offset: int, value: int) -> "History":
+        return self.add("c0:0", "ok", "process", [partition, offset, value])
+
+    def start(self, partition: int, offset: int) -> "History":
+        return self.add("c0", "internal", "position",
+                        {"partition": partition, "offset": offset, "reason": "test"})
+
+    def final(self, partition: int, values: list[int], keys: list[str] | None = None) -> "History":
+        keys = keys or ["k"] * len(values)
+        records = [[o, v, k, "p0", 0] for o, (v, k) in enumerate(zip(values, keys))]
+        self.add("net", "internal", "finish", {"quiescent": True})
+        return self.add("b0", "internal", "final-log",
+                        {"partition": partition, "leader": "b0", "hw": len(values),
+                         "records": records})
+
+    def check(self) -> dict[str, list[dict]]:
+        return check_events(self.events).anomalies
+
+
+def test_a_clean_pipeline_has_no_anomalies_and_is_exactly_once() -> None:
+    h = History().start(0, 0).send(1, offset=0).poll({0: [[0, 1]]}).process(0, 0, 1).final(0, [1])
+    verdict = check_events(h.events)
+    assert verdict.anomalies == {}
+    assert verdict.guarantee == "exactly-once"
+
+
+def test_an_acknowledged_write_missing_from_the_final_log_is_a_lost_write() -> None:
+    h = History().start(0, 0).send(1, offset=0).send(2, offset=1).poll({0: [[0, 2]]})
+    h.process(0, 0, 2).final(0, [2])
+    lost = h.check()["lost-write"]
+    assert [(d["value"], d["key"]) for d in lost] == [(1, 0)]
+
+
+def test_unacknowledged_writes_may_vanish_without_a_lost_write() -> None:
+    h = History().start(0, 0).send(1, outcome="info").send(2, outcome="fail").final(0, [])
+    assert "lost-write" not in h.check()
+
+
+def test_a_value_stored_twice_is_a_duplicate() -> None:
+    h = History().start(0, 0).send(1, offset=0).process(0, 0, 1).process(0, 1, 1).final(0, [1, 1])
+    found = h.check()
+    assert found["duplicate"][0]["offsets"] == [0, 1]
+    assert found["processed-more-than-once"][0]["count"] == 2
+    assert guarantee(found) == "at-least-once"
+
+
+def test_a_record_never_processed_is_processed_zero_times() -> None:
+    h = History().start(0, 0).send(1, offset=0).send(2, offset=1).process(0, 0, 1).final(0, [1, 2])
+    found = h.check()
+    assert [d["value"] for d in found["processed-zero-times"]] == [2]
+    assert guarantee(found) == "at-most-once"
+
+
+def test_records_before_the_consumers_starting_offset_are_not_expected() -> None:
+    """auto.offset.reset=latest: a consumer is not blamed for what came before it."""
+    h = History().start(0, 1).send(1, offset=0).send(2, offset=1).process(0, 1, 2).final(0, [1, 2])
+    assert h.check() == {}
+
+
+def test_reading_a_record_that_is_not_in_the_final_log_is_an_uncommitted_read() -> None:
+    h = History().start(0, 0).send(2, offset=0).poll({0: [[0, 1]]}).process(0, 0, 2).final(0, [2])
+    found = h.check()
+    assert found["uncommitted-read"] == [
+        {"key": 0, "offset": 0, "value": 1, "reader": 4, "final-value": 2}]
+    assert found["inconsistent-offsets"][0]["values"] == [1, 2]
+
+
+def test_two_sends_of_one_key_stored_in_the_opposite_order_are_a_reorder() -> None:
+    h = History().start(0, 0).send(1, offset=1, lane="p0:0:0").send(2, offset=0, lane="p0:0:1")
+    h.process(0, 0, 2).process(0, 1, 1).final(0, [2, 1])
+    (reorder,) = h.check()["reorder"]
+    assert reorder["values"] == [1, 2] and reorder["offsets"] == [1, 0]
+    assert reorder["client"] == "p0"
+
+
+def test_different_keys_may_interleave_freely() -> None:
+    h = History().start(0, 0).send(1, offset=1, key="a").send(2, offset=0, key="b")
+    h.process(0, 0, 2).process(0, 1, 1).final(0, [2, 1], keys=["b", "a"])
+    assert "reorder" not in h.check()
+
+
+def test_a_run_that_did_not_settle_is_reported() -> None:
+    h = History().add("net", "internal", "finish", {"quiescent": False})
+    assert "unsettled" in h.check()
+
+
+def test_without_a_final_log_no_delivery_verdict_is_invented() -> None:
+    h = History().start(0, 0).send(1, offset=0)
+    assert h.check() == {}
+
+
+def test_guarantee_classification() -> None:
+    assert guarantee([]) == "exactly-once"
+    assert guarantee(["reorder"]) == "exactly-once"
+    assert guarantee(["lost-write"]) == "at-most-once"
+    assert guarantee(["processed-more-than-once"]) == "at-least-once"
+    assert guarantee(["processed-zero-times", "duplicate"]) == "none"
+
+
+def _view(leader_records: list[Record], follower_records: list[Record], hw: int,
+          isr: tuple[str, ...] = ("b0", "b1")) -> list[PartitionView]:
+    return [PartitionView(0, "b0", 1, isr, {
+        "b0": ReplicaView("b0", True, True, 1, hw, leader_records),
+        "b1": ReplicaView("b1", True, False, 1, 0, follower_records),
+    })]
+
+
+def test_the_monitor_reports_a_committed_record_that_changed() -> None:
+    r1, r2 = Record(0, 0, "k", 1, "p0"), Record(0, 1, "k", 2, "p0")
+    monitor = ModelStateMonitor()
+    assert monitor.check(_view([r1], [r1], hw=1)) == []
+    found = monitor.check(_view([r2], [r2], hw=1))
+    assert [f["name"] for f in found] == ["committed-prefix-changed"]
+
+
+def test_the_monitor_reports_isr_members_that_disagree_below_the_hw() -> None:
+    r1, r2 = Record(0, 0, "k", 1, "p0"), Record(0, 0, "k", 2, "p0")
+    found = ModelStateMonitor().check(_view([r1], [r2], hw=1))
+    assert "isr-log-mismatch" in [f["name"] for f in found]
+
+
+def test_the_monitor_reports_a_hw_beyond_an_isr_members_log_end() -> None:
+    r1 = Record(0, 0, "k", 1, "p0")
+    found = ModelStateMonitor().check(_view([r1], [], hw=1))
+    assert [f["name"] for f in found] == ["hw-exceeds-isr-leo"]
+
+
+def test_the_monitor_ignores_replicas_outside_the_isr() -> None:
+    r1 = Record(0, 0, "k", 1, "p0")
+    assert ModelStateMonitor().check(_view([r1], [], hw=1, isr=("b0",))) == []
