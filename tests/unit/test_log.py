@@ -59,10 +59,10 @@ def test_epoch_start_is_kept_for_an_epoch_without_records():
     assert log.end_offset_for_epoch(3) == (0, 2)
 
 
-def test_an_older_or_equal_epoch_does_not_move_the_cache():
+def test_the_same_epoch_at_a_later_offset_does_not_move_the_cache():
     log = log_of(0, 0, 2, 2)
-    log.assign_epoch_start(1, 4)
     log.assign_epoch_start(2, 4)
+    log.append_replicated(record(4, 2))
     assert log.epochs == [(0, 0), (2, 2)]
 
 
