@@ -31,6 +31,11 @@ def follow_leader(follower: ReplicaLog, leader: ReplicaLog, max_rounds: int = 50
     raise AssertionError(f"no convergence in {max_rounds} rounds")
 
 
+def follower_after(follower: ReplicaLog, leader: ReplicaLog) -> ReplicaLog:
+    follow_leader(follower, leader)
+    return follower
+
+
 # -- the epoch cache ---------------------------------------------------------------------
 
 
@@ -130,11 +135,6 @@ def test_follower_that_is_simply_behind_does_not_diverge():
     assert leader.diverging_epoch(2, 0) is None
     assert leader.diverging_epoch(4, 2) is None  # caught up
     assert leader.diverging_epoch(0, UNDEFINED_EPOCH) is None  # empty follower
-
-
-def follower_after(follower: ReplicaLog, leader: ReplicaLog) -> ReplicaLog:
-    follow_leader(follower, leader)
-    return follower
 
 
 def test_truncation_when_the_leader_knows_no_older_epoch():

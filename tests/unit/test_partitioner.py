@@ -1,7 +1,7 @@
 """Kafka's default partitioner for keyed records, bit for bit."""
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from model.partitioner import murmur2, partition_for_key, to_positive
