@@ -1,0 +1,224 @@
+"""The command line: exit codes, one-line errors, and the shape of what it prints."""
+
+import json
+
+import pytest
+
+from kafkacheck.cli import EXIT_DIVERGED, EXIT_FOUND, EXIT_OK, EXIT_USAGE, main
+from kafkacheck.runner import Run
+from kafkacheck.storage import load_history, save_history
+from model import actions as a
+from model.config import Config, setting_names
+
+SUBCOMMANDS = ["hunt", "replay", "check", "export", "guarantees", "settings"]
+
+
+def saved_run(directory, settings: dict, actions: list):
+    run = Run(Config.from_settings(settings))
+    for action in actions:
+        assert action in run.cluster.enabled_actions()
+        run.apply(action)
+    run.finish()
+    return save_history(directory, run.config, run.schedule, run.cluster.history,
+                        run.verdict(), seed=0)
+
+
+@pytest.fixture(scope="module")
+def histories(tmp_path_factory):
+    directory = tmp_path_factory.mktemp("histories")
+    clean = saved_run(directory, {"auto.offset.reset": "earliest"}, [a.Send("p0", "k0")])
+    lossy = saved_run(directory, {"acks": "0", "auto.offset.reset": "earliest"},
+                      [a.Send("p0", "k0"), a.Crash("b1")])
+    doc = json.loads(lossy.read_text())
+    i = max(i for i, e in enumerate(doc["events"]) if e["f"] == "poll" and e["type"] == "ok")
+    doc["events"][i]["time"] += 1
+    tampered = directory / "tampered.json"
+    tampered.write_text(json.dumps(doc))
+    return {"clean": clean, "lossy": lossy, "tampered": tampered,
+            "tampered_step": doc["events"][i]["step"], "tampered_index": i}
+
+
+def run_cli(capsys, *argv):
+    code = main(list(map(str, argv)))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def assert_one_line_error(err: str, *fragments: str) -> None:
+    assert err.count("\n") == 1 and err.startswith("kafkacheck: error: ")
+    assert "Traceback" not in err
+    for fragment in fragments:
+        assert fragment in err
+
+
+# -- help and settings ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("command", SUBCOMMANDS)
+def test_help_of_every_subcommand(capsys, command):
+    with pytest.raises(SystemExit) as info:
+        main([command, "--help"])
+    assert info.value.code == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"usage: kafkacheck {command}")
+
+
+def test_top_level_help_lists_subcommands(capsys):
+    with pytest.raises(SystemExit) as info:
+        main(["--help"])
+    assert info.value.code == 0
+    out = capsys.readouterr().out
+    for command in SUBCOMMANDS:
+        assert command in out
+
+
+def test_settings_lists_every_setting(capsys):
+    code, out, err = run_cli(capsys, "settings")
+    assert code == EXIT_OK and err == ""
+    listed = {line.split()[0] for line in out.splitlines() if line and not line[0].isspace()}
+    assert listed == set(setting_names())
+    assert "default all" in out and "default 30000" in out and "default false" in out
+
+
+# -- bad settings --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("assignment, fragments", [
+    ("acks=2", ("acks: must be one of 0, 1, all", "'2'")),
+    ("nosuch=1", ("unknown setting 'nosuch'", "min.insync.replicas")),
+    ("acks", ("expected NAME=VALUE",)),
+    ("enable.idempotence=true", ("enable.idempotence", "not modelled")),
+    ("kafkacheck.replication.factor=5", ("exceeds kafkacheck.brokers=3",)),
+])
+def test_hunt_with_a_bad_setting_exits_2(capsys, tmp_path, assignment, fragments):
+    code, out, err = run_cli(capsys, "hunt", "--set", assignment, "--examples", 1,
+                             "--out", tmp_path)
+    assert code == EXIT_USAGE
+    assert out == ""
+    assert_one_line_error(err, *fragments)
+    assert not list(tmp_path.iterdir())
+
+
+# -- replay --------------------------------------------------------------------------------
+
+
+def test_replay_missing_file(capsys, tmp_path):
+    path = tmp_path / "missing.json"
+    code, out, err = run_cli(capsys, "replay", path)
+    assert code == EXIT_USAGE and out == ""
+    assert_one_line_error(err, str(path), "no such file")
+
+
+def test_replay_not_json(capsys, tmp_path):
+    path = tmp_path / "bad.json"
+    path.write_text("{\"format\": 1,\n nope")
+    code, out, err = run_cli(capsys, "replay", path)
+    assert code == EXIT_USAGE
+    assert_one_line_error(err, str(path), "not JSON (line 2, column 2")
+
+
+def test_replay_wrong_format_version(capsys, tmp_path, histories):
+    doc = json.loads(histories["clean"].read_text())
+    doc["format"] = 2
+    path = tmp_path / "v2.json"
+    path.write_text(json.dumps(doc))
+    code, out, err = run_cli(capsys, "replay", path)
+    assert code == EXIT_USAGE
+    assert_one_line_error(err, "format 2 is not supported")
+
+
+def test_replay_clean_history(capsys, histories):
+    code, out, err = run_cli(capsys, "replay", histories["clean"])
+    assert code == EXIT_OK
+    assert "valid: no anomalies" in out
+
+
+def test_replay_history_with_anomalies(capsys, histories):
+    code, out, err = run_cli(capsys, "replay", histories["lossy"])
+    assert code == EXIT_FOUND
+    assert out.startswith("lost-write (")
+    assert "guarantee: at-most-once" in out
+
+
+def test_replay_json(capsys, histories):
+    code, out, err = run_cli(capsys, "replay", "--json", histories["lossy"])
+    assert code == EXIT_FOUND
+    verdict = json.loads(out)
+    assert verdict["valid"] is False and list(verdict["anomalies"]) == ["lost-write"]
+
+
+def test_replay_tampered_history(capsys, histories):
+    code, out, err = run_cli(capsys, "replay", histories["tampered"])
+    assert code == EXIT_DIVERGED
+    step, index = histories["tampered_step"], histories["tampered_index"]
+    assert out.startswith(f"diverged: step {step}: event {index} differs")
+
+
+# -- check and export ----------------------------------------------------------------------
+
+
+def test_check_json_of_a_kafkacheck_history(capsys, histories):
+    code, out, err = run_cli(capsys, "check", "--json", histories["clean"])
+    assert code == EXIT_OK
+    verdict = json.loads(out)
+    assert set(verdict) == {"valid", "guarantee", "anomalies", "stats"}
+    assert verdict["valid"] is True and verdict["anomalies"] == {}
+
+
+def test_check_invalid_history_exits_1(capsys, histories):
+    code, out, err = run_cli(capsys, "check", "--json", histories["lossy"])
+    assert code == EXIT_FOUND
+    verdict = json.loads(out)
+    assert verdict["valid"] is False
+    assert "lost-write" in verdict["anomalies"]
+    code, out, err = run_cli(capsys, "check", histories["lossy"])
+    assert code == EXIT_FOUND and "lost-write (" in out
+
+
+def test_check_does_not_rerun_so_a_tampered_file_still_checks(capsys, histories):
+    code, out, err = run_cli(capsys, "check", histories["tampered"])
+    assert code == EXIT_FOUND
+
+
+def test_check_missing_file_exits_2(capsys, tmp_path):
+    code, out, err = run_cli(capsys, "check", tmp_path / "none.json")
+    assert code == EXIT_USAGE
+    assert_one_line_error(err, "no such file")
+
+
+def test_export_jepsen_to_stdout(capsys, histories):
+    code, out, err = run_cli(capsys, "export", "--format", "jepsen", histories["lossy"])
+    assert code == EXIT_OK
+    lines = out.splitlines()
+    assert lines and all(line.startswith("{") and line.endswith("}") for line in lines)
+    assert any(":f :send" in line for line in lines)
+    assert not any(":internal" in line for line in lines)
+
+
+def test_export_to_file_then_check_as_jepsen(capsys, tmp_path, histories):
+    edn = tmp_path / "history.edn"
+    code, out, err = run_cli(capsys, "export", histories["clean"], "-o", edn)
+    assert code == EXIT_OK and out == ""
+    lines = edn.read_text().splitlines()
+    assert lines and all(line.startswith("{") for line in lines)
+    code, out, err = run_cli(capsys, "check", "--json", edn)
+    verdict = json.loads(out)
+    assert set(verdict) == {"valid", "anomalies", "stats"}
+    assert code == (EXIT_OK if verdict["valid"] else EXIT_FOUND)
+
+
+# -- hunt ----------------------------------------------------------------------------------
+
+
+def test_hunt_acks_0_finds_a_lost_write(capsys, tmp_path):
+    code, out, err = run_cli(capsys, "hunt", "--set", "acks=0", "--examples", 30,
+                             "--steps", 30, "--out", tmp_path, "--target", "lost-write")
+    assert code == EXIT_FOUND
+    saved = list(tmp_path.iterdir())
+    assert len(saved) == 1 and saved[0].name.startswith("acks-0_")
+    assert "lost-write" in saved[0].name
+    assert out.splitlines() == ["found: lost-write", f"saved: {saved[0]}"]
+    assert "lost-write" in load_history(saved[0]).verdict["anomalies"]
+    # The saved counterexample reproduces when replayed.
+    code, out, err = run_cli(capsys, "replay", saved[0])
+    assert code == EXIT_FOUND and "lost-write" in out

@@ -1,0 +1,151 @@
+"""Settings use Kafka's names and defaults; anything kafkacheck cannot honour is refused."""
+
+import pytest
+
+from model.config import Config, ConfigError, describe_settings, parse_assignments, setting_names
+
+KAFKA_DEFAULTS = {
+    "acks": "all",
+    "min.insync.replicas": 1,
+    "unclean.leader.election.enable": False,
+    "replica.lag.time.max.ms": 30000,
+    "retries": 2147483647,
+    "delivery.timeout.ms": 120000,
+    "request.timeout.ms": 30000,
+    "max.in.flight.requests.per.connection": 5,
+    "auto.offset.reset": "latest",
+    "isolation.level": "read_uncommitted",
+}
+
+
+@pytest.mark.parametrize("name, default", sorted(KAFKA_DEFAULTS.items()))
+def test_kafka_defaults(name, default):
+    assert Config().to_settings()[name] == default
+
+
+def test_defaults_reach_the_typed_fields():
+    config = Config()
+    assert config.producer.acks == "all"
+    assert config.topic.min_insync_replicas == 1
+    assert config.topic.unclean_leader_election_enable is False
+    assert config.broker.replica_lag_time_max_ms == 30000
+    assert config.producer.max_in_flight_requests_per_connection == 5
+    assert config.consumer.auto_offset_reset == "latest"
+
+
+def test_non_kafka_settings_are_prefixed():
+    kafka_names = set(KAFKA_DEFAULTS) | {
+        "broker.session.timeout.ms", "replica.fetch.backoff.ms", "enable.idempotence",
+        "retry.backoff.ms", "metadata.max.age.ms", "enable.auto.commit"}
+    for name in setting_names():
+        assert name in kafka_names or name.startswith("kafkacheck."), name
+
+
+@pytest.mark.parametrize("raw, expected", [("-1", "all"), ("all", "all"),
+                                           ("1", "1"), ("0", "0")])
+def test_acks_values(raw, expected):
+    assert Config.from_settings({"acks": raw}).producer.acks == expected
+
+
+def test_settings_are_applied_to_their_sections():
+    config = Config.from_settings({
+        "min.insync.replicas": "2", "unclean.leader.election.enable": "true",
+        "auto.offset.reset": "earliest", "retries": 0, "kafkacheck.brokers": 5,
+    })
+    assert config.topic.min_insync_replicas == 2
+    assert config.topic.unclean_leader_election_enable is True
+    assert config.consumer.auto_offset_reset == "earliest"
+    assert config.producer.retries == 0
+    assert config.broker.brokers == 5
+    assert config.diff() == {"min.insync.replicas": 2, "unclean.leader.election.enable": True,
+                             "auto.offset.reset": "earliest", "retries": 0,
+                             "kafkacheck.brokers": 5}
+
+
+def test_unknown_setting_lists_valid_names():
+    with pytest.raises(ConfigError) as info:
+        Config.from_settings({"ackss": "1"})
+    message = str(info.value)
+    assert "'ackss'" in message
+    for name in setting_names():
+        assert name in message
+
+
+@pytest.mark.parametrize("name, raw", [
+    ("acks", "2"),
+    ("acks", "none"),
+    ("min.insync.replicas", "0"),
+    ("min.insync.replicas", "two"),
+    ("retries", "-1"),
+    ("request.timeout.ms", "1.5"),
+    ("unclean.leader.election.enable", "maybe"),
+    ("auto.offset.reset", "none"),
+    ("max.in.flight.requests.per.connection", "0"),
+    ("kafkacheck.partitions", "17"),
+])
+def test_bad_value_names_the_setting(name, raw):
+    with pytest.raises(ConfigError) as info:
+        Config.from_settings({name: raw})
+    assert str(info.value).startswith(f"{name}: ")
+    assert raw in str(info.value)
+
+
+@pytest.mark.parametrize("name, raw, feature", [
+    ("enable.idempotence", "true", "idempotent producer"),
+    ("enable.auto.commit", "true", "auto-commit"),
+    ("isolation.level", "read_committed", "read_committed"),
+])
+def test_not_modelled_features_are_refused(name, raw, feature):
+    with pytest.raises(ConfigError) as info:
+        Config.from_settings({name: raw})
+    message = str(info.value)
+    assert message.startswith(f"{name}: ")
+    assert feature in message
+    assert "not modelled" in message
+
+
+@pytest.mark.parametrize("name, off", [("enable.idempotence", "false"),
+                                       ("enable.auto.commit", "false"),
+                                       ("isolation.level", "read_uncommitted")])
+def test_not_modelled_features_accept_their_off_value(name, off):
+    assert Config.from_settings({name: off}).to_settings()[name] in (False, off)
+
+
+def test_replication_factor_above_broker_count_is_refused():
+    with pytest.raises(ConfigError, match="replication.factor=4 exceeds kafkacheck.brokers=3"):
+        Config.from_settings({"kafkacheck.replication.factor": "4"})
+    with pytest.raises(ConfigError, match="exceeds"):
+        Config.from_settings({"kafkacheck.brokers": "2"})
+    config = Config.from_settings({"kafkacheck.brokers": "2",
+                                   "kafkacheck.replication.factor": "2"})
+    assert config.topic.replication_factor == 2
+
+
+def test_parse_assignments():
+    assert parse_assignments(["acks=1", " min.insync.replicas = 2 ", "x=a=b"]) == {
+        "acks": "1", "min.insync.replicas": "2", "x": "a=b"}
+
+
+@pytest.mark.parametrize("pair", ["acks", "=1", " =1", ""])
+def test_parse_assignments_refuses_malformed_pairs(pair):
+    with pytest.raises(ConfigError, match="expected NAME=VALUE"):
+        parse_assignments([pair])
+
+
+def test_to_settings_from_settings_round_trip():
+    config = Config.from_settings({
+        "acks": "1", "min.insync.replicas": "2", "unclean.leader.election.enable": "true",
+        "auto.offset.reset": "earliest", "kafkacheck.commit.strategy": "before-processing",
+        "kafkacheck.partitions": "3", "kafkacheck.producers": "2", "retries": "7",
+    })
+    settings = config.to_settings()
+    assert set(settings) == set(setting_names())
+    assert Config.from_settings(settings) == config
+    assert Config.from_settings(Config().to_settings()) == Config()
+
+
+def test_describe_settings_covers_every_setting():
+    rows = describe_settings()
+    assert [row[0] for row in rows] == setting_names()
+    assert dict((row[0], row[1]) for row in rows) == Config().to_settings()
+    assert all(row[2] and row[3] for row in rows)

@@ -1,0 +1,112 @@
+"""Network: FIFO links, cuts, connection generations and crashed nodes."""
+
+import pytest
+
+from model.network import Network
+
+NODES = ["a", "b", "c"]
+
+
+def drain(net: Network, src: str, dst: str) -> list:
+    out = []
+    while (src, dst) in net.ready_links():
+        out.append(net.pop(src, dst)[1])
+    return out
+
+
+def test_each_link_is_fifo():
+    net = Network()
+    for i in range(5):
+        assert net.send("a", "b", f"ab{i}")
+        assert net.send("b", "a", f"ba{i}")
+    assert net.ready_links() == [("a", "b"), ("b", "a")]
+    assert net.queued() == 10
+    assert drain(net, "a", "b") == [f"ab{i}" for i in range(5)]
+    assert drain(net, "b", "a") == [f"ba{i}" for i in range(5)]
+    assert net.queued() == 0
+
+
+def test_links_are_independent():
+    net = Network()
+    net.send("a", "b", 1)
+    net.send("c", "b", 2)
+    net.send("a", "b", 3)
+    assert net.pop("c", "b") == (0, 2)
+    assert net.pop("a", "b") == (0, 1)
+
+
+def test_pop_on_an_empty_link_raises():
+    net = Network()
+    with pytest.raises(KeyError):
+        net.pop("a", "b")
+    net.send("a", "b", 1)
+    net.pop("a", "b")
+    with pytest.raises(KeyError):
+        net.pop("a", "b")
+
+
+def test_cut_drops_queued_messages_both_ways_and_refuses_new_ones_until_heal():
+    net = Network()
+    net.send("a", "b", "to-b")
+    net.send("b", "a", "to-a")
+    net.send("b", "c", "unrelated")
+    assert net.cut({"a"}, NODES) == [("a", "b"), ("a", "c")]
+    assert not net.connected("a", "b") and not net.connected("b", "a")
+    assert net.connected("b", "c")
+    assert net.ready_links() == [("b", "c")]
+    assert not net.send("a", "b", "late")
+    assert not net.send("b", "a", "late")
+    assert not net.send("c", "a", "late")
+    assert net.queued() == 1
+    net.heal()
+    assert net.connected("a", "b")
+    assert net.send("b", "a", "after-heal")
+    assert drain(net, "b", "a") == ["after-heal"]
+
+
+def test_cutting_an_already_cut_pair_reports_nothing_new():
+    net = Network()
+    net.cut({"a"}, NODES)
+    assert net.cut({"a"}, NODES) == []
+    assert net.cut({"b"}, NODES) == [("b", "c")]
+
+
+def test_a_cut_starts_a_new_connection_generation():
+    net = Network()
+    assert net.generation("a", "b") == 0
+    net.cut({"a"}, NODES)
+    net.heal()
+    assert net.generation("a", "b") == net.generation("b", "a") == 1
+    assert net.generation("b", "c") == 0
+    net.send("a", "b", "x")
+    assert net.pop("a", "b") == (1, "x")
+
+
+def test_reset_drops_queued_messages_and_bumps_the_generation():
+    net = Network()
+    old = net.generation("a", "b")
+    net.send("a", "b", 1)
+    net.send("b", "a", 2)
+    net.send("a", "c", 3)
+    net.reset("b", "a")
+    assert net.generation("a", "b") == old + 1
+    assert net.ready_links() == [("a", "c")]
+    # A response sent on the old connection is discarded, not delivered.
+    assert not net.send("b", "a", "late response", generation=old)
+    assert net.ready_links() == [("a", "c")]
+    assert net.send("b", "a", "fresh", generation=old + 1)
+    assert net.pop("b", "a") == (old + 1, "fresh")
+
+
+def test_set_down_drops_everything_to_and_from_the_node():
+    net = Network()
+    for src, dst in [("a", "b"), ("b", "a"), ("c", "a"), ("a", "c"), ("b", "c")]:
+        net.send(src, dst, f"{src}{dst}")
+    assert sorted(net.set_down("a", NODES)) == ["b", "c"]
+    assert net.ready_links() == [("b", "c")]
+    assert not net.send("b", "a", "x") and not net.send("a", "b", "x")
+    assert net.generation("a", "b") == net.generation("a", "c") == 1
+    assert net.generation("b", "c") == 0
+    net.set_up("a")
+    assert net.send("b", "a", "back")
+    assert net.pop("b", "a") == (1, "back")

@@ -1,0 +1,112 @@
+"""Replay re-executes a saved schedule and reports the first step that diverges."""
+
+import json
+
+import pytest
+
+from kafkacheck.replay import replay
+from kafkacheck.runner import Run
+from kafkacheck.storage import load_history, parse_document, save_history
+from model import actions as a
+from model.config import Config
+
+
+def finished_run(settings: dict, actions: list) -> Run:
+    run = Run(Config.from_settings(settings))
+    for action in actions:
+        assert action in run.cluster.enabled_actions()
+        run.apply(action)
+    run.finish()
+    return run
+
+
+@pytest.fixture(scope="module")
+def lossy_run() -> Run:
+    return finished_run({"acks": "0", "auto.offset.reset": "earliest"},
+                        [a.Send("p0", "k0"), a.Crash("b1"), a.Restart("b1"), a.Send("p0", "k1")])
+
+
+@pytest.fixture
+def saved_path(tmp_path, lossy_run):
+    return save_history(tmp_path, lossy_run.config, lossy_run.schedule,
+                        lossy_run.cluster.history, lossy_run.verdict(), seed=None)
+
+
+@pytest.fixture
+def doc(saved_path) -> dict:
+    return json.loads(saved_path.read_text())
+
+
+def test_saved_run_replays_without_divergence(saved_path, lossy_run):
+    saved = load_history(saved_path)
+    result = replay(saved)
+    assert not result.diverged
+    assert result.diverged_at is None and result.reason == ""
+    assert result.verdict is not None
+    assert set(result.verdict.anomalies) == set(saved.verdict["anomalies"]) == {"lost-write"}
+    assert json.loads(json.dumps(result.verdict.to_json())) == saved.verdict
+
+
+def test_clean_run_replays_clean(tmp_path):
+    run = finished_run({"auto.offset.reset": "earliest"}, [a.Send("p0", "k0")])
+    path = save_history(tmp_path, run.config, run.schedule, run.cluster.history,
+                        run.verdict(), seed=1)
+    result = replay(load_history(path))
+    assert not result.diverged and result.verdict.valid
+
+
+def test_edited_event_diverges_at_the_step_that_produced_it(doc):
+    # The last acknowledged send: k1, sent after the restart.
+    i = max(i for i, e in enumerate(doc["events"]) if e["type"] == "ok" and e["f"] == "send")
+    step = doc["events"][i]["step"]
+    assert step == 3
+    doc["events"][i]["meta"] = {"key": "k9"}
+    result = replay(parse_document(doc))
+    assert result.diverged_at == step
+    assert result.verdict is None
+    assert result.reason.startswith(f"step {step}: event {i} differs")
+    assert '"k9"' in result.reason
+
+
+def test_edited_internal_event_diverges_at_its_step(doc):
+    i = next(i for i, e in enumerate(doc["events"])
+             if e["type"] == "internal" and e["f"] == "election")
+    doc["events"][i]["time"] += 1
+    result = replay(parse_document(doc))
+    assert result.diverged_at == doc["events"][i]["step"]
+    assert f"event {i} differs" in result.reason
+
+
+def test_removed_schedule_entry_makes_a_later_action_not_enabled(doc):
+    assert doc["schedule"][1] == {"kind": "crash", "node": "b1", "mode": "process"}
+    assert doc["schedule"][2] == {"kind": "restart", "node": "b1"}
+    del doc["schedule"][1]
+    result = replay(parse_document(doc))
+    # Without the crash, b1 is alive and the restart (now step 1) is not enabled.
+    assert result.diverged_at == 1
+    assert result.reason == "step 1: Restart(node='b1') is not enabled when replayed"
+    assert result.verdict is None
+
+
+def test_extra_trailing_events_are_reported(doc):
+    n = len(doc["events"])
+    extra = dict(doc["events"][-1], index=n)
+    doc["events"].append(extra)
+    result = replay(parse_document(doc))
+    assert result.diverged_at == len(doc["schedule"])
+    assert result.reason == f"the file has 1 events after the last step's (event {n} onward)"
+
+
+def test_missing_trailing_events_are_reported(doc):
+    n = len(doc["events"])
+    last = doc["events"].pop()
+    result = replay(parse_document(doc))
+    assert result.diverged_at == last["step"]
+    assert result.reason == (f"step {last['step']}: produced event {n - 1} ({last['f']}) "
+                             "that the file does not have")
+
+
+def test_changed_config_diverges(doc):
+    doc["config"]["acks"] = "all"
+    result = replay(parse_document(doc))
+    assert result.diverged

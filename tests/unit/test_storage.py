@@ -1,0 +1,261 @@
+"""Saved histories: lossless round trip and one precise message per kind of bad file."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from kafkacheck.runner import Run
+from kafkacheck.storage import FORMAT, HistoryFileError, load_history, save_history
+from model import actions as a
+from model.config import Config
+
+SETTINGS = {"acks": "0", "auto.offset.reset": "earliest"}
+
+
+def finished_run(settings: dict, actions: list) -> Run:
+    run = Run(Config.from_settings(settings))
+    for action in actions:
+        assert action in run.cluster.enabled_actions()
+        run.apply(action)
+    run.finish()
+    return run
+
+
+@pytest.fixture(scope="module")
+def lossy_run() -> Run:
+    # acks=0 and the leader of k0's partition crashes with the record still in flight.
+    return finished_run(SETTINGS, [a.Send("p0", "k0"), a.Send("p0", "k1"), a.Crash("b1")])
+
+
+@pytest.fixture(scope="module")
+def clean_run() -> Run:
+    return finished_run({"auto.offset.reset": "earliest"}, [a.Send("p0", "k0")])
+
+
+def save(directory: Path, run: Run) -> Path:
+    return save_history(directory, run.config, run.schedule, run.cluster.history,
+                        run.verdict(), seed=42)
+
+
+@pytest.fixture
+def saved(tmp_path, lossy_run) -> Path:
+    return save(tmp_path / "out", lossy_run)
+
+
+@pytest.fixture
+def saved_clean(tmp_path, clean_run) -> Path:
+    return save(tmp_path / "clean", clean_run)
+
+
+def test_round_trip(saved, lossy_run):
+    loaded = load_history(saved)
+    assert loaded.path == saved
+    assert loaded.config == lossy_run.config
+    assert loaded.schedule == lossy_run.schedule
+    assert loaded.events == lossy_run.cluster.history
+    assert loaded.seed == 42
+    assert loaded.verdict == json.loads(json.dumps(lossy_run.verdict().to_json()))
+    assert "lost-write" in loaded.verdict["anomalies"]
+
+
+def test_saved_file_is_named_after_settings_and_anomaly(saved):
+    assert saved.parent.name == "out"
+    assert saved.name.startswith("acks-0_auto.offset.reset-earliest__lost-write__")
+    assert saved.suffix == ".json"
+    assert not list(saved.parent.glob("*.tmp"))
+
+
+def test_saving_the_same_finding_twice_gives_the_same_file(tmp_path, saved, lossy_run):
+    assert save(tmp_path / "out", lossy_run) == saved
+    assert len(list(saved.parent.iterdir())) == 1
+
+
+def test_clean_run_round_trip(saved_clean, clean_run):
+    assert saved_clean.name.startswith("auto.offset.reset-earliest__clean__")
+    loaded = load_history(saved_clean)
+    assert loaded.events == clean_run.cluster.history
+    assert loaded.schedule == clean_run.schedule
+    assert loaded.verdict["valid"] is True
+
+
+def document(saved: Path) -> dict:
+    return json.loads(saved.read_text())
+
+
+def write(path: Path, doc) -> Path:
+    path.write_text(json.dumps(doc))
+    return path
+
+
+def load_error(path) -> str:
+    with pytest.raises(HistoryFileError) as info:
+        load_history(path)
+    return str(info.value)
+
+
+def test_missing_file(tmp_path):
+    path = tmp_path / "nope.json"
+    assert load_error(path) == f"{path}: no such file"
+
+
+def test_directory(tmp_path):
+    assert "is a directory" in load_error(tmp_path)
+
+
+def test_not_json_names_line_and_column(tmp_path):
+    path = tmp_path / "bad.json"
+    path.write_text('{\n  "format": 1,\n  oops\n}\n')
+    message = load_error(path)
+    assert message.startswith(f"{path}: not JSON (line 3, column 3")
+
+
+def test_not_text(tmp_path):
+    path = tmp_path / "binary.json"
+    path.write_bytes(b"\xff\xfe\x00\x80")
+    assert "not a text file" in load_error(path)
+
+
+def test_top_level_not_an_object(tmp_path):
+    assert "expected a JSON object at the top level" in load_error(
+        write(tmp_path / "list.json", [1, 2]))
+
+
+def test_missing_format(tmp_path, saved):
+    doc = document(saved)
+    del doc["format"]
+    assert "missing field 'format'" in load_error(write(tmp_path / "f.json", doc))
+
+
+@pytest.mark.parametrize("version", [FORMAT + 1, 0, "1"])
+def test_wrong_format_version(tmp_path, saved, version):
+    doc = document(saved)
+    doc["format"] = version
+    message = load_error(write(tmp_path / "f.json", doc))
+    assert f"format {version!r} is not supported" in message
+
+
+@pytest.mark.parametrize("field, value", [("config", []), ("schedule", {}), ("events", None)])
+def test_required_parts_have_the_right_type(tmp_path, saved, field, value):
+    doc = document(saved)
+    doc[field] = value
+    assert f"field '{field}' must be a JSON" in load_error(write(tmp_path / "f.json", doc))
+
+
+def test_config_with_unknown_setting(tmp_path, saved):
+    doc = document(saved)
+    doc["config"]["acks.level"] = "1"
+    message = load_error(write(tmp_path / "f.json", doc))
+    assert "config: unknown setting 'acks.level'" in message
+
+
+def test_config_with_bad_value(tmp_path, saved):
+    doc = document(saved)
+    doc["config"]["acks"] = "2"
+    assert "config: acks: must be one of" in load_error(write(tmp_path / "f.json", doc))
+
+
+def test_schedule_entry_with_unknown_kind(tmp_path, saved):
+    doc = document(saved)
+    doc["schedule"][1] = {"kind": "explode"}
+    assert "schedule[1]: unknown kind 'explode'" in load_error(write(tmp_path / "f.json", doc))
+
+
+def test_schedule_entry_with_bad_field(tmp_path, saved):
+    doc = document(saved)
+    doc["schedule"][2] = {"kind": "tick", "ms": 0}
+    assert "schedule[2].ms: must be positive" in load_error(write(tmp_path / "f.json", doc))
+
+
+@pytest.mark.parametrize("field, value, expected", [
+    ("time", "0", "events[5].time: expected int, got '0'"),
+    ("step", None, "events[5].step: expected int, got None"),
+    ("process", 3, "events[5].process: expected str, got 3"),
+    ("index", True, "events[5].index: expected int, got True"),
+    ("index", 6, "events[5].index: expected 5, got 6"),
+    ("type", "done", "events[5].type: unknown type 'done'"),
+])
+def test_event_with_wrong_field(tmp_path, saved, field, value, expected):
+    doc = document(saved)
+    doc["events"][5][field] = value
+    assert expected in load_error(write(tmp_path / "f.json", doc))
+
+
+def test_event_not_an_object(tmp_path, saved):
+    doc = document(saved)
+    doc["events"][2] = "send"
+    assert "events[2]: expected an object" in load_error(write(tmp_path / "f.json", doc))
+
+
+def first_index(doc: dict, type_: str, f: str) -> int:
+    return next(i for i, e in enumerate(doc["events"]) if e["type"] == type_ and e["f"] == f)
+
+
+@pytest.mark.parametrize("value, problem", [
+    ([], "send expects a list"),
+    ([["send", "0", 1]], "bad send micro-op"),
+    ([["put", 0, 1]], "bad send micro-op"),
+    ([["send", 0, "x"]], "value must be an integer"),
+    ([["send", 0, [1]]], "expected [offset, value]"),
+    ([["send", 0, ["1", 2]]], "expected [offset, value]"),
+])
+def test_malformed_send_value(tmp_path, saved, value, problem):
+    doc = document(saved)
+    i = first_index(doc, "ok", "send")
+    doc["events"][i]["value"] = value
+    message = load_error(write(tmp_path / "f.json", doc))
+    assert f"events[{i}].value: " in message and problem in message
+
+
+@pytest.mark.parametrize("value, problem", [
+    ("poll", "poll expects a list"),
+    ([["read"]], "bad poll micro-op"),
+    ([["poll", [0, 1]]], "expected a map of partitions"),
+    ([["poll", {"x": [[0, 1]]}]], "malformed"),
+    ([["poll", {"0": [[0]]}]], "expected {partition: [[offset, value]]}"),
+    ([["poll", {"0": [["a", 1]]}]], "expected {partition: [[offset, value]]}"),
+])
+def test_malformed_poll_value(tmp_path, saved, value, problem):
+    doc = document(saved)
+    i = first_index(doc, "ok", "poll")
+    doc["events"][i]["value"] = value
+    message = load_error(write(tmp_path / "f.json", doc))
+    assert f"events[{i}].value: " in message and problem in message
+
+
+@pytest.mark.parametrize("type_, f, value, problem", [
+    ("ok", "process", [1, 2], "process expects [partition, offset, value]"),
+    ("invoke", "commit", {"0": "1"}, "commit expects {partition: offset}"),
+    ("internal", "final-log", [1], "internal events carry an object"),
+])
+def test_malformed_other_values(tmp_path, saved_clean, type_, f, value, problem):
+    doc = document(saved_clean)
+    i = first_index(doc, type_, f)
+    doc["events"][i]["value"] = value
+    message = load_error(write(tmp_path / "f.json", doc))
+    assert f"events[{i}].value: {problem}" in message
+
+
+def test_unknown_operation(tmp_path, saved):
+    doc = document(saved)
+    doc["events"][4]["f"] = "transmogrify"
+    doc["events"][4]["type"] = "invoke"
+    assert "unknown operation f='transmogrify'" in load_error(write(tmp_path / "f.json", doc))
+
+
+@pytest.mark.parametrize("field, value, problem", [
+    ("seed", "42", "field 'seed' must be an integer or null"),
+    ("seed", True, "field 'seed' must be an integer or null"),
+    ("verdict", [], "field 'verdict' must be an object"),
+])
+def test_seed_and_verdict_types(tmp_path, saved, field, value, problem):
+    doc = document(saved)
+    doc[field] = value
+    assert problem in load_error(write(tmp_path / "f.json", doc))
+
+
+def test_error_messages_name_the_file(tmp_path, saved):
+    doc = document(saved)
+    doc["format"] = 99
+    path = write(tmp_path / "named.json", doc)
+    assert load_error(path).startswith(f"{path}: ")
