@@ -217,3 +217,41 @@ def test_a_stale_leader_epoch_is_fenced_not_served() -> None:
     broker.receive("c0", 0, m.FetchRequest(99, p, None, 0, -1, 2))
     ((_, response),) = list(s.cluster.ctx.network.queues[(leader, "c0")])[-1:]
     assert response.error == m.FENCED_LEADER_EPOCH
+
+
+def test_clean_elections_never_make_an_in_sync_follower_truncate_a_committed_record() -> None:
+    """A leader that assigned an epoch and appended nothing must not leave a stale epoch
+    entry behind (Kafka's LeaderEpochFileCache.assign / truncateFromEnd); with one, an
+    in-sync follower was told to truncate a committed record, over and over."""
+    from kafkacheck.runner import Run
+    from model.config import Config
+
+    run = Run(Config.from_settings({"acks": "1", "auto.offset.reset": "earliest"}))
+    net = run.cluster.ctx.network          # partition 1: replicas (b1, b2, b0)
+
+    def drain(block: tuple = ()) -> None:
+        for _ in range(40):
+            links = [link for link in net.ready_links() if link not in block]
+            if not links:
+                return
+            for link in links:
+                if net.queues.get(link):
+                    run.apply(a.Deliver(*link))
+
+    def step(*actions: object, block: tuple = ()) -> None:
+        for action in actions:
+            run.apply(action)
+            drain(block)
+
+    step(a.Send("p0", "k0"), a.Tick(100))
+    step(a.Crash("b1"), a.Tick(10000))                           # b2 leads epoch 1
+    step(a.Restart("b1"), a.Tick(100), a.Tick(100))
+    step(a.Send("p0", "k1"), a.Tick(100), a.Tick(100), a.Tick(100), block=(("b2", "b1"),))
+    step(a.Crash("b2"), a.Tick(10000), block=(("ctl", "b0"),))   # b1 leads epoch 2, empty
+    step(a.Crash("b1"), a.Tick(10000))                           # b0 leads epoch 3
+    step(a.Restart("b1"), a.Tick(100), a.Tick(100))              # b1 copies r1 (epoch 1)
+    step(a.Restart("b2"), a.Tick(100), a.Tick(100))
+    step(a.Crash("b0"), a.Tick(10000))                           # b1 leads epoch 4, clean
+    run.finish()
+    assert not [e for e in run.cluster.history if e.f == "truncate" and e.process == "b2"]
+    assert run.verdict().valid, run.verdict().anomalies

@@ -177,7 +177,8 @@ def test_truncate_to_drops_records_epochs_and_clamps_hw():
     assert log.epochs == [(0, 0)]
     assert log.hw == 2
     assert log.flushed == 2
-    assert log.end_offset_for_epoch(5) == (0, 2)
+    # Kafka's endOffsetFor: an epoch newer than every cached one has no answer.
+    assert log.end_offset_for_epoch(5) == (-1, -1)
 
 
 def test_truncate_to_keeps_an_epoch_starting_below_the_cut():
@@ -254,3 +255,37 @@ def test_truncation_rounds_converge_to_a_prefix_of_the_leader_log(logs):
     assert leader.records == leader_before
     assert [e for e, _ in follower.epochs] == sorted({e for e, _ in follower.epochs})
     assert all(start <= follower.leo for _, start in follower.epochs)
+
+
+def test_replicating_an_older_epoch_replaces_a_stale_empty_epoch_entry():
+    log = log_of(0, 0)
+    log.assign_epoch_start(1, 2)          # led epoch 1 from offset 2, appended nothing
+    log.append_replicated(record(2, 0))   # then copied the next leader's epoch-0 record
+    assert (1, 2) not in log.epochs
+    assert log.end_offset_for_epoch(0) == (0, 3)
+
+
+def test_truncate_to_the_log_end_still_drops_epochs_starting_there():
+    log = log_of(0, 0)
+    log.assign_epoch_start(4, 2)
+    assert log.truncate_to(2) == 0
+    assert log.epochs == [(0, 0)]
+
+
+def test_leader_with_a_stale_entry_does_not_make_a_follower_truncate_a_shared_record():
+    leader = log_of(0, 0)
+    leader.assign_epoch_start(1, 2)
+    leader.append_replicated(record(2, 0))
+    leader.assign_epoch_start(2, 3)
+    follower = log_of(0, 0, 0)            # identical to the leader's log
+    follow_leader(follower, leader)
+    assert follower.leo == 3
+
+
+@settings(max_examples=300, deadline=None)
+@given(replica_histories())
+def test_truncation_rounds_converge_to_exactly_the_common_prefix(logs):
+    leader, follower = logs
+    expected = common_prefix(follower, leader)
+    follow_leader(follower, leader, max_rounds=len(follower.epochs) + 2)
+    assert follower.leo == expected
