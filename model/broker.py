@@ -97,6 +97,10 @@ class Broker:
             self._on_produce(src, generation, message)
         elif isinstance(message, m.LeaderAndIsr):
             self._on_leader_and_isr(message)
+        elif isinstance(message, m.AlterPartitionResponse):
+            state = self.replicas.get(message.partition)
+            if state is not None and state.pending_isr is not None:
+                state.pending_isr = None   # refused: propose again when the time comes
         elif isinstance(message, m.ListOffsetsRequest):
             self._on_list_offsets(src, generation, message)
         elif isinstance(message, m.OffsetCommitRequest):

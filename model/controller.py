@@ -73,14 +73,17 @@ class Controller:
         if not isinstance(message, m.AlterPartition):
             raise TypeError(f"controller cannot handle {type(message).__name__}")
         meta = self.partitions[message.partition]
-        valid = (message.leader == meta.leader
-                 and message.leader_epoch == meta.leader_epoch
-                 and message.partition_epoch == meta.partition_epoch
-                 and all(r == meta.leader or r in meta.isr or r not in self.fenced
-                         for r in message.new_isr))
-        if not valid:
-            # INVALID_UPDATE_VERSION / FENCED_LEADER_EPOCH: the leader learns the truth.
-            self._send_state(src, message.partition)
+        error = None
+        if (message.leader != meta.leader or message.leader_epoch != meta.leader_epoch
+                or message.partition_epoch != meta.partition_epoch):
+            error = m.INVALID_UPDATE_VERSION
+        elif not all(r in meta.isr or self._live(r) for r in message.new_isr):
+            error = m.INELIGIBLE_REPLICA     # KRaft never adds a fenced broker to the ISR
+        if error is not None:
+            self.ctx.send(self.name, src, m.AlterPartitionResponse(
+                message.partition, error, meta.partition_epoch))
+            if error == m.INVALID_UPDATE_VERSION:
+                self._send_state(src, message.partition)   # the leader learns the truth
             return
         self._change(message.partition, isr=message.new_isr)
 

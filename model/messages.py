@@ -22,6 +22,8 @@ UNKNOWN_LEADER_EPOCH = "UNKNOWN_LEADER_EPOCH"
 OFFSET_OUT_OF_RANGE = "OFFSET_OUT_OF_RANGE"
 COORDINATOR_NOT_AVAILABLE = "COORDINATOR_NOT_AVAILABLE"
 NETWORK_EXCEPTION = "NETWORK_EXCEPTION"  # client-side: connection lost or refused
+INELIGIBLE_REPLICA = "INELIGIBLE_REPLICA"
+INVALID_UPDATE_VERSION = "INVALID_UPDATE_VERSION"
 
 
 @attrs.frozen(slots=True)
@@ -120,6 +122,17 @@ class AlterPartition:
     leader_epoch: int
     partition_epoch: int
     new_isr: tuple[str, ...]
+
+
+@attrs.frozen(slots=True)
+class AlterPartitionResponse:
+    """The controller's refusal of an ISR change (INELIGIBLE_REPLICA, a stale epoch...).
+
+    Accepted changes are announced to every replica with ``LeaderAndIsr`` instead."""
+
+    partition: int
+    error: str
+    partition_epoch: int
 
 
 @attrs.frozen(slots=True)
