@@ -45,6 +45,18 @@ class AnomalyFound(AssertionError):
     """Raised when a run shows an anomaly the hunt is looking for."""
 
 
+def _pick(kind: str) -> Any:
+    """A rule that applies one of the currently enabled actions of ``kind``."""
+
+    @precondition(lambda self: self._has(kind))
+    @rule(data=st.data())
+    def pick(self: "KafkaMachine", data: st.DataObject) -> None:
+        self._apply_one(data, kind)
+
+    pick.__name__ = kind.replace("-", "_")
+    return pick
+
+
 class KafkaMachine(RuleBasedStateMachine):
     """Subclassed per configuration by :func:`machine_for`."""
 
@@ -93,10 +105,7 @@ class KafkaMachine(RuleBasedStateMachine):
 
     # -- rules -------------------------------------------------------------------------
 
-    @precondition(lambda self: self._has("deliver"))
-    @rule(data=st.data())
-    def deliver(self, data: st.DataObject) -> None:
-        self._apply_one(data, "deliver")
+    deliver = _pick("deliver")
 
     @precondition(lambda self: self._has("deliver"))
     @rule()
@@ -111,55 +120,20 @@ class KafkaMachine(RuleBasedStateMachine):
     def tick(self, ms: int) -> None:
         self.run.apply(a.Tick(ms))
 
-    @precondition(lambda self: self._has("crash"))
-    @rule(data=st.data())
-    def crash(self, data: st.DataObject) -> None:
-        self._apply_one(data, "crash")
-
-    @precondition(lambda self: self._has("restart"))
-    @rule(data=st.data())
-    def restart(self, data: st.DataObject) -> None:
-        self._apply_one(data, "restart")
-
-    @precondition(lambda self: self._has("partition"))
-    @rule(data=st.data())
-    def partition(self, data: st.DataObject) -> None:
-        self._apply_one(data, "partition")
+    crash = _pick("crash")
+    restart = _pick("restart")
+    partition = _pick("partition")
+    send = _pick("send")
+    poll = _pick("poll")
+    process = _pick("process")
+    commit = _pick("commit")
+    client_crash = _pick("client-crash")
+    client_restart = _pick("client-restart")
 
     @precondition(lambda self: self._has("heal"))
     @rule()
     def heal(self) -> None:
         self.run.apply(a.Heal())
-
-    @precondition(lambda self: self._has("send"))
-    @rule(data=st.data())
-    def send(self, data: st.DataObject) -> None:
-        self._apply_one(data, "send")
-
-    @precondition(lambda self: self._has("poll"))
-    @rule(data=st.data())
-    def poll(self, data: st.DataObject) -> None:
-        self._apply_one(data, "poll")
-
-    @precondition(lambda self: self._has("process"))
-    @rule(data=st.data())
-    def process(self, data: st.DataObject) -> None:
-        self._apply_one(data, "process")
-
-    @precondition(lambda self: self._has("commit"))
-    @rule(data=st.data())
-    def commit(self, data: st.DataObject) -> None:
-        self._apply_one(data, "commit")
-
-    @precondition(lambda self: self._has("client-crash"))
-    @rule(data=st.data())
-    def client_crash(self, data: st.DataObject) -> None:
-        self._apply_one(data, "client-crash")
-
-    @precondition(lambda self: self._has("client-restart"))
-    @rule(data=st.data())
-    def client_restart(self, data: st.DataObject) -> None:
-        self._apply_one(data, "client-restart")
 
     # -- checks ------------------------------------------------------------------------
 
