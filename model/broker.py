@@ -47,6 +47,8 @@ class ReplicaState:
     last_fetch_time: dict[str, int] = attrs.field(factory=dict)
     epoch_start_offset: int = 0
     pending_isr: tuple[str, ...] | None = None
+    pending_corr: int = 0          # the AlterPartition request pending_isr belongs to
+    pending_unsent: bool = False   # its connection dropped: resend on the next tick
     delayed: list[DelayedProduce] = attrs.field(factory=list)
     # Follower role.
     fetch_corr: int | None = None
@@ -99,8 +101,12 @@ class Broker:
             self._on_leader_and_isr(message)
         elif isinstance(message, m.AlterPartitionResponse):
             state = self.replicas.get(message.partition)
-            if state is not None and state.pending_isr is not None:
-                state.pending_isr = None   # refused: propose again when the time comes
+            if (state is not None and state.pending_corr == message.corr
+                    and message.error == m.INELIGIBLE_REPLICA):
+                # Refused and nothing changed: propose again when the time comes.  For a
+                # stale epoch the pending change stays (the maximal ISR keeps counting
+                # it) until the controller's current state arrives, right behind this.
+                state.pending_isr = None
         elif isinstance(message, m.ListOffsetsRequest):
             self._on_list_offsets(src, generation, message)
         elif isinstance(message, m.OffsetCommitRequest):
@@ -231,11 +237,16 @@ class Broker:
         state.delayed = []
 
     def _propose_isr(self, partition: int, state: ReplicaState, new_isr: tuple[str, ...]) -> None:
+        """Send an AlterPartition; until the controller answers, the change is pending and
+        the HW counts the maximal ISR (KIP-497).  Like Kafka's AlterPartitionManager, a
+        request whose connection dropped is resent, never silently forgotten: it may
+        have been applied with only the answer lost."""
         state.pending_isr = new_isr
+        state.pending_corr = self.ctx.next_corr()
         sent = self.ctx.send(self.name, CONTROLLER, m.AlterPartition(
-            partition, self.name, state.leader_epoch, state.partition_epoch, new_isr))
-        if not sent:
-            state.pending_isr = None
+            state.pending_corr, partition, self.name, state.leader_epoch, state.partition_epoch,
+            new_isr))
+        state.pending_unsent = not sent
 
     def _on_fetch_response(self, src: str, resp: m.FetchResponse) -> None:
         state = self.replicas.get(resp.partition)
@@ -345,7 +356,9 @@ class Broker:
                     for d in expired:
                         self._reply(d.client, d.generation, m.ProduceResponse(
                             d.corr, partition, m.REQUEST_TIMED_OUT, None))
-                if state.pending_isr is None:
+                if state.pending_isr is not None and state.pending_unsent:
+                    self._propose_isr(partition, state, state.pending_isr)
+                elif state.pending_isr is None:
                     lagging = {r for r in state.isr if r != self.name
                                and now - state.caught_up_at.get(r, now) > lag}
                     if lagging:
@@ -361,5 +374,5 @@ class Broker:
             if state.leader == peer and state.fetch_corr is not None:
                 state.fetch_corr = None
                 state.fetch_retry_at = self.ctx.now + backoff
-            if peer == CONTROLLER:
-                state.pending_isr = None
+            if peer == CONTROLLER and state.pending_isr is not None:
+                state.pending_unsent = True

@@ -73,6 +73,12 @@ class Controller:
         if not isinstance(message, m.AlterPartition):
             raise TypeError(f"controller cannot handle {type(message).__name__}")
         meta = self.partitions[message.partition]
+        if (message.leader == meta.leader and message.leader_epoch == meta.leader_epoch
+                and set(message.new_isr) == set(meta.isr)):
+            # A retried request whose change is already in effect succeeds (the answer
+            # to the first attempt was lost): the leader gets the current state.
+            self._send_state(src, message.partition)
+            return
         error = None
         if (message.leader != meta.leader or message.leader_epoch != meta.leader_epoch
                 or message.partition_epoch != meta.partition_epoch):
@@ -81,7 +87,7 @@ class Controller:
             error = m.INELIGIBLE_REPLICA     # KRaft never adds a fenced broker to the ISR
         if error is not None:
             self.ctx.send(self.name, src, m.AlterPartitionResponse(
-                message.partition, error, meta.partition_epoch))
+                message.corr, message.partition, error, meta.partition_epoch))
             if error == m.INVALID_UPDATE_VERSION:
                 self._send_state(src, message.partition)   # the leader learns the truth
             return

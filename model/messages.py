@@ -117,6 +117,7 @@ class OffsetFetchResponse:
 class AlterPartition:
     """A leader asks the controller to change the ISR (KIP-497)."""
 
+    corr: int
     partition: int
     leader: str
     leader_epoch: int
@@ -130,6 +131,7 @@ class AlterPartitionResponse:
 
     Accepted changes are announced to every replica with ``LeaderAndIsr`` instead."""
 
+    corr: int
     partition: int
     error: str
     partition_epoch: int
