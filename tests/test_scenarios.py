@@ -255,3 +255,36 @@ def test_clean_elections_never_make_an_in_sync_follower_truncate_a_committed_rec
     run.finish()
     assert not [e for e in run.cluster.history if e.f == "truncate" and e.process == "b2"]
     assert run.verdict().valid, run.verdict().anomalies
+
+
+def test_a_refusal_of_an_older_isr_request_does_not_cancel_a_newer_one() -> None:
+    """Responses are matched to their AlterPartition request, as in Kafka."""
+    s = Scenario(acks="all")
+    p = s.partition()
+    leader = s.cluster.broker_actors[s.leader(p)]
+    state = leader.replicas[p]
+    state.pending_isr, state.pending_corr = ("b0", "b1"), 7
+    leader.receive("ctl", 0, m.AlterPartitionResponse(6, p, m.INELIGIBLE_REPLICA, 0))
+    assert state.pending_isr == ("b0", "b1"), "a stale refusal cleared the pending change"
+    leader.receive("ctl", 0, m.AlterPartitionResponse(7, p, m.INELIGIBLE_REPLICA, 0))
+    assert state.pending_isr is None
+
+
+def test_an_isr_expansion_whose_answer_is_lost_still_bounds_the_high_watermark() -> None:
+    """The controller applied an expansion but the leader never heard back: the leader
+    keeps counting the new member (maximal ISR), resends, and learns the outcome."""
+    s = Scenario(acks="all", **{"kafkacheck.replication.factor": "2"})
+    p = s.partition()
+    leader = s.leader(p)
+    (follower,) = s.followers(p)
+    shrink_isr_to_leader(s, p)
+    s.deliver(follower, leader)                 # caught up: leader proposes the expansion
+    assert s.replica(leader, p).pending_isr == (leader, follower)
+    s.deliver(leader, "ctl")                    # applied by the controller...
+    assert s.cluster.controller.partitions[p].isr == (leader, follower)
+    s.do(a.Partition((leader, "p0", "c0")))     # ...but the answer never arrives
+    s.send().deliver("p0", leader)
+    assert s.replica(leader, p).log.hw == 0, "the HW passed an ISR member it must wait for"
+    s.do(a.Heal()).tick(100).deliver(leader, "ctl").deliver("ctl", leader)
+    assert s.replica(leader, p).isr == (leader, follower)
+    assert s.replica(leader, p).pending_isr is None
