@@ -34,6 +34,7 @@ class Cluster:
         self.nodes = self.brokers + [CONTROLLER] + self.clients
         self.keys = [f"k{i}" for i in range(config.workload.keys)]
         self.ctx = Context(config, self.nodes)
+        self.ctx.disconnected = lambda x, y: self._disconnect([(x, y)])
         rf = config.topic.replication_factor
         assignment = {p: tuple(self.brokers[(p + i) % n] for i in range(rf))
                       for p in range(config.topic.partitions)}

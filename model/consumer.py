@@ -248,8 +248,10 @@ class Consumer:
         timeout = self.ctx.config.producer.request_timeout_ms
         if self.commit_request and self.ctx.now - self.commit_sent_at >= timeout:
             corr, coordinator, offsets = self.commit_request
-            self.ctx.network.reset(self.name, coordinator)
             self._commit_done(offsets, "info", m.REQUEST_TIMED_OUT)
+            # Closing the connection also loses any fetch queued on it (the coordinator
+            # may lead partitions too): on_disconnect forgets those, so they are resent.
+            self.ctx.close(self.name, coordinator)
         self.refresh_metadata()
 
     def on_disconnect(self, peer: str) -> None:

@@ -6,7 +6,7 @@ interaction is a message the driver controls.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 from model.config import Config
 from model.history import HistoryRecorder
@@ -16,7 +16,7 @@ CONTROLLER = "ctl"
 
 
 class Context:
-    __slots__ = ("config", "network", "history", "nodes", "_corr", "_value")
+    __slots__ = ("config", "network", "history", "nodes", "_corr", "_value", "disconnected")
 
     def __init__(self, config: Config, nodes: list[str]) -> None:
         self.config = config
@@ -25,6 +25,8 @@ class Context:
         self.nodes = nodes
         self._corr = 0
         self._value = 0
+        # Set by the cluster: tells both ends of a connection that it closed.
+        self.disconnected: Callable[[str, str], None] | None = None
 
     @property
     def now(self) -> int:
@@ -41,6 +43,14 @@ class Context:
 
     def send(self, src: str, dst: str, message: Any, generation: int | None = None) -> bool:
         return self.network.send(src, dst, message, generation)
+
+    def close(self, a: str, b: str) -> None:
+        """Close the connection between ``a`` and ``b`` (a client's request timeout):
+        whatever was queued on it is dropped and both ends are told, exactly as when a
+        crash or a partition breaks it."""
+        self.network.reset(a, b)
+        if self.disconnected is not None:
+            self.disconnected(a, b)
 
     def event(self, node: str, f: str, **value: Any) -> None:
         self.history.internal(node, f, **value)

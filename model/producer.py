@@ -183,8 +183,7 @@ class Producer:
                      if now - f.sent_at >= config.request_timeout_ms}
         for broker in sorted(timed_out):
             # NetworkClient closes a connection whose request timed out.
-            self.ctx.network.reset(self.name, broker)
-            self.on_disconnect(broker)
+            self.ctx.close(self.name, broker)
         for queue in self.queues.values():
             for batch in [b for b in queue if now - b.created >= config.delivery_timeout_ms]:
                 queue.remove(batch)

@@ -288,3 +288,22 @@ def test_an_isr_expansion_whose_answer_is_lost_still_bounds_the_high_watermark()
     s.do(a.Heal()).tick(100).deliver(leader, "ctl").deliver("ctl", leader)
     assert s.replica(leader, p).isr == (leader, follower)
     assert s.replica(leader, p).pending_isr is None
+
+
+def test_a_commit_timeout_closes_the_connection_and_forgets_fetches_queued_on_it() -> None:
+    """The coordinator (b0) also leads the partition: closing the connection after a
+    commit timeout drops the queued fetch too, and the consumer must know to resend."""
+    s = Scenario(acks="all")
+    p = s.partition()
+    assert s.leader(p) == s.cluster.controller.coordinator() == "b0"
+    s.flush(4).send().flush(4)
+    s.do(a.Poll("c0")).flush(2).do(a.Poll("c0"))       # records returned, next fetch queued
+    s.do(a.Process("c0")).do(a.Commit("c0"))            # the commit queues behind it
+    consumer = s.cluster.consumers["c0"]
+    assert p in consumer.fetching
+    s.tick(30000)                                       # the commit times out
+    assert s.ops("commit", "info"), "the timed-out commit is indeterminate"
+    assert not s.cluster.ctx.network.queues.get(("c0", "b0"))
+    assert p not in consumer.fetching, "a fetch lost with the connection is still awaited"
+    s.finish()
+    assert "unsettled" not in s.anomalies()
