@@ -237,8 +237,8 @@ def build_parser() -> argparse.ArgumentParser:
         "guarantees", help="hunt the default configuration matrix and write the report",
         description="Hunts acks x min.insync.replicas x commit strategy, prints the guarantee "
                     "table and writes docs/guarantees.md.")
-    guarantees.add_argument("--examples", type=_positive, default=400,
-                            help="Hypothesis runs per hunting round (default 400)")
+    guarantees.add_argument("--examples", type=_positive, default=800,
+                            help="Hypothesis runs per hunting round (default 800)")
     guarantees.add_argument("--steps", type=_positive, default=100,
                             help="maximum steps per run (default 100)")
     guarantees.add_argument("--seed", type=_seed, default=0)
