@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Any, Iterable, TextIO
+from typing import Any
 
 from invariants.check import check_events
+from kafkacheck.errors import UsageError
 from invariants.jepsen import analyze
 from kafkacheck.jepsen_io import JepsenFormatError, looks_like_jepsen, read_jepsen, write_jepsen
 from kafkacheck.storage import HistoryFileError, load_history
@@ -26,30 +27,24 @@ _IDENTITY = {
 }
 
 
-def _usage(message: str) -> Exception:
-    from kafkacheck.cli import UsageError
-
-    return UsageError(message)
-
-
 def check_file(path: Path, *, fmt: str = "auto", ww_deps: bool = False,
                sub_via: str = "assign") -> dict[str, Any]:
     if not path.exists():
-        raise _usage(f"{path}: no such file")
+        raise UsageError(f"{path}: no such file")
     if path.is_dir():
-        raise _usage(f"{path}: is a directory")
+        raise UsageError(f"{path}: is a directory")
     if fmt == "auto":
         fmt = "jepsen" if looks_like_jepsen(path) else "kafkacheck"
     if fmt == "jepsen":
         try:
             events = read_jepsen(path)
         except JepsenFormatError as error:
-            raise _usage(str(error)) from None
+            raise UsageError(str(error)) from None
         return analyze(events, ww_deps=ww_deps, sub_via=sub_via).to_json()
     try:
         saved = load_history(path)
     except HistoryFileError as error:
-        raise _usage(str(error)) from None
+        raise UsageError(str(error)) from None
     return check_all(saved.events, ww_deps=ww_deps, sub_via=sub_via)
 
 
@@ -78,17 +73,13 @@ def check_all(events: list[Event], *, ww_deps: bool = False,
 
 def export_file(path: Path, fmt: str, output: Path | None) -> None:
     if fmt != "jepsen":
-        raise _usage(f"unknown export format {fmt!r}")
+        raise UsageError(f"unknown export format {fmt!r}")
     try:
         saved = load_history(path)
     except HistoryFileError as error:
-        raise _usage(str(error)) from None
+        raise UsageError(str(error)) from None
     if output is None:
         write_jepsen(saved.events, sys.stdout)
         return
     with output.open("w", encoding="utf-8") as out:
         write_jepsen(saved.events, out)
-
-
-def export_events(events: Iterable[Event], out: TextIO) -> None:
-    write_jepsen(events, out)

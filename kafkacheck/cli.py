@@ -17,13 +17,10 @@ import sys
 from pathlib import Path
 from typing import Any, Sequence
 
+from kafkacheck.errors import UsageError
 from model.config import ConfigError, describe_settings, parse_assignments
 
 EXIT_OK, EXIT_FOUND, EXIT_USAGE, EXIT_DIVERGED = 0, 1, 2, 3
-
-
-class UsageError(Exception):
-    """Bad input from the user: printed as one line, exit code 2."""
 
 
 def _err(message: str) -> None:
@@ -130,15 +127,11 @@ def cmd_replay(args: argparse.Namespace) -> int:
     return EXIT_OK if result.verdict.valid else EXIT_FOUND
 
 
-def _check_document(path: Path, fmt: str, ww_deps: bool, sub_via: str) -> dict[str, Any]:
-    """Check a saved history (own format or Jepsen's) and return the merged verdict."""
+def cmd_check(args: argparse.Namespace) -> int:
     from kafkacheck.checking import check_file
 
-    return check_file(path, fmt=fmt, ww_deps=ww_deps, sub_via=sub_via)
-
-
-def cmd_check(args: argparse.Namespace) -> int:
-    verdict = _check_document(Path(args.file), args.format, args.ww_deps, args.sub_via)
+    verdict = check_file(Path(args.file), fmt=args.format, ww_deps=args.ww_deps,
+                         sub_via=args.sub_via)
     _print_verdict(verdict, args.json)
     return EXIT_OK if verdict["valid"] else EXIT_FOUND
 

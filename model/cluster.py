@@ -17,6 +17,7 @@ from model.controller import Controller
 from model.history import Event
 from model.messages import FetchRequest, FetchResponse
 from model.producer import Producer
+from model.views import PartitionView, ReplicaView
 
 # The clock steps a driver may choose: a fetch backoff, a request timeout's third, a
 # broker session timeout, and enough to push a follower out of the ISR in a few steps.
@@ -267,9 +268,7 @@ class Cluster:
 
     # -- state views for the model-state invariants ------------------------------------
 
-    def partition_views(self) -> list["PartitionView"]:
-        from model.views import PartitionView, ReplicaView
-
+    def partition_views(self) -> list[PartitionView]:
         views = []
         for p, meta in sorted(self.controller.partitions.items()):
             replicas = {}

@@ -44,12 +44,6 @@ class ReplicaLog:
     def latest_epoch(self) -> int:
         return self.epochs[-1][0] if self.epochs else UNDEFINED_EPOCH
 
-    def epoch_before(self, offset: int) -> int:
-        """Epoch of the record just below ``offset`` (the fetcher's lastFetchedEpoch)."""
-        if offset <= 0 or offset > len(self.records):
-            return UNDEFINED_EPOCH
-        return self.records[offset - 1].epoch
-
     def assign_epoch_start(self, epoch: int, offset: int) -> None:
         """Record that ``epoch`` starts at ``offset`` (``LeaderEpochFileCache.assign``).
 
@@ -148,7 +142,3 @@ class ReplicaLog:
         if local_epoch != leader_epoch:
             return min(local_end, self.leo)
         return min(local_end, leader_end, self.leo)
-
-    def matches_prefix(self, other: "ReplicaLog", upto: int) -> bool:
-        upto = min(upto, self.leo, other.leo)
-        return self.records[:upto] == other.records[:upto]

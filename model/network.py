@@ -64,13 +64,10 @@ class Network:
             if link in self.queues:
                 self.queues[link].clear()
 
-    def peers_of(self, node: str, nodes: list[str]) -> list[str]:
-        return [n for n in nodes if n != node]
-
     def set_down(self, node: str, nodes: list[str]) -> list[str]:
         """Mark ``node`` down and close every connection it had; returns its peers."""
         self.down.add(node)
-        peers = self.peers_of(node, nodes)
+        peers = [n for n in nodes if n != node]
         for peer in peers:
             self.reset(node, peer)
         return peers

@@ -24,7 +24,7 @@ def log_of(*epochs: int) -> ReplicaLog:
 def follow_leader(follower: ReplicaLog, leader: ReplicaLog, max_rounds: int = 50) -> int:
     """Fetch-time truncation rounds until the leader reports no divergence."""
     for rounds in range(max_rounds):
-        diverging = leader.diverging_epoch(follower.leo, follower.epoch_before(follower.leo))
+        diverging = leader.diverging_epoch(follower.leo, follower.latest_epoch())
         if diverging is None:
             return rounds
         follower.truncate_to(follower.truncation_offset(diverging))
@@ -71,13 +71,14 @@ def test_the_same_epoch_at_a_later_offset_does_not_move_the_cache():
     assert log.epochs == [(0, 0), (2, 2)]
 
 
-def test_epoch_before():
-    log = log_of(0, 1, 1, 3)
-    assert log.epoch_before(0) == UNDEFINED_EPOCH
-    assert log.epoch_before(1) == 0
-    assert log.epoch_before(3) == 1
-    assert log.epoch_before(4) == 3
-    assert log.epoch_before(5) == UNDEFINED_EPOCH
+def test_latest_epoch_is_the_caches_not_the_last_records():
+    """A follower's lastFetchedEpoch is ``log.latestEpoch``: an epoch assigned at the log
+    end by a leader that appended nothing counts until truncation removes it."""
+    log = log_of(0, 1, 1)
+    assert log.latest_epoch() == 1
+    log.assign_epoch_start(3, 3)
+    assert log.latest_epoch() == 3
+    assert ReplicaLog().latest_epoch() == UNDEFINED_EPOCH
 
 
 # -- OffsetsForLeaderEpoch (KIP-279) -------------------------------------------------------
