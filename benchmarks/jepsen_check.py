@@ -159,7 +159,9 @@ a = analyze(events, ww_deps=sys.argv[2] == "1")
 t2 = time.perf_counter()
 print(json.dumps({"read_s": t1 - t0, "analyze_s": t2 - t1, "events": len(events),
                   "valid": a.valid, "anomalies": sorted(a.anomalies),
-                  "maxrss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+                  "maxrss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                  "helper_maxrss_mb":
+                      resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024}))
 """
 
 
@@ -203,7 +205,8 @@ def main(argv: list[str] | None = None) -> int:
             rows.append(r)
             print(f"{written:>9} ops  {r['size_mb']:7.1f} MB  read {r['read_s']:6.2f} s  "
                   f"analyze {r['analyze_s']:6.2f} s  total {r['read_s'] + r['analyze_s']:6.2f} s"
-                  f"  peak {r['maxrss_mb']:7.0f} MB  valid={r['valid']} "
+                  f"  peak {r['maxrss_mb']:7.0f} MB (helper {r['helper_maxrss_mb']:5.0f} MB)"
+                  f"  valid={r['valid']} "
                   f"anomalies={r['anomalies']}", flush=True)
     if len(rows) > 1:
         for a, b in zip(rows, rows[1:]):

@@ -19,9 +19,10 @@ Conventions of the conversion (documented in docs/history-format-jepsen.md):
 from __future__ import annotations
 
 import gc
+import itertools
 import json
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -209,7 +210,7 @@ def parse_edn(text: str, first_line: int = 1) -> list[tuple[int, Any]]:
 
 # Fast path: EDN without strings/comments/tags/chars -> JSON.
 _FAST_UNSAFE = re.compile(r'["#;\\]')
-_KEYWORD = re.compile(r":([^\s\[\](){}]+)")
+_KEYWORD = re.compile(r":([A-Za-z_*+!?<>=/.'-][\w*+!?<>=/.'-]*)")
 _NIL = re.compile(r"(?<![^\s\[\](){}])nil(?![^\s\[\](){}])")
 _WS = re.compile(r"\s+")
 
@@ -262,7 +263,12 @@ _BLOCK = 1 << 20
 
 def read_edn_forms(text: str) -> list[tuple[int, Any]]:
     """All top-level forms with their line numbers; fast path where possible."""
-    out: list[tuple[int, Any]] = []
+    return [form for block in iter_edn_blocks(text) for form in block]
+
+
+def iter_edn_blocks(text: str) -> Iterator[list[tuple[int, Any]]]:
+    """The top-level forms with their line numbers, about a megabyte of text at a time
+    (so a caller converting them as they come never holds them all)."""
     start, line = 0, 1
     n = len(text)
     while start < n:
@@ -272,17 +278,17 @@ def read_edn_forms(text: str) -> list[tuple[int, Any]]:
         try:
             if _FAST_UNSAFE.search(block):
                 raise _NotFast
-            out.extend(_fast_forms(block, line))
+            forms = _fast_forms(block, line)
         except _NotFast:
             try:
-                out.extend(_mixed_forms(block, line))
+                forms = _mixed_forms(block, line)
             except _NotFast:
                 # Forms span lines (pretty-printed): parse the rest as one text.
-                out.extend(parse_edn(text[start:], line))
-                return out
+                yield parse_edn(text[start:], line)
+                return
+        yield forms
         line += block.count("\n")
         start = end
-    return out
 
 
 def _mixed_forms(block: str, first_line: int) -> list[tuple[int, Any]]:
@@ -377,7 +383,12 @@ def _op_to_event(raw: Any, where: int | str, position: int) -> Event | None:
                                     "of {:keys [...]} maps")
         meta = {"rebalance-log": [{"keys": list(e.get("keys", []))} for e in rlog]}
     return Event(index=index, step=index, time=int(t) // NANOS_PER_MILLI,
-                 process=str(process), type=type_, f=f, value=value, meta=meta)
+                 process=str(process), type=_CANONICAL[type_], f=_CANONICAL[f], value=value,
+                 meta=meta)
+
+
+# One string object per type/f name instead of one per op.
+_CANONICAL = {name: name for name in (*CLIENT_TYPES, *KNOWN_FS)}
 
 
 def _short(x: Any) -> str:
@@ -485,13 +496,17 @@ def _read_text(text: str) -> list[Event]:
     body = text.lstrip()
     if body.startswith("{") and not body.startswith("{:"):
         return _read_jsonl(text)
-    forms = read_edn_forms(text)
-    if len(forms) == 1 and isinstance(forms[0][1], list):
-        # A whole history written as one vector of ops.
-        line = forms[0][0]
-        return _events((f"op {i} (form on line {line})", op)
-                       for i, op in enumerate(forms[0][1]))
-    return _events(forms)
+    blocks = iter_edn_blocks(text)
+    first = next(blocks, [])
+    if len(first) == 1 and isinstance(first[0][1], list):
+        rest = [form for block in blocks for form in block]
+        if not rest:
+            # A whole history written as one vector of ops.
+            line = first[0][0]
+            return _events((f"op {i} (form on line {line})", op)
+                           for i, op in enumerate(first[0][1]))
+        return _events([*first, *rest])
+    return _events(form for block in itertools.chain([first], blocks) for form in block)
 
 
 # ------------------------------------------------------------------------ EDN writer

@@ -109,40 +109,32 @@ def lost_writes(history: History, orders: VersionOrders, reads_ok: dict[Any, set
     return out
 
 
-def unseen(history: History) -> list[dict]:
+def unseen(history: History, reads_ok: dict[Any, set]) -> list[dict]:
     """Values acknowledged by ``:ok`` sends that no ``:ok`` poll ever returned.
 
     Jepsen reports one map ``{:unseen {k count} :messages {k #{v}}}``; we report one entry
-    per key with the same facts: ``count`` and the ``values``.
+    per key with the same facts: ``count`` and the ``values``.  (``reads_ok`` is exactly
+    what Jepsen's ``polled`` accumulates: every value an ``:ok`` op polled.)
     """
-    sent: dict[Any, dict[Any, None]] = {}
-    polled: dict[Any, set] = {}
+    missing: dict[Any, dict[Any, None]] = {}
     last_time = 0
+    empty: set = set()
     for op in history.completions:
         if op.type != "ok" or op.f not in ("send", "poll", "txn"):
             continue
         last_time = op.time
         if op.writes:
             for k, pairs in op.writes.items():
-                d = sent.get(k)
-                if d is None:
-                    sent[k] = d = {}
-                for _, v in pairs:
-                    d[v] = None
-        if op.reads:
-            for k, pairs in op.reads.items():
-                s = polled.get(k)
-                if s is None:
-                    polled[k] = s = set()
-                s.update([p[1] for p in pairs])
-    out = []
-    for k in sorted_values(sent):
-        seen = polled.get(k, ())
-        missing = [v for v in sent[k] if v not in seen]
-        if missing:
-            out.append({"key": k, "count": len(missing), "values": sorted_values(missing),
-                        "time": last_time})
-    return out
+                seen = reads_ok.get(k, empty)
+                for p in pairs:
+                    v = p[1]
+                    if v not in seen:
+                        d = missing.get(k)
+                        if d is None:
+                            missing[k] = d = {}
+                        d[v] = None
+    return [{"key": k, "count": len(missing[k]), "values": sorted_values(missing[k]),
+             "time": last_time} for k in sorted_values(missing)]
 
 
 def intermediate_reads(history: History, orders: VersionOrders,

@@ -222,3 +222,17 @@ def test_synthetic_history_round_trips_with_the_same_verdict():
         before = _verdict(events, **kw)
         assert before[0] is True, before
         assert _verdict(read_jepsen_text(_export(events)), **kw) == before
+
+
+def test_forked_cycle_search_gives_the_same_analysis():
+    buf = io.StringIO()
+    _generator().generate(3000, buf, seed=11)
+    events = read_jepsen_text(buf.getvalue())
+    for extra in ([], ANOMALOUS[2]):
+        evs = events + [Event(len(events) + i, 0, 0, "x" + e.process, e.type, e.f, e.value)
+                        for i, e in enumerate(extra)]
+        for kw in ({}, {"ww_deps": True}):
+            in_process = analyze(evs, _fork_threshold=10**9, **kw)
+            forked = analyze(evs, _fork_threshold=0, **kw)
+            assert forked == in_process
+    assert "G1c" in forked.anomalies
