@@ -264,7 +264,12 @@ def _search_component(g: Adjacency, specs: tuple[CycleSpec, ...], explainer: Exp
 def _search_graph(dg: DependencyGraph, rels: int, with_realtime: bool,
                   specs: tuple[CycleSpec, ...], seconds: float, explainer: Explainer,
                   found: dict[str, list], timeouts: list, need: int = 0) -> int:
-    n_ops, adj = dg.adjacency(rels, with_realtime)
+    windows = None
+    if with_realtime:
+        windows = dg.cyclic_windows(rels)
+        if not windows:
+            return 0
+    n_ops, adj = dg.adjacency(rels, with_realtime, windows)
     comps = strongly_connected(n_ops, adj)
     del adj
     for members in comps:

@@ -15,6 +15,7 @@ the offsets we know hold values, not in raw offsets.  Jepsen's rules, reproduced
 
 from __future__ import annotations
 
+from operator import itemgetter
 from typing import Any
 
 from .ops import History, Op, first_by_order, sorted_values
@@ -85,7 +86,7 @@ def ok_reads(history: History) -> dict[Any, set]:
                 s = out.get(k)
                 if s is None:
                     out[k] = s = set()
-                s.update([p[1] for p in pairs])
+                s.update(map(_second, pairs))
     return out
 
 
@@ -176,6 +177,7 @@ class VersionOrders:
 
 
 _MISSING = object()
+_second = itemgetter(1)
 
 
 def pick(values: Any) -> Any:

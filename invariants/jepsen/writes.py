@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from .ops import History, Op, sorted_values
+from .graph import highest_read
 from .versions import VersionOrders, must_have_committed
 
 
@@ -156,14 +157,10 @@ def intermediate_reads(history: History, orders: VersionOrders,
             kw = writer.get(k)
             if order is None or not kw:
                 continue
-            by_value = order.by_value
-            best_i, best_v = -1, None
-            for _, v in pairs:
-                i = by_value.get(v)
-                if i is not None and i > best_i:
-                    best_i, best_v = i, v
-            if best_i < 0:
+            hr = highest_read(orders, k, pairs)
+            if hr is None:
                 continue
+            best_i, best_v = hr
             w = kw.get(best_v)
             if w is None or w is op or w.type == "fail":
                 continue
