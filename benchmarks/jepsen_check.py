@@ -161,7 +161,10 @@ print(json.dumps({"read_s": t1 - t0, "analyze_s": t2 - t1, "events": len(events)
                   "valid": a.valid, "anomalies": sorted(a.anomalies),
                   "maxrss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
                   "helper_maxrss_mb":
-                      resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024}))
+                      resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024,
+                  "cpu_s": sum(getattr(resource.getrusage(who), f)
+                               for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)
+                               for f in ("ru_utime", "ru_stime"))}))
 """
 
 
@@ -192,6 +195,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"wrote {n} ops to {args.write[1]}")
         return 0
     sizes = args.ops or [10**4, 10**5, 10**6]
+    print(f"cores: {os.cpu_count()}, load average before: {os.getloadavg()[0]:.2f}"
+          f"{', ww-deps' if args.ww_deps else ''}", flush=True)
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for n in sizes:
@@ -205,6 +210,7 @@ def main(argv: list[str] | None = None) -> int:
             rows.append(r)
             print(f"{written:>9} ops  {r['size_mb']:7.1f} MB  read {r['read_s']:6.2f} s  "
                   f"analyze {r['analyze_s']:6.2f} s  total {r['read_s'] + r['analyze_s']:6.2f} s"
+                  f"  cpu {r['cpu_s']:6.1f} s"
                   f"  peak {r['maxrss_mb']:7.0f} MB (helper {r['helper_maxrss_mb']:5.0f} MB)"
                   f"  valid={r['valid']} "
                   f"anomalies={r['anomalies']}", flush=True)

@@ -23,7 +23,7 @@ from .graph import WR, WW, RW, DependencyGraph
 from .ops import History, client_ops, sort_key
 from .parallel import FORK_THRESHOLD_OPS, Deferred, fork_allowed
 from .rules import allowed_anomalies, bad_anomaly_types, parse_sub_via
-from .versions import VersionOrders, ok_reads, readers_of, writer_of
+from .versions import VersionOrders, ok_reads, writer_of
 
 __all__ = ["Analysis", "analyze", "ANOMALY_NAMES"]
 
@@ -100,18 +100,17 @@ def _analyze(events: Iterable[Event], ww_deps: bool, sub: frozenset[str],
     reads_ok = ok_reads(history)
     orders = VersionOrders(history, reads_ok)
     writer = writer_of(history)
-    readers = readers_of(history)
     # The dependency graph and its cycles need only what is built above: on big
     # histories they run in a forked helper while this process does the rest.
     graph_part = Deferred(
-        lambda: _cycle_part(history, orders, writer, readers, ww_deps, cycle_search_seconds),
+        lambda: _cycle_part(history, orders, writer, ww_deps, cycle_search_seconds),
         fork=fork_allowed(len(history.ops), fork_threshold))
 
     put("inconsistent-offsets", orders.inconsistent_offsets())
     put("duplicate", orders.duplicates())
     put("G1a", writes.g1a(history, writer))
     put("precommitted-read", writes.precommitted_reads(history))
-    put("lost-write", writes.lost_writes(history, orders, reads_ok, writer, readers, stats))
+    put("lost-write", writes.lost_writes(history, orders, reads_ok, writer, stats))
     skips, nonmono = polls.internal_polls(history, orders)
     put("int-poll-skip", skips)
     put("int-nonmonotonic-poll", nonmono)
@@ -142,11 +141,11 @@ def _analyze(events: Iterable[Event], ww_deps: bool, sub: frozenset[str],
     return Analysis(anomalies=anomalies, valid=not bad, stats=stats)
 
 
-def _cycle_part(history: History, orders: VersionOrders, writer: dict, readers: dict,
+def _cycle_part(history: History, orders: VersionOrders, writer: dict,
                 ww_deps: bool, seconds: float) -> tuple[dict[str, list], dict[str, Any]]:
     stats: dict[str, Any] = {}
     found: dict[str, list] = {}
-    graph = DependencyGraph(history, orders, writer, readers, ww_deps, stats)
+    graph = DependencyGraph(history, orders, writer, ww_deps, stats)
     if not graph.has_jepsen_edges():
         found["empty-transaction-graph"] = [{}]
     found.update(cycles.cycle_anomalies(graph, seconds, stats))

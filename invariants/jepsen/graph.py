@@ -37,7 +37,7 @@ class DependencyGraph:
     encoding.  Node ids are op positions in ``History.ops``."""
 
     def __init__(self, history: History, orders: VersionOrders,
-                 writer: dict[Any, dict[Any, Op]], readers: dict[Any, dict[Any, list[Op]]],
+                 writer: dict[Any, dict[Any, Op]],
                  ww_deps: bool, stats: dict) -> None:
         self.history = history
         self.orders = orders
@@ -69,21 +69,23 @@ class DependencyGraph:
                         missing += 1
                     elif op1 is not op2:
                         link(op1.pos, op2.pos, WW)
-        for k, vm in readers.items():
-            wm = writer.get(k, {})
-            for v, rs in vm.items():
-                w = wm.get(v)
-                if w is None:
-                    missing += 1
-                    continue
-                wp = w.pos
-                d = succ[wp]
-                if d is None:
-                    succ[wp] = d = {}
-                for r in rs:
-                    if r is not w:
-                        rp = r.pos
-                        d[rp] = d.get(rp, 0) | WR
+        empty: dict = {}
+        for op in history.completions:
+            if not op.reads:
+                continue
+            rp = op.pos
+            for k, pairs in op.reads.items():
+                wm = writer.get(k, empty)
+                for p in pairs:
+                    w = wm.get(p[1])
+                    if w is None:
+                        missing += 1
+                    elif w is not op:
+                        d = succ[w.pos]
+                        if d is None:
+                            succ[w.pos] = {rp: WR}
+                        else:
+                            d[rp] = d.get(rp, 0) | WR
         for op in history.completions:
             if op.type != "ok" or not op.reads:
                 continue

@@ -59,11 +59,12 @@ def precommitted_reads(history: History) -> list[dict]:
 
 
 _NONE = object()
+_UNKNOWN = object()
 
 
 def lost_writes(history: History, orders: VersionOrders, reads_ok: dict[Any, set],
                 writer: dict[Any, dict[Any, Op]],
-                readers: dict[Any, dict[Any, list[Op]]], stats: dict) -> list[dict]:
+                stats: dict) -> list[dict]:
     """Committed values below the highest index some ``:ok`` poll reached, never polled.
 
     The bound uses each read value's *earliest* index and the candidates each value's
@@ -87,11 +88,7 @@ def lost_writes(history: History, orders: VersionOrders, reads_ok: dict[Any, set
         kw = writer.get(k, {})
         # The reader that proves the bound: a value whose last appearance is at `bound`.
         at_bound = [v for v in order.values_at(bound) if last[v] == bound]
-        max_read = None
-        if at_bound:
-            rs = readers.get(k, {}).get(sorted_values(at_bound)[0])
-            if rs:
-                max_read = rs[0].index
+        max_read = _UNKNOWN
         by_index, multi = order.by_index, order.multi
         for i in range(bound + 1):
             vs = multi.get(i) if multi else None
@@ -104,10 +101,23 @@ def lost_writes(history: History, orders: VersionOrders, reads_ok: dict[Any, set
                     continue
                 if not must_have_committed(w, reads_ok):
                     continue
+                if max_read is _UNKNOWN:
+                    max_read = (_first_reader(history, k, sorted_values(at_bound)[0])
+                                if at_bound else None)
                 out.append({"key": k, "value": v, "index": first[v],
                             "max-read-index": bound, "writer": w.index,
                             "max-read": max_read})
     return out
+
+
+def _first_reader(history: History, k: Any, v: Any) -> int | None:
+    """Index of the first completed op that polled ``v`` from ``k`` (only for reports)."""
+    for op in history.completions:
+        if op.reads:
+            pairs = op.reads.get(k)
+            if pairs and any(p[1] == v for p in pairs):
+                return op.index
+    return None
 
 
 def unseen(history: History, reads_ok: dict[Any, set]) -> list[dict]:
