@@ -100,8 +100,8 @@ def _analyze(events: Iterable[Event], ww_deps: bool, sub: frozenset[str],
     reads_ok = ok_reads(history)
     orders = VersionOrders(history, reads_ok)
     writer = writer_of(history)
-    # The dependency graph and its cycles need only what is built above: on big
-    # histories they run in a forked helper while this process does the rest.
+    # The dependency graph, its cycles (and the realtime lag) need only what is built
+    # above: on big histories they run in a forked helper while this process does the rest.
     graph_part = Deferred(
         lambda: _cycle_part(history, orders, writer, ww_deps, cycle_search_seconds),
         fork=fork_allowed(len(history.ops), fork_threshold))
@@ -123,7 +123,6 @@ def _analyze(events: Iterable[Event], ww_deps: bool, sub: frozenset[str],
     put("nonmonotonic-send", sends.nonmonotonic_sends(history, orders))
     put("unseen", writes.unseen(history, reads_ok))
     put("G1b", writes.intermediate_reads(history, orders, writer))
-    stats.update(_lag_stats(polls.realtime_lag(history)))
     _describe(history, orders, stats)
 
     cycle_found, cycle_stats = graph_part.result()
@@ -149,6 +148,8 @@ def _cycle_part(history: History, orders: VersionOrders, writer: dict,
     if not graph.has_jepsen_edges():
         found["empty-transaction-graph"] = [{}]
     found.update(cycles.cycle_anomalies(graph, seconds, stats))
+    # Not a graph matter, but it balances the two processes' work.
+    stats.update(_lag_stats(polls.realtime_lag(history)))
     counts = {"ww": 0, "wr": 0, "rw": 0}
     for _, _, m in graph.edges():
         counts["ww"] += bool(m & WW)
