@@ -8,8 +8,10 @@ Usage::
     python benchmarks/jepsen_check.py --write 100000 out.edn   # just write a history
 
 The synthetic system is a correct Kafka: 8 partitions, 10 concurrent clients that send
-(1-3 records, transactional, so a commit marker leaves a gap in the offsets), poll (up to
-10 records per assigned partition) and now and then re-assign themselves.  About 1% of
+(1-3 records, transactional, so a commit marker leaves a gap in the offsets; the first
+record lands when the op starts and the rest when it ends, so concurrent transactions
+interleave), poll (up to 10 records per assigned partition) and now and then re-assign
+themselves.  About 1% of
 sends crash (``:info``; half of those still land) and 0.5% fail.  Clients that crash come
 back under a new process number, as in Jepsen.  A final phase assigns every partition
 and polls until caught up, like Jepsen's final polls, so the history is valid.
@@ -80,7 +82,17 @@ def generate(n_ops: int, out, seed: int = 42) -> int:
                 next_value += 1
             emit("invoke", client, "send",
                  "[" + " ".join(f"[:send {k} {v}]" for k, v in sends) + "]")
-            in_flight[client] = ("send", sends)
+            r = rng.random()
+            fate = ("fail" if r < 0.005 else "lost" if r < 0.01 else "crash" if r < 0.015
+                    else "ok")
+            first = None
+            if fate in ("ok", "crash"):
+                # The first record lands at once, the others when the op completes, so
+                # concurrent transactions interleave in the log (as real ones do).
+                k, v = sends[0]
+                first = len(logs[k])
+                logs[k].append(v)
+            in_flight[client] = ("send", (sends, fate, first))
         elif r < 0.96:
             emit("invoke", client, "poll", "[[:poll]]")
             in_flight[client] = ("poll", None)
@@ -93,23 +105,25 @@ def generate(n_ops: int, out, seed: int = 42) -> int:
         nonlocal next_process
         f, arg = in_flight.pop(client)
         if f == "send":
-            r = rng.random()
-            invoked = "[" + " ".join(f"[:send {k} {v}]" for k, v in arg) + "]"
-            if r < 0.005:
+            sends, fate, first = arg
+            invoked = "[" + " ".join(f"[:send {k} {v}]" for k, v in sends) + "]"
+            if fate == "fail":
                 emit("fail", client, "send", invoked)
                 return
-            crashed = r < 0.015
-            lands = not crashed or rng.random() < 0.5
             done = []
-            if lands:
+            if fate != "lost":
                 touched = set()
-                for k, v in arg:
-                    done.append(f"[:send {k} [{len(logs[k])} {v}]]")
-                    logs[k].append(v)
+                for i, (k, v) in enumerate(sends):
+                    if i == 0:
+                        offset = first
+                    else:
+                        offset = len(logs[k])
+                        logs[k].append(v)
+                    done.append(f"[:send {k} [{offset} {v}]]")
                     touched.add(k)
                 for k in touched:
                     logs[k].append(None)  # transaction commit marker: a gap in offsets
-            if crashed:
+            if fate in ("lost", "crash"):
                 emit("info", client, "send", invoked)
                 process_of[client] = next_process
                 next_process += 1
