@@ -1,15 +1,16 @@
 """Cycle anomalies over the dependency graph, found the way Elle finds them.
 
-For every strongly connected component, anomaly types are tried from least to most
-severe-to-search; each search is a breadth-first search over (op, relations-seen) states
-starting from one edge of the type the anomaly needs, so the cycle found is short and
-its steps say which relation links each pair.  Like Elle, one cycle per type per
+For every strongly connected component, anomaly types are tried in Elle's order; each
+search is a breadth-first search over (op, relations-seen) states starting from one edge
+of a relation the anomaly needs, so the cycle found is short and its steps say which
+relation links each pair.  Like Elle, one cycle per type per
 component is reported, and a type implied by one already found there is not searched
 (a G0 cycle is also a G1c cycle).
 
 Jepsen's own types (G0, G1c and their realtime variants) are searched in the components
 of the graph *without* rw edges, exactly as Jepsen builds it, so adding rw edges never
-changes what Jepsen would report; G-single and G2 (which need rw) use the full graph.
+changes what Jepsen would report; G-single and G2 (which need rw) use the graph with rw
+edges and without realtime ones.
 
 Each component gets ``cycle_search_seconds`` of wall time.  When that runs out the search
 of the component stops and a ``cycle-search-timeout`` anomaly says so: the only way the
@@ -24,7 +25,7 @@ from typing import Any
 
 import attrs
 
-from .graph import (REL_NAMES, RT, RW, WR, WW, DependencyGraph, highest_read,
+from .graph import (RT, RW, WR, WW, DependencyGraph, highest_read,
                     strongly_connected)
 from .ops import Op
 

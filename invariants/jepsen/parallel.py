@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 import pickle
 from collections.abc import Callable
-from typing import Any, Generic, TypeVar
+from typing import Generic, TypeVar
 
 T = TypeVar("T")
 
@@ -81,4 +81,3 @@ def helper_peak_rss_bytes() -> int:
 
 
 __all__ = ["Deferred", "fork_allowed", "FORK_THRESHOLD_OPS", "helper_peak_rss_bytes"]
-_ = Any

@@ -18,7 +18,7 @@ from __future__ import annotations
 from operator import itemgetter
 from typing import Any
 
-from .ops import History, Op, first_by_order, sorted_values
+from .ops import History, Op, sorted_values
 
 
 class KeyOrder:
@@ -187,10 +187,6 @@ class VersionOrders:
 
 
 _second = itemgetter(1)
-
-
-def pick(values: Any) -> Any:
-    return first_by_order(list(values))
 
 
 def writer_of(history: History) -> dict[Any, dict[Any, Op]]:
