@@ -164,21 +164,23 @@ def generate(n_ops: int, out, seed: int = 42) -> int:
 
 _CHILD = """
 import json, resource, sys, time
-t0 = time.perf_counter()
+def cpu(who):
+    r = resource.getrusage(who)
+    return r.ru_utime + r.ru_stime
+S, C = resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN
+t0, s0, c0 = time.perf_counter(), cpu(S), cpu(C)
 from kafkacheck.jepsen_io import read_jepsen
 from invariants.jepsen import analyze
 events = read_jepsen(sys.argv[1])
-t1 = time.perf_counter()
+t1, s1, c1 = time.perf_counter(), cpu(S), cpu(C)
 a = analyze(events, ww_deps=sys.argv[2] == "1")
-t2 = time.perf_counter()
+t2, s2, c2 = time.perf_counter(), cpu(S), cpu(C)
 print(json.dumps({"read_s": t1 - t0, "analyze_s": t2 - t1, "events": len(events),
                   "valid": a.valid, "anomalies": sorted(a.anomalies),
-                  "maxrss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-                  "helper_maxrss_mb":
-                      resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024,
-                  "cpu_s": sum(getattr(resource.getrusage(who), f)
-                               for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)
-                               for f in ("ru_utime", "ru_stime"))}))
+                  "maxrss_mb": resource.getrusage(S).ru_maxrss / 1024,
+                  "helper_maxrss_mb": resource.getrusage(C).ru_maxrss / 1024,
+                  "cpu_s": s2 - s0 + c2 - c0,
+                  "read_cpu": [s1 - s0, c1 - c0], "analyze_cpu": [s2 - s1, c2 - c1]}))
 """
 
 
@@ -227,7 +229,10 @@ def main(argv: list[str] | None = None) -> int:
                   f"  cpu {r['cpu_s']:6.1f} s"
                   f"  peak {r['maxrss_mb']:7.0f} MB (helper {r['helper_maxrss_mb']:5.0f} MB)"
                   f"  valid={r['valid']} "
-                  f"anomalies={r['anomalies']}", flush=True)
+                  f"anomalies={r['anomalies']}\n"
+                  f"{'':>9}      CPU main/helper: read {r['read_cpu'][0]:.1f}/"
+                  f"{r['read_cpu'][1]:.1f} s, check {r['analyze_cpu'][0]:.1f}/"
+                  f"{r['analyze_cpu'][1]:.1f} s", flush=True)
     if len(rows) > 1:
         for a, b in zip(rows, rows[1:]):
             ta = a["read_s"] + a["analyze_s"]
