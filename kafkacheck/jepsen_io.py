@@ -43,10 +43,6 @@ class JepsenFormatError(ValueError):
 
 # --------------------------------------------------------------------------- EDN reader
 
-class Keyword(str):
-    """Marks a keyword while parsing; plain ``str`` once converted (never escapes)."""
-
-
 _TOKEN = re.compile(r"""
     (?P<ws>[\s,]+)
   | (?P<comment>;[^\n]*)
@@ -217,7 +213,6 @@ def parse_edn(text: str, first_line: int = 1) -> list[tuple[int, Any]]:
 _FAST_UNSAFE = re.compile(r'["#;\\]')
 _KEYWORD = re.compile(r":([A-Za-z_*+!?<>=/.'-][\w*+!?<>=/.'-]*)")
 _NIL = re.compile(r"(?<![^\s\[\](){}])nil(?![^\s\[\](){}])")
-_WS = re.compile(r"\s+")
 
 
 class _NotFast(Exception):
