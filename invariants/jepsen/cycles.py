@@ -94,16 +94,20 @@ def components_of(g: Adjacency) -> dict[int, int]:
 def find_cycle(g: Adjacency, spec: CycleSpec, clock: _Clock) -> list[tuple[int, int, int]] | None:
     """A cycle matching ``spec`` as [(from, to, relation)], or None."""
     rels = spec.rels
-    proj: Adjacency = {}
-    for u, succ in g.items():
-        ps = {v: m & rels for v, m in succ.items() if m & rels}
-        if ps:
-            proj[u] = ps
+    if all(not (m & ~rels) for succ in g.values() for m in succ.values()):
+        # Every edge is usable: the projection is the component itself, still one
+        # strongly connected piece (no copy: components can have 10^5 ops).
+        proj = g
+        comp_of = dict.fromkeys(g, 0)
+    else:
+        proj = {}
+        for u, succ in g.items():
+            ps = {v: m & rels for v, m in succ.items() if m & rels}
+            if ps:
+                proj[u] = ps
+        comp_of = components_of(proj)
     if not proj:
         return None
-    # A component projected on all its relations is still one component.
-    whole = all(len(proj.get(u, ())) == len(succ) for u, succ in g.items())
-    comp_of = dict.fromkeys(g, 0) if whole else components_of(proj)
     req_bits = {r: 1 << j for j, r in enumerate(spec.required)}
     all_req = (1 << len(spec.required)) - 1
     seeds = []
