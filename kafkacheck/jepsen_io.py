@@ -211,12 +211,23 @@ def parse_edn(text: str, first_line: int = 1) -> list[tuple[int, Any]]:
 
 # Fast path: EDN without strings/comments/tags/chars -> JSON.
 _FAST_UNSAFE = re.compile(r'["#;\\]')
-_KEYWORD = re.compile(r":([A-Za-z_*+!?<>=/.'-][\w*+!?<>=/.'-]*)")
 _NIL = re.compile(r"(?<![^\s\[\](){}])nil(?![^\s\[\](){}])")
 
 
 class _NotFast(Exception):
     pass
+
+
+_KEYWORD_TOKEN = re.compile(r":[A-Za-z_*+!?<>=/.'-][\w*+!?<>=/.'-]*")
+_QUOTED: dict[str, str] = {}
+
+
+def _quoted_keyword(m: re.Match) -> str:
+    kw = m.group()
+    q = _QUOTED.get(kw)
+    if q is None:
+        q = _QUOTED[kw] = '"' + kw[1:] + '"'
+    return q
 
 
 def _map_hook(d: dict) -> dict:
@@ -235,10 +246,8 @@ def _edn_block_to_json(block: str) -> list:
     s = block.replace(",", " ")
     if "nil" in s:
         s = _NIL.sub("null", s)
-    # Quote keywords: find the distinct ones (few), replace longest first so that a
-    # keyword which prefixes another (:f, :foo) cannot split it.
-    for kw in sorted(set(_KEYWORD.findall(s)), key=len, reverse=True):
-        s = s.replace(":" + kw, '"' + kw + '"')
+    # Quote keywords (:send -> "send"); the few distinct ones are cached.
+    s = _KEYWORD_TOKEN.sub(_quoted_keyword, s)
     s = s.replace("{", '{"":[ ').replace("}", " ]}").replace("(", "[").replace(")", "]")
     s = ",".join(s.split())
     s = s.replace("[,", "[").replace(",]", "]")
