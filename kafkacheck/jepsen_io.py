@@ -243,13 +243,16 @@ def _map_hook(d: dict) -> dict:
 
 
 def _edn_block_to_json(block: str) -> list:
-    s = block.replace(",", " ")
+    """EDN text -> list of its forms, via JSON.  Assumes ``prn``'s spacing (one space
+    between elements, ", " between map entries, one form per line); any other layout
+    makes ``json.loads`` fail and the caller takes a slower path."""
+    s = block.strip().replace(", ", " ").replace(",", " ")
     if "nil" in s:
         s = _NIL.sub("null", s)
     # Quote keywords (:send -> "send"); the few distinct ones are cached.
     s = _KEYWORD_TOKEN.sub(_quoted_keyword, s)
     s = s.replace("{", '{"":[ ').replace("}", " ]}").replace("(", "[").replace(")", "]")
-    s = ",".join(s.split())
+    s = s.replace(" ", ",").replace("\n", ",")
     s = s.replace("[,", "[").replace(",]", "]")
     try:
         return json.loads("[" + s + "]", object_hook=_map_hook)

@@ -259,3 +259,12 @@ def test_two_process_reader_gives_the_same_events_and_errors(monkeypatch):
     # A pretty-printed form makes it step aside for the sequential reader.
     lines[bad] = lines[bad].replace(", :value", ",\n :value")
     assert jio._read_in_two_processes("\n".join(lines) + "\n") is None
+
+
+def test_irregular_whitespace_reads_the_same():
+    clean = "\n".join(line for line in SAMPLE.splitlines() if '"' not in line) + "\n"
+    messy = (clean.replace(", ", " ,\t ").replace("[[", "[ [").replace("\n", "\n\n")
+             .replace(":send 1", ":send,1"))
+    assert read_jepsen_text(messy) == read_jepsen_text(clean)
+    crlf = clean.replace("\n", "\r\n")
+    assert read_jepsen_text(crlf) == read_jepsen_text(clean)
