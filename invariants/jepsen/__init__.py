@@ -150,12 +150,7 @@ def _cycle_part(history: History, orders: VersionOrders, writer: dict,
     found.update(cycles.cycle_anomalies(graph, seconds, stats))
     # Not a graph matter, but it balances the two processes' work.
     stats.update(_lag_stats(polls.realtime_lag(history)))
-    counts = {"ww": 0, "wr": 0, "rw": 0}
-    for _, _, m in graph.edges():
-        counts["ww"] += bool(m & WW)
-        counts["wr"] += bool(m & WR)
-        counts["rw"] += bool(m & RW)
-    stats["edges"] = counts
+    stats["edges"] = {"ww": graph.counts[WW], "wr": graph.counts[WR], "rw": graph.counts[RW]}
     return found, stats
 
 

@@ -296,7 +296,7 @@ def cycle_anomalies(dg: DependencyGraph, seconds: float, stats: dict) -> dict[st
     explainer = Explainer(dg)
     stats["sccs"] = _search_graph(dg, WW | WR, True, JEPSEN_SPECS, seconds, explainer,
                                   found, timeouts)
-    if any(m & RW for _, _, m in dg.edges()):
+    if dg.counts[RW]:
         stats["sccs-with-rw"] = _search_graph(dg, WW | WR | RW, False,
                                               ANTI_DEPENDENCY_SPECS, seconds, explainer,
                                               found, timeouts, need=RW)

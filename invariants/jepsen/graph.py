@@ -46,13 +46,19 @@ class DependencyGraph:
         succ: list[dict[int, int] | None] = [None] * n
         self.succ = succ
         missing = 0
+        counts = {WW: 0, WR: 0, RW: 0}
+        self.counts = counts
 
         def link(u: int, v: int, rel: int) -> None:
             d = succ[u]
             if d is None:
                 succ[u] = {v: rel}
+                counts[rel] += 1
             else:
-                d[v] = d.get(v, 0) | rel
+                m = d.get(v, 0)
+                if not m & rel:
+                    d[v] = m | rel
+                    counts[rel] += 1
 
         if ww_deps:
             for k, wm in writer.items():
@@ -75,17 +81,14 @@ class DependencyGraph:
                 continue
             rp = op.pos
             for k, pairs in op.reads.items():
-                wm = writer.get(k, empty)
-                for p in pairs:
-                    w = wm.get(p[1])
+                # A poll's values mostly come from a few writers: look them all up in C,
+                # then link each distinct writer once.
+                ws = list(map(writer.get(k, empty).get, map(_second, pairs)))
+                for w in dict.fromkeys(ws):
                     if w is None:
-                        missing += 1
+                        missing += ws.count(None)
                     elif w is not op:
-                        d = succ[w.pos]
-                        if d is None:
-                            succ[w.pos] = {rp: WR}
-                        else:
-                            d[rp] = d.get(rp, 0) | WR
+                        link(w.pos, rp, WR)
         for op in history.completions:
             if op.type != "ok" or not op.reads:
                 continue
@@ -111,7 +114,7 @@ class DependencyGraph:
 
     def has_jepsen_edges(self) -> bool:
         """Elle calls a graph with no ww/wr/realtime edge an empty transaction graph."""
-        if any(m & (WW | WR) for _, _, m in self.edges()):
+        if self.counts[WW] or self.counts[WR]:
             return True
         ops = self.history.ops
         seen_ok = False
@@ -134,12 +137,13 @@ class DependencyGraph:
         """
         ops = self.history.ops
         spans = []
+        # Positions follow completion order, so "backward" is simply v < u; the widest
+        # backward edge from u covers all its others.
         for u, d in enumerate(self.succ):
-            if d:
-                su = ops[u].seq
-                for v, m in d.items():
-                    if m & rels and ops[v].seq < su:
-                        spans.append((ops[v].seq, su))
+            if d and min(d) < u:
+                lo = min((v for v, m in d.items() if v < u and m & rels), default=u)
+                if lo < u:
+                    spans.append((ops[lo].seq, ops[u].seq))
         spans.sort()
         merged: list[tuple[int, int]] = []
         for lo, hi in spans:
