@@ -140,3 +140,14 @@ def test_results_do_not_depend_on_string_hashing():
     assert outs[0] == outs[1]
     # string values at conflicting offsets: the set-ordering-sensitive case
     assert "inconsistent-offsets" in json.loads(outs[0])["True"]["anomalies"]
+
+
+def test_malformed_events_are_reported_with_their_index():
+    from invariants.jepsen.ops import MalformedOp
+
+    events = hist((0, "invoke", "poll", [["poll"]]),
+                  (0, "ok", "poll", [["poll", {0: [[0, "a", "extra"]]}]]))
+    with pytest.raises(MalformedOp, match=r"op 1: polled \[0, 'a', 'extra'\] of key 0"):
+        analyze(events)
+    with pytest.raises(ValueError, match="op 1: unknown micro-op 'append'"):
+        analyze(hist((0, "invoke", "txn", [["poll"]]), (0, "ok", "txn", [["append", 0, 1]])))
