@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import gc
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import attrs
@@ -106,6 +106,30 @@ def _analyze(events: Iterable[Event], ww_deps: bool, sub: frozenset[str],
         lambda: _cycle_part(history, orders, writer, ww_deps, cycle_search_seconds),
         fork=fork_allowed(len(history.ops), fork_threshold))
 
+    try:
+        _other_checks(history, orders, reads_ok, writer, put, stats)
+    except BaseException:
+        graph_part.cancel()
+        raise
+
+    cycle_found, cycle_stats = graph_part.result()
+    found.update(cycle_found)
+    missing = stats.get("values-without-writer", 0) + cycle_stats.pop("values-without-writer", 0)
+    stats.update(cycle_stats)
+    if missing:
+        stats["values-without-writer"] = missing
+
+    allowed = allowed_anomalies(ww_deps=ww_deps, sub_via=sub)
+    bad = bad_anomaly_types(found, allowed)
+    stats["bad-anomaly-types"] = bad
+    stats["anomaly-types"] = sorted(found)
+    anomalies = {name: found[name] for name in sorted(found)}
+    return Analysis(anomalies=anomalies, valid=not bad, stats=stats)
+
+
+def _other_checks(history: History, orders: VersionOrders, reads_ok: dict, writer: dict,
+                  put: Callable[[str, list[dict]], None], stats: dict) -> None:
+    """Every check except the dependency graph's, in Jepsen's order."""
     put("inconsistent-offsets", orders.inconsistent_offsets())
     put("duplicate", orders.duplicates())
     put("G1a", writes.g1a(history, writer))
@@ -124,20 +148,6 @@ def _analyze(events: Iterable[Event], ww_deps: bool, sub: frozenset[str],
     put("unseen", writes.unseen(history, reads_ok))
     put("G1b", writes.intermediate_reads(history, orders, writer))
     _describe(history, orders, stats)
-
-    cycle_found, cycle_stats = graph_part.result()
-    found.update(cycle_found)
-    missing = stats.get("values-without-writer", 0) + cycle_stats.pop("values-without-writer", 0)
-    stats.update(cycle_stats)
-    if missing:
-        stats["values-without-writer"] = missing
-
-    allowed = allowed_anomalies(ww_deps=ww_deps, sub_via=sub)
-    bad = bad_anomaly_types(found, allowed)
-    stats["bad-anomaly-types"] = bad
-    stats["anomaly-types"] = sorted(found)
-    anomalies = {name: found[name] for name in sorted(found)}
-    return Analysis(anomalies=anomalies, valid=not bad, stats=stats)
 
 
 def _cycle_part(history: History, orders: VersionOrders, writer: dict,

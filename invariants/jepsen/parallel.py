@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import signal
 from collections.abc import Callable
 from typing import Generic, TypeVar
 
@@ -71,6 +72,18 @@ class Deferred(Generic[T]):
         if not ok:
             raise RuntimeError(f"jepsen analysis helper failed: {value}")
         return value
+
+
+    def cancel(self) -> None:
+        """Stop and reap the helper (when the caller fails before needing the result)."""
+        if self._pid:
+            try:
+                os.kill(self._pid, signal.SIGKILL)
+            except OSError:
+                pass
+            os.close(self._fd)
+            os.waitpid(self._pid, 0)
+            self._pid = 0
 
 
 def helper_peak_rss_bytes() -> int:

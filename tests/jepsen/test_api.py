@@ -151,3 +151,19 @@ def test_malformed_events_are_reported_with_their_index():
         analyze(events)
     with pytest.raises(ValueError, match="op 1: unknown micro-op 'append'"):
         analyze(hist((0, "invoke", "txn", [["poll"]]), (0, "ok", "txn", [["append", 0, 1]])))
+
+
+def test_a_failing_check_stops_the_forked_helper(monkeypatch):
+    import os
+
+    from invariants.jepsen import writes
+
+    def broken(*args):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(writes, "unseen", broken)
+    events = _read_skew()
+    with pytest.raises(RuntimeError, match="boom"):
+        analyze(events, _fork_threshold=0)
+    with pytest.raises(ChildProcessError):
+        os.waitpid(-1, os.WNOHANG)  # no helper left behind, not even a zombie
