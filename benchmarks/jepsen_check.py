@@ -8,8 +8,10 @@ Usage::
     python benchmarks/jepsen_check.py --write 100000 out.edn   # just write a history
 
 The synthetic system is a correct Kafka: 8 partitions, 10 concurrent clients that send
-(1-3 records, transactional, so a commit marker leaves a gap in the offsets), poll (up to
-10 records per assigned partition) and now and then re-assign themselves.  About 1% of
+(1-3 records, transactional, so a commit marker leaves a gap in the offsets; the first
+record lands when the op starts and the rest when it ends, so concurrent transactions
+interleave), poll (up to 10 records per assigned partition) and now and then re-assign
+themselves.  About 1% of
 sends crash (``:info``; half of those still land) and 0.5% fail.  Clients that crash come
 back under a new process number, as in Jepsen.  A final phase assigns every partition
 and polls until caught up, like Jepsen's final polls, so the history is valid.
@@ -80,7 +82,17 @@ def generate(n_ops: int, out, seed: int = 42) -> int:
                 next_value += 1
             emit("invoke", client, "send",
                  "[" + " ".join(f"[:send {k} {v}]" for k, v in sends) + "]")
-            in_flight[client] = ("send", sends)
+            r = rng.random()
+            fate = ("fail" if r < 0.005 else "lost" if r < 0.01 else "crash" if r < 0.015
+                    else "ok")
+            first = None
+            if fate in ("ok", "crash"):
+                # The first record lands at once, the others when the op completes, so
+                # concurrent transactions interleave in the log (as real ones do).
+                k, v = sends[0]
+                first = len(logs[k])
+                logs[k].append(v)
+            in_flight[client] = ("send", (sends, fate, first))
         elif r < 0.96:
             emit("invoke", client, "poll", "[[:poll]]")
             in_flight[client] = ("poll", None)
@@ -93,23 +105,25 @@ def generate(n_ops: int, out, seed: int = 42) -> int:
         nonlocal next_process
         f, arg = in_flight.pop(client)
         if f == "send":
-            r = rng.random()
-            invoked = "[" + " ".join(f"[:send {k} {v}]" for k, v in arg) + "]"
-            if r < 0.005:
+            sends, fate, first = arg
+            invoked = "[" + " ".join(f"[:send {k} {v}]" for k, v in sends) + "]"
+            if fate == "fail":
                 emit("fail", client, "send", invoked)
                 return
-            crashed = r < 0.015
-            lands = not crashed or rng.random() < 0.5
             done = []
-            if lands:
+            if fate != "lost":
                 touched = set()
-                for k, v in arg:
-                    done.append(f"[:send {k} [{len(logs[k])} {v}]]")
-                    logs[k].append(v)
+                for i, (k, v) in enumerate(sends):
+                    if i == 0:
+                        offset = first
+                    else:
+                        offset = len(logs[k])
+                        logs[k].append(v)
+                    done.append(f"[:send {k} [{offset} {v}]]")
                     touched.add(k)
                 for k in touched:
                     logs[k].append(None)  # transaction commit marker: a gap in offsets
-            if crashed:
+            if fate in ("lost", "crash"):
                 emit("info", client, "send", invoked)
                 process_of[client] = next_process
                 next_process += 1
@@ -150,16 +164,23 @@ def generate(n_ops: int, out, seed: int = 42) -> int:
 
 _CHILD = """
 import json, resource, sys, time
-t0 = time.perf_counter()
+def cpu(who):
+    r = resource.getrusage(who)
+    return r.ru_utime + r.ru_stime
+S, C = resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN
+t0, s0, c0 = time.perf_counter(), cpu(S), cpu(C)
 from kafkacheck.jepsen_io import read_jepsen
 from invariants.jepsen import analyze
 events = read_jepsen(sys.argv[1])
-t1 = time.perf_counter()
+t1, s1, c1 = time.perf_counter(), cpu(S), cpu(C)
 a = analyze(events, ww_deps=sys.argv[2] == "1")
-t2 = time.perf_counter()
+t2, s2, c2 = time.perf_counter(), cpu(S), cpu(C)
 print(json.dumps({"read_s": t1 - t0, "analyze_s": t2 - t1, "events": len(events),
                   "valid": a.valid, "anomalies": sorted(a.anomalies),
-                  "maxrss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+                  "maxrss_mb": resource.getrusage(S).ru_maxrss / 1024,
+                  "helper_maxrss_mb": resource.getrusage(C).ru_maxrss / 1024,
+                  "cpu_s": s2 - s0 + c2 - c0,
+                  "read_cpu": [s1 - s0, c1 - c0], "analyze_cpu": [s2 - s1, c2 - c1]}))
 """
 
 
@@ -190,6 +211,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"wrote {n} ops to {args.write[1]}")
         return 0
     sizes = args.ops or [10**4, 10**5, 10**6]
+    print(f"cores: {os.cpu_count()}, load average before: {os.getloadavg()[0]:.2f}"
+          f"{', ww-deps' if args.ww_deps else ''}", flush=True)
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for n in sizes:
@@ -203,8 +226,13 @@ def main(argv: list[str] | None = None) -> int:
             rows.append(r)
             print(f"{written:>9} ops  {r['size_mb']:7.1f} MB  read {r['read_s']:6.2f} s  "
                   f"analyze {r['analyze_s']:6.2f} s  total {r['read_s'] + r['analyze_s']:6.2f} s"
-                  f"  peak {r['maxrss_mb']:7.0f} MB  valid={r['valid']} "
-                  f"anomalies={r['anomalies']}", flush=True)
+                  f"  cpu {r['cpu_s']:6.1f} s"
+                  f"  peak {r['maxrss_mb']:7.0f} MB (helper {r['helper_maxrss_mb']:5.0f} MB)"
+                  f"  valid={r['valid']} "
+                  f"anomalies={r['anomalies']}\n"
+                  f"{'':>9}      CPU main/helper: read {r['read_cpu'][0]:.1f}/"
+                  f"{r['read_cpu'][1]:.1f} s, check {r['analyze_cpu'][0]:.1f}/"
+                  f"{r['analyze_cpu'][1]:.1f} s", flush=True)
     if len(rows) > 1:
         for a, b in zip(rows, rows[1:]):
             ta = a["read_s"] + a["analyze_s"]

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import gc
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import attrs
@@ -21,8 +21,9 @@ from model.history import Event
 from . import cycles, polls, sends, writes
 from .graph import WR, WW, RW, DependencyGraph
 from .ops import History, client_ops, sort_key
+from .parallel import FORK_THRESHOLD_OPS, Deferred, fork_allowed
 from .rules import allowed_anomalies, bad_anomaly_types, parse_sub_via
-from .versions import VersionOrders, ok_reads, readers_of, writer_of
+from .versions import VersionOrders, ok_reads, writer_of
 
 __all__ = ["Analysis", "analyze", "ANOMALY_NAMES"]
 
@@ -59,7 +60,8 @@ def _jsonable(x: Any) -> Any:
 
 
 def analyze(events: Sequence[Event] | Iterable[Event], *, ww_deps: bool = False,
-            sub_via: str = "assign", cycle_search_seconds: float = 10.0) -> Analysis:
+            sub_via: str = "assign", cycle_search_seconds: float = 10.0,
+            _fork_threshold: int = FORK_THRESHOLD_OPS) -> Analysis:
     """Check a history the way Jepsen's Kafka checker does.
 
     ``ww_deps``: infer write-write dependencies from offsets (Jepsen's ``:ww-deps``).
@@ -71,7 +73,7 @@ def analyze(events: Sequence[Event] | Iterable[Event], *, ww_deps: bool = False,
     # The analysis allocates millions of small containers and frees almost none; the
     # cyclic collector would rescan them all again and again (it doubled run time).
     with _no_gc():
-        return _analyze(events, ww_deps, sub, cycle_search_seconds)
+        return _analyze(events, ww_deps, sub, cycle_search_seconds, _fork_threshold)
 
 
 @contextlib.contextmanager
@@ -86,7 +88,7 @@ def _no_gc():
 
 
 def _analyze(events: Iterable[Event], ww_deps: bool, sub: frozenset[str],
-             cycle_search_seconds: float) -> Analysis:
+             cycle_search_seconds: float, fork_threshold: int) -> Analysis:
     history = client_ops(events)
     stats: dict[str, Any] = {}
     found: dict[str, list[dict]] = {}
@@ -98,13 +100,41 @@ def _analyze(events: Iterable[Event], ww_deps: bool, sub: frozenset[str],
     reads_ok = ok_reads(history)
     orders = VersionOrders(history, reads_ok)
     writer = writer_of(history)
-    readers = readers_of(history)
+    # The dependency graph, its cycles (and the realtime lag) need only what is built
+    # above: on big histories they run in a forked helper while this process does the rest.
+    graph_part = Deferred(
+        lambda: _cycle_part(history, orders, writer, ww_deps, cycle_search_seconds),
+        fork=fork_allowed(len(history.ops), fork_threshold))
 
+    try:
+        _other_checks(history, orders, reads_ok, writer, put, stats)
+    except BaseException:
+        graph_part.cancel()
+        raise
+
+    cycle_found, cycle_stats = graph_part.result()
+    found.update(cycle_found)
+    missing = stats.get("values-without-writer", 0) + cycle_stats.pop("values-without-writer", 0)
+    stats.update(cycle_stats)
+    if missing:
+        stats["values-without-writer"] = missing
+
+    allowed = allowed_anomalies(ww_deps=ww_deps, sub_via=sub)
+    bad = bad_anomaly_types(found, allowed)
+    stats["bad-anomaly-types"] = bad
+    stats["anomaly-types"] = sorted(found)
+    anomalies = {name: found[name] for name in sorted(found)}
+    return Analysis(anomalies=anomalies, valid=not bad, stats=stats)
+
+
+def _other_checks(history: History, orders: VersionOrders, reads_ok: dict, writer: dict,
+                  put: Callable[[str, list[dict]], None], stats: dict) -> None:
+    """Every check except the dependency graph's, in Jepsen's order."""
     put("inconsistent-offsets", orders.inconsistent_offsets())
     put("duplicate", orders.duplicates())
     put("G1a", writes.g1a(history, writer))
     put("precommitted-read", writes.precommitted_reads(history))
-    put("lost-write", writes.lost_writes(history, orders, reads_ok, writer, readers, stats))
+    put("lost-write", writes.lost_writes(history, orders, reads_ok, writer, stats))
     skips, nonmono = polls.internal_polls(history, orders)
     put("int-poll-skip", skips)
     put("int-nonmonotonic-poll", nonmono)
@@ -115,36 +145,30 @@ def _analyze(events: Iterable[Event], ww_deps: bool, sub: frozenset[str],
     put("int-send-skip", skips)
     put("int-nonmonotonic-send", nonmono)
     put("nonmonotonic-send", sends.nonmonotonic_sends(history, orders))
-    put("unseen", writes.unseen(history))
+    put("unseen", writes.unseen(history, reads_ok))
     put("G1b", writes.intermediate_reads(history, orders, writer))
+    _describe(history, orders, stats)
 
-    graph = DependencyGraph(history, orders, writer, readers, ww_deps, stats)
+
+def _cycle_part(history: History, orders: VersionOrders, writer: dict,
+                ww_deps: bool, seconds: float) -> tuple[dict[str, list], dict[str, Any]]:
+    stats: dict[str, Any] = {}
+    found: dict[str, list] = {}
+    graph = DependencyGraph(history, orders, writer, ww_deps, stats)
     if not graph.has_jepsen_edges():
         found["empty-transaction-graph"] = [{}]
-    found.update(cycles.cycle_anomalies(graph, cycle_search_seconds, stats))
-
-    _describe(history, orders, graph, stats)
+    found.update(cycles.cycle_anomalies(graph, seconds, stats))
+    # Not a graph matter, but it balances the two processes' work.
     stats.update(_lag_stats(polls.realtime_lag(history)))
-    allowed = allowed_anomalies(ww_deps=ww_deps, sub_via=sub)
-    bad = bad_anomaly_types(found, allowed)
-    stats["bad-anomaly-types"] = bad
-    stats["anomaly-types"] = sorted(found)
-    anomalies = {name: found[name] for name in sorted(found)}
-    return Analysis(anomalies=anomalies, valid=not bad, stats=stats)
+    stats["edges"] = {"ww": graph.counts[WW], "wr": graph.counts[WR], "rw": graph.counts[RW]}
+    return found, stats
 
 
-def _describe(history: History, orders: VersionOrders, graph: DependencyGraph,
-              stats: dict) -> None:
+def _describe(history: History, orders: VersionOrders, stats: dict) -> None:
     stats["ops"] = history.client_ops
     stats["ops-by-type"] = {t: n for t, n in sorted(history.by_type.items()) if n}
     stats["keys"] = len(orders.orders)
     stats["values-in-version-orders"] = sum(len(o.by_index) for o in orders.orders.values())
-    counts = {"ww": 0, "wr": 0, "rw": 0}
-    for _, _, m in graph.edges():
-        counts["ww"] += bool(m & WW)
-        counts["wr"] += bool(m & WR)
-        counts["rw"] += bool(m & RW)
-    stats["edges"] = counts
 
 
 def _lag_stats(lags: Iterable[tuple[int, Any, Any, int]]) -> dict[str, Any]:

@@ -1,15 +1,16 @@
 """Cycle anomalies over the dependency graph, found the way Elle finds them.
 
-For every strongly connected component, anomaly types are tried from least to most
-severe-to-search; each search is a breadth-first search over (op, relations-seen) states
-starting from one edge of the type the anomaly needs, so the cycle found is short and
-its steps say which relation links each pair.  Like Elle, one cycle per type per
+For every strongly connected component, anomaly types are tried in Elle's order; each
+search is a breadth-first search over (op, relations-seen) states starting from one edge
+of a relation the anomaly needs, so the cycle found is short and its steps say which
+relation links each pair.  Like Elle, one cycle per type per
 component is reported, and a type implied by one already found there is not searched
 (a G0 cycle is also a G1c cycle).
 
 Jepsen's own types (G0, G1c and their realtime variants) are searched in the components
 of the graph *without* rw edges, exactly as Jepsen builds it, so adding rw edges never
-changes what Jepsen would report; G-single and G2 (which need rw) use the full graph.
+changes what Jepsen would report; G-single and G2 (which need rw) use the graph with rw
+edges and without realtime ones.
 
 Each component gets ``cycle_search_seconds`` of wall time.  When that runs out the search
 of the component stops and a ``cycle-search-timeout`` anomaly says so: the only way the
@@ -24,7 +25,7 @@ from typing import Any
 
 import attrs
 
-from .graph import (REL_NAMES, RT, RW, WR, WW, DependencyGraph, highest_read,
+from .graph import (RT, RW, WR, WW, DependencyGraph, highest_read,
                     strongly_connected)
 from .ops import Op
 
@@ -93,16 +94,20 @@ def components_of(g: Adjacency) -> dict[int, int]:
 def find_cycle(g: Adjacency, spec: CycleSpec, clock: _Clock) -> list[tuple[int, int, int]] | None:
     """A cycle matching ``spec`` as [(from, to, relation)], or None."""
     rels = spec.rels
-    proj: Adjacency = {}
-    for u, succ in g.items():
-        ps = {v: m & rels for v, m in succ.items() if m & rels}
-        if ps:
-            proj[u] = ps
+    if all(not (m & ~rels) for succ in g.values() for m in succ.values()):
+        # Every edge is usable: the projection is the component itself, still one
+        # strongly connected piece (no copy: components can have 10^5 ops).
+        proj = g
+        comp_of = dict.fromkeys(g, 0)
+    else:
+        proj = {}
+        for u, succ in g.items():
+            ps = {v: m & rels for v, m in succ.items() if m & rels}
+            if ps:
+                proj[u] = ps
+        comp_of = components_of(proj)
     if not proj:
         return None
-    # A component projected on all its relations is still one component.
-    whole = all(len(proj.get(u, ())) == len(succ) for u, succ in g.items())
-    comp_of = dict.fromkeys(g, 0) if whole else components_of(proj)
     req_bits = {r: 1 << j for j, r in enumerate(spec.required)}
     all_req = (1 << len(spec.required)) - 1
     seeds = []
@@ -264,7 +269,12 @@ def _search_component(g: Adjacency, specs: tuple[CycleSpec, ...], explainer: Exp
 def _search_graph(dg: DependencyGraph, rels: int, with_realtime: bool,
                   specs: tuple[CycleSpec, ...], seconds: float, explainer: Explainer,
                   found: dict[str, list], timeouts: list, need: int = 0) -> int:
-    n_ops, adj = dg.adjacency(rels, with_realtime)
+    windows = None
+    if with_realtime:
+        windows = dg.cyclic_windows(rels)
+        if not windows:
+            return 0
+    n_ops, adj = dg.adjacency(rels, with_realtime, windows)
     comps = strongly_connected(n_ops, adj)
     del adj
     for members in comps:
@@ -286,7 +296,7 @@ def cycle_anomalies(dg: DependencyGraph, seconds: float, stats: dict) -> dict[st
     explainer = Explainer(dg)
     stats["sccs"] = _search_graph(dg, WW | WR, True, JEPSEN_SPECS, seconds, explainer,
                                   found, timeouts)
-    if any(m & RW for _, _, m in dg.edges()):
+    if dg.counts[RW]:
         stats["sccs-with-rw"] = _search_graph(dg, WW | WR | RW, False,
                                               ANTI_DEPENDENCY_SPECS, seconds, explainer,
                                               found, timeouts, need=RW)

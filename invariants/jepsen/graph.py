@@ -19,12 +19,15 @@ materialised (Elle's reduction) only inside the components that have cycles.
 
 from __future__ import annotations
 
+import bisect
+from operator import itemgetter
 from typing import Any
 
 from .ops import TXN_FS, History, Op
 from .versions import VersionOrders
 
 WW, WR, RW, RT = 1, 2, 4, 8
+_second = itemgetter(1)
 REL_NAMES = {WW: "ww", WR: "wr", RW: "rw", RT: "realtime"}
 JEPSEN_RELS = WW | WR | RT
 
@@ -34,7 +37,7 @@ class DependencyGraph:
     encoding.  Node ids are op positions in ``History.ops``."""
 
     def __init__(self, history: History, orders: VersionOrders,
-                 writer: dict[Any, dict[Any, Op]], readers: dict[Any, dict[Any, list[Op]]],
+                 writer: dict[Any, dict[Any, Op]],
                  ww_deps: bool, stats: dict) -> None:
         self.history = history
         self.orders = orders
@@ -43,13 +46,19 @@ class DependencyGraph:
         succ: list[dict[int, int] | None] = [None] * n
         self.succ = succ
         missing = 0
+        counts = {WW: 0, WR: 0, RW: 0}
+        self.counts = counts
 
         def link(u: int, v: int, rel: int) -> None:
             d = succ[u]
             if d is None:
                 succ[u] = {v: rel}
+                counts[rel] += 1
             else:
-                d[v] = d.get(v, 0) | rel
+                m = d.get(v, 0)
+                if not m & rel:
+                    d[v] = m | rel
+                    counts[rel] += 1
 
         if ww_deps:
             for k, wm in writer.items():
@@ -66,21 +75,20 @@ class DependencyGraph:
                         missing += 1
                     elif op1 is not op2:
                         link(op1.pos, op2.pos, WW)
-        for k, vm in readers.items():
-            wm = writer.get(k, {})
-            for v, rs in vm.items():
-                w = wm.get(v)
-                if w is None:
-                    missing += 1
-                    continue
-                wp = w.pos
-                d = succ[wp]
-                if d is None:
-                    succ[wp] = d = {}
-                for r in rs:
-                    if r is not w:
-                        rp = r.pos
-                        d[rp] = d.get(rp, 0) | WR
+        empty: dict = {}
+        for op in history.completions:
+            if not op.reads:
+                continue
+            rp = op.pos
+            for k, pairs in op.reads.items():
+                # A poll's values mostly come from a few writers: look them all up in C,
+                # then link each distinct writer once.
+                ws = list(map(writer.get(k, empty).get, map(_second, pairs)))
+                for w in dict.fromkeys(ws):
+                    if w is None:
+                        missing += ws.count(None)
+                    elif w is not op:
+                        link(w.pos, rp, WR)
         for op in history.completions:
             if op.type != "ok" or not op.reads:
                 continue
@@ -106,7 +114,7 @@ class DependencyGraph:
 
     def has_jepsen_edges(self) -> bool:
         """Elle calls a graph with no ww/wr/realtime edge an empty transaction graph."""
-        if any(m & (WW | WR) for _, _, m in self.edges()):
+        if self.counts[WW] or self.counts[WR]:
             return True
         ops = self.history.ops
         seen_ok = False
@@ -118,17 +126,67 @@ class DependencyGraph:
                 seen_ok = True
         return False
 
-    def adjacency(self, rels: int, with_realtime: bool) -> tuple[int, list[list[int]]]:
+    def cyclic_windows(self, rels: int) -> list[tuple[int, int]]:
+        """Stretches of the history (in completion positions) that can hold a cycle.
+
+        Realtime edges and the time chain always point forward in completion order, so
+        a cycle needs a dependency edge pointing backward, and it stays inside the
+        merged span of the backward edges it uses (it must come back down past every
+        point it went up past).  Outside these windows no cycle exists, so the search
+        can skip those ops; in healthy histories there are few backward edges.
+        """
+        ops = self.history.ops
+        spans = []
+        # Positions follow completion order, so "backward" is simply v < u; the widest
+        # backward edge from u covers all its others.
+        for u, d in enumerate(self.succ):
+            if d and min(d) < u:
+                lo = min((v for v, m in d.items() if v < u and m & rels), default=u)
+                if lo < u:
+                    spans.append((ops[lo].seq, ops[u].seq))
+        spans.sort()
+        merged: list[tuple[int, int]] = []
+        for lo, hi in spans:
+            if merged and lo <= merged[-1][1]:
+                if hi > merged[-1][1]:
+                    merged[-1] = (merged[-1][0], hi)
+            else:
+                merged.append((lo, hi))
+        return merged
+
+    def adjacency(self, rels: int, with_realtime: bool,
+                  windows: list[tuple[int, int]] | None = None
+                  ) -> tuple[int, list[list[int]]]:
         """Successor lists over op positions for edges having any of ``rels``; with
-        ``with_realtime``, plus the time-node chain (ids from len(ops) on)."""
+        ``with_realtime``, plus the time-node chain (ids from len(ops) on).  With
+        ``windows``, only ops and times inside one of them (see ``cyclic_windows``)."""
         ops = self.history.ops
         n_ops = len(ops)
-        adj: list[list[int]] = [
-            [v for v, m in d.items() if m & rels] if d else [] for d in self.succ]
+        if windows is None:
+            adj: list[list[int]] = [
+                [v for v, m in d.items() if m & rels] if d else [] for d in self.succ]
+            window_of = None
+        else:
+            starts = [lo for lo, _ in windows]
+
+            def window_of(seq: int) -> int:
+                i = bisect.bisect_right(starts, seq) - 1
+                return i if i >= 0 and seq <= windows[i][1] else -1
+
+            win = [window_of(op.seq) for op in ops]
+            adj = [[v for v, m in d.items() if m & rels and win[v] == win[u]]
+                   if d and win[u] >= 0 else [] for u, d in enumerate(self.succ)]
         if not with_realtime:
             return n_ops, adj
         last_t = -1
+        last_w = -1
         for x in self.history.timeline:
+            if window_of is not None:
+                w = window_of(ops[x].invoke_seq if x >= 0 else ops[~x].seq)
+                if w < 0:
+                    continue
+                if w != last_w:
+                    last_t, last_w = -1, w
             if x >= 0:
                 if last_t >= 0:
                     adj[last_t].append(x)
@@ -207,9 +265,14 @@ def highest_read(orders: VersionOrders, k: Any, pairs: list) -> tuple[int, Any] 
     if order is None:
         return None
     by_value = order.by_value
+    if not pairs:
+        return None
+    idx = list(map(by_value.get, map(_second, pairs)))
+    if None not in idx:
+        i = max(idx)
+        return i, order.by_index[i]
     best = None
-    for _, v in pairs:
-        i = by_value.get(v)
+    for (_, v), i in zip(pairs, idx):
         if i is not None and (best is None or i > best[0]):
             best = (i, v)
     return best

@@ -9,6 +9,7 @@ dropped by an ``:assign``/``:subscribe`` (between ops).  Deltas are in dense ind
 from __future__ import annotations
 
 import bisect
+from operator import itemgetter
 from collections.abc import Iterator
 from typing import Any
 
@@ -38,6 +39,9 @@ def internal_polls(history: History, orders: VersionOrders) -> tuple[list, list]
                 continue
             by_value = order.by_value
             by_index = order.by_index
+            idx = list(map(by_value.get, map(_second, pairs)))
+            if None not in idx and idx == list(range(idx[0], idx[0] + len(idx))):
+                continue  # read the log in order, one record after another: the usual case
             i1 = None
             v1 = None
             for _, v2 in pairs:
@@ -112,11 +116,10 @@ def _max_offsets(op: Op) -> dict[Any, int]:
     out: dict[Any, int] = {}
     if op.reads:
         for k, pairs in op.reads.items():
-            m = -1
-            for o, _ in pairs:
-                if o is not None and o > m:
-                    m = o
-            out[k] = max(out.get(k, -1), m)
+            offs = list(map(_first, pairs))
+            if None in offs:
+                offs = [o for o in offs if o is not None]
+            out[k] = max(offs) if offs else -1
     if op.writes:
         sends: dict[Any, int] = {}
         for mop in op.value:
@@ -135,6 +138,8 @@ def _max_offsets(op: Op) -> dict[Any, int]:
 
 
 _NO_OFFSETS: dict = {}
+_first = itemgetter(0)
+_second = itemgetter(1)
 
 
 class _Expiry:
@@ -188,14 +193,14 @@ def realtime_lag(history: History) -> Iterator[tuple[int, Any, Any, int]]:
         elif f == "subscribe":
             process_offsets[op.process] = {}
         elif f == "poll" or f == "txn":
-            offsets = dict(process_offsets.get(op.process, {}))
+            offsets = process_offsets.get(op.process)
+            if offsets is None:
+                process_offsets[op.process] = offsets = {}
             for k, o in max_offsets.get(op.pos, _NO_OFFSETS).items():
-                if k not in offsets or offsets[k] < o:
+                if offsets.get(k, -2) < o:
                     offsets[k] = o
-            process_offsets[op.process] = offsets
             t = op.invoke_time
             for k, o in offsets.items():
                 e = expiry.get(k)
                 at = e.known_at(o + 1) if e is not None else None
-                lag = 0 if at is None else max(0, t - at)
-                yield t, op.process, k, lag
+                yield t, op.process, k, (0 if at is None or at >= t else t - at)

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from .ops import History, Op, sorted_values
+from .graph import highest_read
 from .versions import VersionOrders, must_have_committed
 
 
@@ -58,11 +59,12 @@ def precommitted_reads(history: History) -> list[dict]:
 
 
 _NONE = object()
+_UNKNOWN = object()
 
 
 def lost_writes(history: History, orders: VersionOrders, reads_ok: dict[Any, set],
                 writer: dict[Any, dict[Any, Op]],
-                readers: dict[Any, dict[Any, list[Op]]], stats: dict) -> list[dict]:
+                stats: dict) -> list[dict]:
     """Committed values below the highest index some ``:ok`` poll reached, never polled.
 
     The bound uses each read value's *earliest* index and the candidates each value's
@@ -86,11 +88,7 @@ def lost_writes(history: History, orders: VersionOrders, reads_ok: dict[Any, set
         kw = writer.get(k, {})
         # The reader that proves the bound: a value whose last appearance is at `bound`.
         at_bound = [v for v in order.values_at(bound) if last[v] == bound]
-        max_read = None
-        if at_bound:
-            rs = readers.get(k, {}).get(sorted_values(at_bound)[0])
-            if rs:
-                max_read = rs[0].index
+        max_read = _UNKNOWN
         by_index, multi = order.by_index, order.multi
         for i in range(bound + 1):
             vs = multi.get(i) if multi else None
@@ -103,46 +101,51 @@ def lost_writes(history: History, orders: VersionOrders, reads_ok: dict[Any, set
                     continue
                 if not must_have_committed(w, reads_ok):
                     continue
+                if max_read is _UNKNOWN:
+                    max_read = (_first_reader(history, k, sorted_values(at_bound)[0])
+                                if at_bound else None)
                 out.append({"key": k, "value": v, "index": first[v],
                             "max-read-index": bound, "writer": w.index,
                             "max-read": max_read})
     return out
 
 
-def unseen(history: History) -> list[dict]:
+def _first_reader(history: History, k: Any, v: Any) -> int | None:
+    """Index of the first completed op that polled ``v`` from ``k`` (only for reports)."""
+    for op in history.completions:
+        if op.reads:
+            pairs = op.reads.get(k)
+            if pairs and any(p[1] == v for p in pairs):
+                return op.index
+    return None
+
+
+def unseen(history: History, reads_ok: dict[Any, set]) -> list[dict]:
     """Values acknowledged by ``:ok`` sends that no ``:ok`` poll ever returned.
 
     Jepsen reports one map ``{:unseen {k count} :messages {k #{v}}}``; we report one entry
-    per key with the same facts: ``count`` and the ``values``.
+    per key with the same facts: ``count`` and the ``values``.  (``reads_ok`` is exactly
+    what Jepsen's ``polled`` accumulates: every value an ``:ok`` op polled.)
     """
-    sent: dict[Any, dict[Any, None]] = {}
-    polled: dict[Any, set] = {}
+    missing: dict[Any, dict[Any, None]] = {}
     last_time = 0
+    empty: set = set()
     for op in history.completions:
         if op.type != "ok" or op.f not in ("send", "poll", "txn"):
             continue
         last_time = op.time
         if op.writes:
             for k, pairs in op.writes.items():
-                d = sent.get(k)
-                if d is None:
-                    sent[k] = d = {}
-                for _, v in pairs:
-                    d[v] = None
-        if op.reads:
-            for k, pairs in op.reads.items():
-                s = polled.get(k)
-                if s is None:
-                    polled[k] = s = set()
-                s.update([p[1] for p in pairs])
-    out = []
-    for k in sorted_values(sent):
-        seen = polled.get(k, ())
-        missing = [v for v in sent[k] if v not in seen]
-        if missing:
-            out.append({"key": k, "count": len(missing), "values": sorted_values(missing),
-                        "time": last_time})
-    return out
+                seen = reads_ok.get(k, empty)
+                for p in pairs:
+                    v = p[1]
+                    if v not in seen:
+                        d = missing.get(k)
+                        if d is None:
+                            missing[k] = d = {}
+                        d[v] = None
+    return [{"key": k, "count": len(missing[k]), "values": sorted_values(missing[k]),
+             "time": last_time} for k in sorted_values(missing)]
 
 
 def intermediate_reads(history: History, orders: VersionOrders,
@@ -164,14 +167,10 @@ def intermediate_reads(history: History, orders: VersionOrders,
             kw = writer.get(k)
             if order is None or not kw:
                 continue
-            by_value = order.by_value
-            best_i, best_v = -1, None
-            for _, v in pairs:
-                i = by_value.get(v)
-                if i is not None and i > best_i:
-                    best_i, best_v = i, v
-            if best_i < 0:
+            hr = highest_read(orders, k, pairs)
+            if hr is None:
                 continue
+            best_i, best_v = hr
             w = kw.get(best_v)
             if w is None or w is op or w.type == "fail":
                 continue

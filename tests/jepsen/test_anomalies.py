@@ -379,3 +379,26 @@ def test_realtime_lag_matches_jepsen():
     assert stats["worst-realtime-lag"] == {"time": 22, "process": "0", "key": "x", "lag": 17}
     assert [(e["key"], e["lag"]) for e in stats["realtime-lag-by-key"]] == [("x", 17),
                                                                            ("y", 0)]
+
+
+# --- version orders (Jepsen's version-orders-test) ------------------------------------
+
+def test_version_orders_with_gap_and_conflict():
+    from invariants.jepsen.ops import client_ops
+    from invariants.jepsen.versions import VersionOrders, ok_reads
+
+    events = hist((0, "ok", "txn", [["poll", {"x": [[0, "a"], [1, "b"]]}]]),
+                  # Crashed, but reading b proves it committed: c at 1 conflicts with b.
+                  (1, "info", "txn", [["send", "x", [1, "c"]], ["send", "x", [3, "b"]],
+                                      ["send", "x", [4, "d"]]]))
+    h = client_ops(events)
+    orders = VersionOrders(h, ok_reads(h))
+    x = orders.get("x")
+    assert x.offsets == [0, 1, 3, 4]  # offset 2 is a gap
+    assert x.by_index == ["a", "b", "b", "d"]  # Jepsen picks either of {b c} at offset 1
+    assert x.by_value == {"a": 0, "b": 2, "d": 3}
+    assert orders.inconsistent_offsets() == [
+        {"key": "x", "offset": 1, "index": 1, "values": ["b", "c"]}]
+    # Without the proof of commit, only the poll counts.
+    h2 = client_ops(events[1:])
+    assert VersionOrders(h2, ok_reads(h2)).get("x") is None

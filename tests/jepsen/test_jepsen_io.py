@@ -222,3 +222,49 @@ def test_synthetic_history_round_trips_with_the_same_verdict():
         before = _verdict(events, **kw)
         assert before[0] is True, before
         assert _verdict(read_jepsen_text(_export(events)), **kw) == before
+
+
+def test_forked_cycle_search_gives_the_same_analysis():
+    buf = io.StringIO()
+    _generator().generate(3000, buf, seed=11)
+    events = read_jepsen_text(buf.getvalue())
+    for extra in ([], ANOMALOUS[2]):
+        evs = events + [Event(len(events) + i, 0, 0, "x" + e.process, e.type, e.f, e.value)
+                        for i, e in enumerate(extra)]
+        for kw in ({}, {"ww_deps": True}):
+            in_process = analyze(evs, _fork_threshold=10**9, **kw)
+            forked = analyze(evs, _fork_threshold=0, **kw)
+            assert forked == in_process
+    assert "G1c" in forked.anomalies
+
+
+def test_two_process_reader_gives_the_same_events_and_errors(monkeypatch):
+    import kafkacheck.jepsen_io as jio
+
+    monkeypatch.setattr(jio, "_BLOCK", 2000)  # many small blocks, so the helper gets some
+    buf = io.StringIO()
+    _generator().generate(2000, buf, seed=3)
+    text = buf.getvalue()
+    monkeypatch.setenv("KAFKACHECK_JEPSEN_FORK", "0")
+    sequential = read_jepsen_text(text)
+    monkeypatch.setenv("KAFKACHECK_JEPSEN_FORK", "1")
+    monkeypatch.setattr(jio, "fork_allowed", lambda n: True)
+    assert jio._read_in_two_processes(text) == sequential
+    lines = text.splitlines()
+    # An error in the helper's half is reported with its line number.
+    bad = len(lines) - 5
+    lines[bad] = lines[bad].replace(":type :", ":type :nope-", 1)
+    with pytest.raises(JepsenFormatError, match=f"line {bad + 1}: unknown :type"):
+        jio._read_in_two_processes("\n".join(lines) + "\n")
+    # A pretty-printed form makes it step aside for the sequential reader.
+    lines[bad] = lines[bad].replace(", :value", ",\n :value")
+    assert jio._read_in_two_processes("\n".join(lines) + "\n") is None
+
+
+def test_irregular_whitespace_reads_the_same():
+    clean = "\n".join(line for line in SAMPLE.splitlines() if '"' not in line) + "\n"
+    messy = (clean.replace(", ", " ,\t ").replace("[[", "[ [").replace("\n", "\n\n")
+             .replace(":send 1", ":send,1"))
+    assert read_jepsen_text(messy) == read_jepsen_text(clean)
+    crlf = clean.replace("\n", "\r\n")
+    assert read_jepsen_text(crlf) == read_jepsen_text(clean)
