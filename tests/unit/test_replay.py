@@ -8,16 +8,7 @@ from kafkacheck.replay import replay
 from kafkacheck.runner import Run
 from kafkacheck.storage import load_history, parse_document, save_history
 from model import actions as a
-from model.config import Config
-
-
-def finished_run(settings: dict, actions: list) -> Run:
-    run = Run(Config.from_settings(settings))
-    for action in actions:
-        assert action in run.cluster.enabled_actions()
-        run.apply(action)
-    run.finish()
-    return run
+from tests.unit.runs import finished_run
 
 
 @pytest.fixture(scope="module")

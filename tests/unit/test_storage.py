@@ -8,18 +8,9 @@ import pytest
 from kafkacheck.runner import Run
 from kafkacheck.storage import FORMAT, HistoryFileError, load_history, save_history
 from model import actions as a
-from model.config import Config
+from tests.unit.runs import finished_run
 
 SETTINGS = {"acks": "0", "auto.offset.reset": "earliest"}
-
-
-def finished_run(settings: dict, actions: list) -> Run:
-    run = Run(Config.from_settings(settings))
-    for action in actions:
-        assert action in run.cluster.enabled_actions()
-        run.apply(action)
-    run.finish()
-    return run
 
 
 @pytest.fixture(scope="module")
