@@ -64,10 +64,12 @@ class Heal:
 
 @attrs.frozen(slots=True)
 class Send:
-    """``producer.send(record)`` with a record key; the partitioner picks the partition."""
+    """``producer.send(record)``: to ``partition`` if given (a ``ProducerRecord`` with an
+    explicit partition), else to the one Kafka's partitioner picks for ``key``."""
 
     client: str
     key: str
+    partition: int | None = None
     kind: ClassVar[str] = "send"
 
 
@@ -128,6 +130,8 @@ def action_to_json(action: Any) -> dict[str, Any]:
     out: dict[str, Any] = {"kind": action.kind}
     for field in attrs.fields(type(action)):
         value = getattr(action, field.name)
+        if value is None and field.default is None:
+            continue  # optional and unset: keep schedules as short as they were
         out[field.name] = list(value) if isinstance(value, tuple) else value
     return out
 
@@ -154,11 +158,15 @@ def action_from_json(raw: Any, position: int | None = None) -> Any:
                 raise ActionError(f"{where}: {kind} needs field {name!r}")
             continue
         value = raw[name]
-        expected = {"ms": int, "side": list}.get(name, str)
+        if name == "partition" and value is None:
+            continue
+        expected = {"ms": int, "side": list, "partition": int}.get(name, str)
         if not isinstance(value, expected) or isinstance(value, bool):
             raise ActionError(f"{where}.{name}: expected {expected.__name__}, got {value!r}")
         if name == "side" and not all(isinstance(n, str) for n in value):
             raise ActionError(f"{where}.side: expected a list of node names")
+        if name == "partition" and value < 0:
+            raise ActionError(f"{where}.partition: must not be negative, got {value}")
         if name == "ms" and value <= 0:
             raise ActionError(f"{where}.ms: must be positive, got {value}")
         kwargs[name] = value

@@ -124,6 +124,9 @@ class Cluster:
             return action.ms > 0
         if kind == "finish":
             return True
+        if kind == "send" and action.partition is not None:
+            return (action.client in self.producers and self.producers[action.client].alive
+                    and action.partition < self.config.topic.partitions)
         if kind == "partition":
             side = set(action.side)
             return (not self.partitioned() and bool(side) and side < set(self.nodes)
@@ -197,7 +200,7 @@ class Cluster:
         self.ctx.event("net", "heal")
 
     def _do_send(self, act: a.Send) -> None:
-        self.producers[act.client].send(act.key)
+        self.producers[act.client].send(act.key, act.partition)
 
     def _do_poll(self, act: a.Poll) -> None:
         self.consumers[act.client].poll()

@@ -77,8 +77,9 @@ class Producer:
 
     # -- application calls -------------------------------------------------------------
 
-    def send(self, key: str) -> None:
-        partition = partition_for_key(key, self.ctx.config.topic.partitions)
+    def send(self, key: str, partition: int | None = None) -> None:
+        if partition is None:
+            partition = partition_for_key(key, self.ctx.config.topic.partitions)
         value = self.ctx.next_value()
         if self.free_lanes:
             lane = self.free_lanes.pop(0)

@@ -307,3 +307,12 @@ def test_a_commit_timeout_closes_the_connection_and_forgets_fetches_queued_on_it
     assert p not in consumer.fetching, "a fetch lost with the connection is still awaited"
     s.finish()
     assert "unsettled" not in s.anomalies()
+
+
+def test_a_record_with_an_explicit_partition_bypasses_the_partitioner() -> None:
+    s = Scenario(acks="1", **{"kafkacheck.partitions": "2"})
+    other = 1 - s.partition("k0")
+    s.do(a.Send("p0", "k0", partition=other)).flush(2)
+    assert s.values(s.leader(other), other) == [1]
+    assert s.ops("send", "ok")[0].value == [["send", other, [0, 1]]]
+    assert not s.cluster.is_enabled(a.Send("p0", "k0", partition=2))
