@@ -242,6 +242,17 @@ def _map_hook(d: dict) -> dict:
         return {_hashable_key(items[i]): items[i + 1] for i in range(0, n, 2)}
 
 
+def _keyword_run(run: str) -> tuple[str, str]:
+    return run, re.sub(r":([^\s\[\]{}]+)", r'"\1"', run)
+
+
+_KEYWORD_RUNS = tuple(_keyword_run(run) for run in (
+    "{:index ", " :time ",
+    *(f" :type :{t} :process " for t in ("invoke", "ok", "info", "fail")),
+    *(f" :f :{f} :value " for f in ("send", "poll", "assign", "subscribe", "txn")),
+    "[:send ", "[:poll]", "[:poll "))
+
+
 def _edn_block_to_json(block: str) -> list:
     """EDN text -> list of its forms, via JSON.  Assumes ``prn``'s spacing (one space
     between elements, ", " between map entries, one form per line); any other layout
@@ -249,8 +260,14 @@ def _edn_block_to_json(block: str) -> list:
     s = block.strip().replace(", ", " ").replace(",", " ")
     if "nil" in s:
         s = _NIL.sub("null", s)
-    # Quote keywords (:send -> "send"); the few distinct ones are cached.
-    s = _KEYWORD_TOKEN.sub(_quoted_keyword, s)
+    # Quote keywords (:send -> "send").  Runs of them that every op line has go first,
+    # with plain replaces (each ends at a delimiter, so it is a whole token, quoted just
+    # as the regex would); the regex, whose Python callback runs once per keyword, only
+    # sees what is left, usually nothing.
+    for run, quoted in _KEYWORD_RUNS:
+        s = s.replace(run, quoted)
+    if ":" in s:
+        s = _KEYWORD_TOKEN.sub(_quoted_keyword, s)
     s = s.replace("{", '{"":[ ').replace("}", " ]}").replace("(", "[").replace(")", "]")
     s = s.replace(" ", ",").replace("\n", ",")
     s = s.replace("[,", "[").replace(",]", "]")
@@ -373,8 +390,12 @@ def _where(where: int | str) -> str:
     return f"line {where}" if type(where) is int else str(where)
 
 
-def _op_to_event(raw: Any, where: int | str, position: int) -> Event | None:
-    """Validate one Jepsen op map and convert it; None for non-client (nemesis) ops."""
+def _op_to_event(raw: Any, where: int | str, position: int,
+                 fields: bool = False) -> Event | tuple | None:
+    """Validate one Jepsen op map and convert it; None for non-client (nemesis) ops.
+
+    With ``fields``, the Event's fields as a tuple instead (what the reading helper
+    ships back: it would only take a built Event apart again)."""
     if type(raw) is dict and "rebalance-log" not in raw:
         # The common case, checked with as little Python as possible.
         process = raw.get("process")
@@ -401,8 +422,13 @@ def _op_to_event(raw: Any, where: int | str, position: int) -> Event | None:
             p = _PROCESS_NAMES.get(process)
             if p is None:
                 p = _PROCESS_NAMES[process] = str(process)
+            if fields:
+                return index, index, t // NANOS_PER_MILLI, p, type_, f, value, None
             return Event(index, index, t // NANOS_PER_MILLI, p, type_, f, value, None)
-    return _op_to_event_carefully(raw, where, position)
+    e = _op_to_event_carefully(raw, where, position)
+    if fields and e is not None:
+        return e.index, e.step, e.time, e.process, e.type, e.f, e.value, e.meta
+    return e
 
 
 _TYPES = {t: t for t in CLIENT_TYPES}
@@ -684,9 +710,9 @@ def _block_payload(text: str, start: int, end: int, line: int) -> tuple[str, Any
         for where, raw in forms:
             if type(raw) is dict and "index" not in raw:
                 return "noindex", None
-            e = _op_to_event(raw, where, -1)
+            e = _op_to_event(raw, where, -1, True)
             if e is not None:
-                out.append((e.index, e.step, e.time, e.process, e.type, e.f, e.value, e.meta))
+                out.append(e)
         return "ok", out
     except _Multiline:
         return "multiline", None
