@@ -25,7 +25,7 @@ import marshal
 import os
 import re
 import signal
-import threading
+import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any, TextIO
@@ -242,6 +242,17 @@ def _map_hook(d: dict) -> dict:
         return {_hashable_key(items[i]): items[i + 1] for i in range(0, n, 2)}
 
 
+def _keyword_run(run: str) -> tuple[str, str]:
+    return run, re.sub(r":([^\s\[\]{}]+)", r'"\1"', run)
+
+
+_KEYWORD_RUNS = tuple(_keyword_run(run) for run in (
+    "{:index ", " :time ",
+    *(f" :type :{t} :process " for t in ("invoke", "ok", "info", "fail")),
+    *(f" :f :{f} :value " for f in ("send", "poll", "assign", "subscribe", "txn")),
+    "[:send ", "[:poll]", "[:poll "))
+
+
 def _edn_block_to_json(block: str) -> list:
     """EDN text -> list of its forms, via JSON.  Assumes ``prn``'s spacing (one space
     between elements, ", " between map entries, one form per line); any other layout
@@ -249,8 +260,14 @@ def _edn_block_to_json(block: str) -> list:
     s = block.strip().replace(", ", " ").replace(",", " ")
     if "nil" in s:
         s = _NIL.sub("null", s)
-    # Quote keywords (:send -> "send"); the few distinct ones are cached.
-    s = _KEYWORD_TOKEN.sub(_quoted_keyword, s)
+    # Quote keywords (:send -> "send").  Runs of them that every op line has go first,
+    # with plain replaces (each ends at a delimiter, so it is a whole token, quoted just
+    # as the regex would); the regex, whose Python callback runs once per keyword, only
+    # sees what is left, usually nothing.
+    for run, quoted in _KEYWORD_RUNS:
+        s = s.replace(run, quoted)
+    if ":" in s:
+        s = _KEYWORD_TOKEN.sub(_quoted_keyword, s)
     s = s.replace("{", '{"":[ ').replace("}", " ]}").replace("(", "[").replace(")", "]")
     s = s.replace(" ", ",").replace("\n", ",")
     s = s.replace("[,", "[").replace(",]", "]")
@@ -373,8 +390,12 @@ def _where(where: int | str) -> str:
     return f"line {where}" if type(where) is int else str(where)
 
 
-def _op_to_event(raw: Any, where: int | str, position: int) -> Event | None:
-    """Validate one Jepsen op map and convert it; None for non-client (nemesis) ops."""
+def _op_to_event(raw: Any, where: int | str, position: int,
+                 fields: bool = False) -> Event | tuple | None:
+    """Validate one Jepsen op map and convert it; None for non-client (nemesis) ops.
+
+    With ``fields``, the Event's fields as a tuple instead (what the reading helper
+    ships back: it would only take a built Event apart again)."""
     if type(raw) is dict and "rebalance-log" not in raw:
         # The common case, checked with as little Python as possible.
         process = raw.get("process")
@@ -401,8 +422,13 @@ def _op_to_event(raw: Any, where: int | str, position: int) -> Event | None:
             p = _PROCESS_NAMES.get(process)
             if p is None:
                 p = _PROCESS_NAMES[process] = str(process)
+            if fields:
+                return index, index, t // NANOS_PER_MILLI, p, type_, f, value, None
             return Event(index, index, t // NANOS_PER_MILLI, p, type_, f, value, None)
-    return _op_to_event_carefully(raw, where, position)
+    e = _op_to_event_carefully(raw, where, position)
+    if fields and e is not None:
+        return e.index, e.step, e.time, e.process, e.type, e.f, e.value, e.meta
+    return e
 
 
 _TYPES = {t: t for t in CLIENT_TYPES}
@@ -549,13 +575,17 @@ def read_jepsen(path: str | Path) -> list[Event]:
 
 def read_jepsen_text(text: str) -> list[Event]:
     # Millions of small lists are built and none freed: the cyclic GC would only rescan
-    # them over and over.
+    # them over and over.  Re-enabled as it was, it would still scan them all once, at
+    # the caller's next allocation (2 s at 10^6 ops), to learn that they are alive:
+    # gc.freeze() moves them (and whatever else is alive) to the permanent generation,
+    # which it never scans.  Events hold no reference cycles.
     was_enabled = gc.isenabled()
     gc.disable()
     try:
         return _read_text(text)
     finally:
         if was_enabled:
+            gc.freeze()
             gc.enable()
 
 
@@ -598,27 +628,33 @@ def _read_in_two_processes(text: str) -> list[Event] | None:
     # Decoding the helper's blocks costs this process about 20% of parsing them, so the
     # helper takes a bit more than half (55%: both then spend about the same CPU time).
     mid = len(spans) * 45 // 100
+    # The helper writes its blobs to an unlinked temporary file, not a pipe: through a
+    # 64 KB pipe it spent a third of its time blocked, waiting for this (busy) process to
+    # drain it.  A one-byte pipe says when the file is complete (EOF alone: it died).
+    try:
+        spool = tempfile.TemporaryFile()
+    except OSError:
+        return None
     r, w = os.pipe()
     try:
         pid = os.fork()
     except OSError:
         os.close(r)
         os.close(w)
+        spool.close()
         return None
     if pid == 0:  # the helper
         os.close(r)
         try:
-            with os.fdopen(w, "wb") as out:
+            with open(spool.fileno(), "wb", buffering=1 << 20, closefd=False) as out:
                 for start, end, line in spans[mid:]:
                     blob = marshal.dumps(_block_payload(text, start, end, line))
                     out.write(len(blob).to_bytes(8, "little"))
                     out.write(blob)
+            os.write(w, b"1")
         finally:
             os._exit(0)
     os.close(w)
-    received: list[bytes] = []
-    drain = threading.Thread(target=_drain, args=(r, received), daemon=True)
-    drain.start()
     try:
         events: list[Event] = []
         position = 0
@@ -629,16 +665,31 @@ def _read_in_two_processes(text: str) -> list[Event] | None:
                 if e is not None:
                     events.append(e)
     except _Multiline:
-        _stop(pid, drain)
+        _stop(pid, r, spool)
         return None
     except BaseException:
-        _stop(pid, drain)
+        _stop(pid, r, spool)
         raise
-    drain.join()
-    os.waitpid(pid, 0)
-    data = memoryview(received[0] if received else b"")
+    try:
+        done = os.read(r, 1) == b"1"
+        os.close(r)
+        data = b""
+        if done:
+            spool.seek(0)
+            data = spool.read()
+    finally:
+        spool.close()
+    # The helper exits on its own; reaping it now would wait for its memory to be freed.
+    # It is reaped at the end (it is long gone by then).
+    try:
+        return _decode_blobs(memoryview(data), len(spans) - mid, events)
+    finally:
+        os.waitpid(pid, 0)
+
+
+def _decode_blobs(data: memoryview, n_blobs: int, events: list[Event]) -> list[Event] | None:
     at = 0
-    for _ in spans[mid:]:
+    for _ in range(n_blobs):
         # Length-prefixed blobs: marshal.load on a stream is several times slower.
         size = int.from_bytes(data[at:at + 8], "little")
         blob = data[at + 8:at + 8 + size]
@@ -663,9 +714,9 @@ def _block_payload(text: str, start: int, end: int, line: int) -> tuple[str, Any
         for where, raw in forms:
             if type(raw) is dict and "index" not in raw:
                 return "noindex", None
-            e = _op_to_event(raw, where, -1)
+            e = _op_to_event(raw, where, -1, True)
             if e is not None:
-                out.append((e.index, e.step, e.time, e.process, e.type, e.f, e.value, e.meta))
+                out.append(e)
         return "ok", out
     except _Multiline:
         return "multiline", None
@@ -673,24 +724,14 @@ def _block_payload(text: str, start: int, end: int, line: int) -> tuple[str, Any
         return "error", str(err)
 
 
-def _drain(fd: int, into: list[bytes]) -> None:
-    chunks = []
-    with os.fdopen(fd, "rb") as src:
-        while True:
-            chunk = src.read(1 << 20)
-            if not chunk:
-                break
-            chunks.append(chunk)
-    into.append(b"".join(chunks))
-
-
-def _stop(pid: int, drain: threading.Thread) -> None:
+def _stop(pid: int, r: int, spool: Any) -> None:
     try:
         os.kill(pid, signal.SIGKILL)
     except OSError:
         pass
     os.waitpid(pid, 0)
-    drain.join()
+    os.close(r)
+    spool.close()
 
 
 # ------------------------------------------------------------------------ EDN writer

@@ -108,6 +108,9 @@ def _analyze(events: Iterable[Event], ww_deps: bool, sub: frozenset[str],
 
     try:
         _other_checks(history, orders, reads_ok, writer, put, stats)
+        # Not a check of its own, but here it balances the two processes' work (the
+        # helper's graph and cycle search take longer than the checks above).
+        lag = _lag_stats(polls.realtime_lag(history))
     except BaseException:
         graph_part.cancel()
         raise
@@ -115,7 +118,10 @@ def _analyze(events: Iterable[Event], ww_deps: bool, sub: frozenset[str],
     cycle_found, cycle_stats = graph_part.result()
     found.update(cycle_found)
     missing = stats.get("values-without-writer", 0) + cycle_stats.pop("values-without-writer", 0)
+    edges = cycle_stats.pop("edges")
     stats.update(cycle_stats)
+    stats.update(lag)
+    stats["edges"] = edges
     if missing:
         stats["values-without-writer"] = missing
 
@@ -158,8 +164,6 @@ def _cycle_part(history: History, orders: VersionOrders, writer: dict,
     if not graph.has_jepsen_edges():
         found["empty-transaction-graph"] = [{}]
     found.update(cycles.cycle_anomalies(graph, seconds, stats))
-    # Not a graph matter, but it balances the two processes' work.
-    stats.update(_lag_stats(polls.realtime_lag(history)))
     stats["edges"] = {"ww": graph.counts[WW], "wr": graph.counts[WR], "rw": graph.counts[RW]}
     return found, stats
 

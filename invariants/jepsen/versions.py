@@ -15,6 +15,7 @@ the offsets we know hold values, not in raw offsets.  Jepsen's rules, reproduced
 
 from __future__ import annotations
 
+from itertools import chain
 from operator import itemgetter
 from typing import Any
 
@@ -131,11 +132,13 @@ class VersionOrders:
         self.orders: dict[Any, KeyOrder] = {}
         self.multi: dict[Any, dict[int, set]] = {}
         for k, cs in chunks.items():
-            log: dict = {}
-            distinct: set = set()
-            for c in cs:
-                log.update(c)
-                distinct.update(map(tuple, c))
+            # The distinct (offset, value) pairs, in one C-level pass over all of the
+            # key's pairs; without conflicts each offset has one value, so the log is
+            # just these pairs (where an offset has several, ``multi`` decides below).
+            # Backwards, so that of equal values (1, 1.0, True) the last one read is
+            # kept, as the dict updates this replaces did.
+            distinct: set = set(map(tuple, chain.from_iterable(map(reversed, reversed(cs)))))
+            log: dict = dict(distinct)
             if None in log:
                 del log[None]
                 distinct = {t for t in distinct if t[0] is not None}

@@ -268,3 +268,15 @@ def test_irregular_whitespace_reads_the_same():
     assert read_jepsen_text(messy) == read_jepsen_text(clean)
     crlf = clean.replace("\n", "\r\n")
     assert read_jepsen_text(crlf) == read_jepsen_text(clean)
+
+
+def test_fast_path_keywords_agree_with_the_edn_reader():
+    # Keywords that start like the common runs the fast path quotes with plain replaces.
+    from kafkacheck.jepsen_io import _edn_block_to_json
+
+    text = ("{:index 0, :time 1, :type :okay, :process 0, :f :sender, :value [[:send 1 2]]}\n"
+            "{:index 1, :time 1, :type :ok, :process 0, :f :send, :value [[:poll] [:pollx 1]"
+            " [:send 1 [0 2]] [:send-x :a/b]]}\n"
+            "{:index 2, :timex 3, :type :info :process 4, :f :poll :valuex [:poll]}\n"
+            "{:index 3, :time 1, :type :ok, :process 0, :f :poll, :value [[:poll {1 [[0 2]]}]]}\n")
+    assert _edn_block_to_json(text) == [v for _, v in parse_edn(text)]
