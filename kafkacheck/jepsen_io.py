@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from invariants.jepsen.ops import KAFKACHECK_ONLY_FS, KNOWN_FS, TXN_FS, MalformedOp, check_mops
-from invariants.jepsen.parallel import fork_allowed
+from invariants.jepsen.parallel import fork_allowed, fork_with_pipe
 from model.history import CLIENT_TYPES, Event
 
 NANOS_PER_MILLI = 1_000_000
@@ -125,7 +125,6 @@ def parse_edn(text: str, first_line: int = 1) -> list[tuple[int, Any]]:
     # stack frames: [closing char, items, start pos, pending discards]
     stack: list[list] = []
     discards_top = 0
-    top_start = 0
 
     def emit(value: Any, start: int) -> None:
         nonlocal discards_top
@@ -635,14 +634,11 @@ def _read_in_two_processes(text: str) -> list[Event] | None:
         spool = tempfile.TemporaryFile()
     except OSError:
         return None
-    r, w = os.pipe()
-    try:
-        pid = os.fork()
-    except OSError:
-        os.close(r)
-        os.close(w)
+    forked = fork_with_pipe()
+    if forked is None:
         spool.close()
         return None
+    pid, r, w = forked
     if pid == 0:  # the helper
         os.close(r)
         try:

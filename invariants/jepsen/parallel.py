@@ -28,6 +28,19 @@ def fork_allowed(n_ops: int, threshold: int = FORK_THRESHOLD_OPS) -> bool:
             and os.environ.get("KAFKACHECK_JEPSEN_FORK", "1") != "0")
 
 
+def fork_with_pipe() -> tuple[int, int, int] | None:
+    """``(pid, read_fd, write_fd)`` after ``os.fork`` with a fresh pipe between parent and
+    child, or None (pipe closed again) if the fork failed: callers then work in-process."""
+    r, w = os.pipe()
+    try:
+        pid = os.fork()
+    except OSError:
+        os.close(r)
+        os.close(w)
+        return None
+    return pid, r, w
+
+
 class Deferred(Generic[T]):
     """``fn()`` computed in a forked child (or lazily in-process); ``result()`` waits."""
 
@@ -39,13 +52,10 @@ class Deferred(Generic[T]):
             self._start()
 
     def _start(self) -> None:
-        r, w = os.pipe()
-        try:
-            pid = os.fork()
-        except OSError:
-            os.close(r)
-            os.close(w)
+        forked = fork_with_pipe()
+        if forked is None:
             return
+        pid, r, w = forked
         if pid == 0:  # the helper: compute, send, leave without running any cleanup
             os.close(r)
             try:
