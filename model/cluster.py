@@ -114,24 +114,43 @@ class Cluster:
         return acts
 
     def is_enabled(self, action: Any) -> bool:
+        """Whether ``action`` may be applied now: the same answer as membership in
+        ``enabled_actions()`` (plus explicit partitions and any well-formed partition
+        side), decided directly because ``apply`` asks on every step."""
         if self.finished:
             return False
         kind = action.kind
         if kind == "deliver":
-            queue = self.ctx.network.queues.get((action.src, action.dst))
-            return bool(queue)
+            return bool(self.ctx.network.queues.get((action.src, action.dst)))
         if kind == "tick":
             return action.ms > 0
         if kind == "finish":
             return True
-        if kind == "send" and action.partition is not None:
-            return (action.client in self.producers and self.producers[action.client].alive
-                    and action.partition < self.config.topic.partitions)
+        if kind in ("crash", "restart"):
+            return (action.node in self.broker_actors
+                    and self.alive(action.node) == (kind == "crash")
+                    and (kind == "restart" or action.mode == "process"))
         if kind == "partition":
             side = set(action.side)
             return (not self.partitioned() and bool(side) and side < set(self.nodes)
                     and len(side) == len(action.side))
-        return action in self.enabled_actions()
+        if kind == "heal":
+            return self.partitioned()
+        if kind == "send":
+            producer = self.producers.get(action.client)
+            if producer is None or not producer.alive:
+                return False
+            if action.partition is not None:
+                return action.partition < self.config.topic.partitions
+            return action.key in self.keys
+        if kind in ("client-crash", "client-restart"):
+            return (action.client in self.clients
+                    and self.alive(action.client) == (kind == "client-crash"))
+        consumer = self.consumers.get(action.client)
+        if consumer is None:
+            return False
+        return {"poll": consumer.can_poll, "process": consumer.can_process,
+                "commit": consumer.can_commit}[kind]()
 
     # -- applying ----------------------------------------------------------------------
 
