@@ -165,10 +165,6 @@ class Cluster:
         self.step += 1
         return recorder.events[start:]
 
-    def apply_all(self, schedule: Iterable[Any]) -> None:
-        for action in schedule:
-            self.apply(action)
-
     def _do_deliver(self, act: a.Deliver) -> None:
         generation, message = self.ctx.network.pop(act.src, act.dst)
         actor = self.actors[act.dst]
