@@ -75,6 +75,9 @@ class Broker:
         self.alive = False
         for state in self.replicas.values():
             state.leader = None
+            # The restarted broker must hear the partition's state again before acting:
+            # an unknown partition epoch makes the controller's catch-up re-send it.
+            state.partition_epoch = -1
             state.follower_offset.clear()
             state.caught_up_at.clear()
             state.pending_isr = None

@@ -316,3 +316,20 @@ def test_a_record_with_an_explicit_partition_bypasses_the_partitioner() -> None:
     assert s.values(s.leader(other), other) == [1]
     assert s.ops("send", "ok")[0].value == [["send", other, [0, 1]]]
     assert not s.cluster.is_enabled(a.Send("p0", "k0", partition=2))
+
+
+def test_a_restarted_broker_whose_metadata_was_lost_in_transit_still_catches_up() -> None:
+    """A crash wipes the broker's view of who leads; the controller must not take its
+    old epochs as proof that it is up to date, or it never fetches again."""
+    s = Scenario(acks="1")
+    p = s.partition()
+    s.do(a.Crash("b2")).tick(10000)               # fenced, out of the ISR
+    s.do(a.Restart("b2")).tick(100)               # unfenced: the state is sent...
+    s.deliver("ctl", "b2")                        # ...and learnt
+    assert s.replica("b2", p).leader == s.leader(p)
+    s.do(a.Crash("b2")).do(a.Restart("b2")).tick(100)   # re-registers; state re-sent
+    s.do(a.Partition(("b2",))).do(a.Heal())       # ...and lost with the connection
+    s.tick(100)
+    s.finish()
+    assert "unsettled" not in s.anomalies()
+    assert s.replica("b2", p).leader == s.leader(p)
