@@ -1,75 +1,189 @@
 """Invariants of the model's state, checked after every step of a run.
 
-These are the properties Kafka's own TLA+ specifications check (hachikuji's
-``StrongIsr``; Vanlightly's ``LeaderCompleteness`` and ``NoCommittedRecordLostGlobally``):
+Most of these are properties real Kafka keeps whatever the faults (hachikuji's TLA+
+``StrongIsr``; Vanlightly's ``LeaderCompleteness`` and ``NoCommittedRecordLostGlobally``;
+KRaft's own registration rules).  When one fails, the model did something Kafka cannot
+do: that is a bug in kafkacheck, never a finding about Kafka, so it raises
+:class:`ModelBugError` and the hunt fails loudly.
 
-* ``committed-prefix-changed``: a record once below an acting leader's high watermark is
-  later missing or different in the acting leader's log (committed data lost).
-* ``isr-log-mismatch``: below the leader's HW, an ISR member's log differs from the leader's.
-* ``hw-exceeds-isr-leo``: the leader's HW is beyond the log end of an ISR member, which
-  could then be elected without records the HW declared committed.
+* ``leader-without-metadata``: a broker acts as leader in an epoch its own copy of the
+  metadata log does not give it (it must act on its newest applied metadata only).
+* ``leader-epoch-regressed``: a broker acts on an older leader epoch of a partition than
+  one it already acted on (across restarts too: its metadata copy survives).
+* ``stale-leader-after-restart``: a restarted broker leads in a leader epoch the
+  controller had already superseded when the broker registered (it must first replay the
+  metadata log past its own registration).
+* ``clean-election-outside-isr``: a leader elected without ``unclean`` was not in the ISR.
+* ``fenced-leader``: the controller's leader of a partition is fenced or unregistered.
+* ``metadata-epoch-regressed``: a partition's leader or partition epoch went backwards in
+  the metadata log.
+* ``hw-exceeds-isr-leo``: a leader's HW is beyond the log end of a member of its maximal
+  ISR, which could then be elected without records the HW declared committed.
+* ``isr-log-mismatch``: below the leader's HW, a member of its maximal ISR holds
+  different records.
+* ``committed-prefix-changed`` under clean elections only.
+
+One property is a finding, not a bug, and is returned for the history instead:
+``committed-prefix-changed`` after an unclean leader election (committed data lost, as
+Kafka documents for ``unclean.leader.election.enable``).
 
 An *acting* leader is the controller's choice that also knows it leads in that epoch; a
-deposed leader that has not heard yet is not held to these, exactly as in Kafka.
+deposed leader that has not heard yet is not held to the HW properties, exactly as in
+Kafka.
 """
 
 from __future__ import annotations
 
 from typing import Any, Sequence
 
-from model.views import PartitionView
+from model.metadata import (BrokerFencingRecord, PartitionId, PartitionRecord, PartitionState,
+                            RegisterBrokerRecord)
+from model.views import ClusterView
+
+
+class ModelBugError(AssertionError):
+    """A model-state invariant failed: a bug in kafkacheck's model, not Kafka's."""
+
+    def __init__(self, name: str, detail: dict[str, Any]) -> None:
+        self.name = name
+        self.detail = detail
+        super().__init__(f"model invariant {name} violated: {detail} (this is a bug in "
+                         f"kafkacheck's model, not a finding about Kafka)")
 
 
 class ModelStateMonitor:
-    """Remembers the committed prefix of every partition across steps."""
+    """Follows the metadata log and the replicas from step to step."""
 
     def __init__(self) -> None:
-        self.committed: dict[int, list[tuple[int, int]]] = {}
-        self.reported: set[tuple[str, int, int]] = set()
+        # Per partition: the committed prefix as (epoch, value), and for each offset how
+        # many unclean elections the partition had had when it became committed.
+        self.committed: dict[PartitionId, list[tuple[int, int]]] = {}
+        self.committed_at: dict[PartitionId, list[int]] = {}
+        self.unclean: dict[PartitionId, int] = {}
+        self.states: dict[PartitionId, PartitionState] = {}
+        self.records_seen = 0
+        self.epoch_at_registration: dict[str, dict[PartitionId, int]] = {}
+        self.acted_epoch: dict[tuple[str, PartitionId], int] = {}
+        self.reported: set[tuple[str, PartitionId, int]] = set()
 
-    def check(self, views: Sequence[PartitionView]) -> list[dict[str, Any]]:
+    def check(self, view: ClusterView) -> list[dict[str, Any]]:
+        """Raise :class:`ModelBugError` on a broken invariant; return findings."""
+        self._follow_metadata(view.metadata_log)
         found: list[dict[str, Any]] = []
-        for view in views:
-            leader = view.acting_leader()
+        for partition in view.partitions:
+            p = partition.partition
+            if partition.leader is not None and not view.active.get(partition.leader, False):
+                raise ModelBugError("fenced-leader", {"partition": p, "leader": partition.leader})
+            for replica in partition.replicas.values():
+                self._check_acting_epoch(p, replica)
+            leader = partition.acting_leader()
             if leader is None:
                 continue
-            self._check_committed(view.partition, leader.records, leader.hw, found)
-            for name in view.isr:
+            self._check_committed(p, leader.records, leader.hw, found)
+            for name in leader.maximal_isr:
                 if name == leader.broker:
                     continue
-                member = view.replicas[name]
-                upto = min(leader.hw, member.leo)
-                if member.records[:upto] != leader.records[:upto]:
-                    self._report(found, "isr-log-mismatch", view.partition, upto,
-                                 replica=name, leader=leader.broker)
+                member = partition.replicas[name]
                 if leader.hw > member.leo:
-                    self._report(found, "hw-exceeds-isr-leo", view.partition, leader.hw,
-                                 replica=name, leader=leader.broker, leo=member.leo)
+                    raise ModelBugError("hw-exceeds-isr-leo", {
+                        "partition": p, "leader": leader.broker, "hw": leader.hw,
+                        "replica": name, "leo": member.leo})
+                if member.records[:leader.hw] != leader.records[:leader.hw]:
+                    raise ModelBugError("isr-log-mismatch", {
+                        "partition": p, "leader": leader.broker, "replica": name,
+                        "hw": leader.hw})
         return found
 
-    def _check_committed(self, partition: int, records: Sequence, hw: int,
+    # -- the metadata log --------------------------------------------------------------
+
+    def _follow_metadata(self, log: Sequence) -> None:
+        for offset in range(self.records_seen, len(log)):
+            record = log[offset]
+            if isinstance(record, PartitionRecord):
+                self._check_partition_change(offset, record)
+            elif isinstance(record, RegisterBrokerRecord):
+                self.epoch_at_registration[record.broker] = {
+                    p: s.leader_epoch for p, s in self.states.items()}
+            elif not isinstance(record, BrokerFencingRecord):
+                raise ModelBugError("unknown-metadata-record", {"offset": offset})
+        self.records_seen = len(log)
+
+    def _check_partition_change(self, offset: int, record: PartitionRecord) -> None:
+        new = record.state
+        p = new.partition
+        old = self.states.get(p)
+        if old is not None:
+            if new.leader_epoch < old.leader_epoch or new.partition_epoch <= old.partition_epoch:
+                raise ModelBugError("metadata-epoch-regressed", {
+                    "partition": p, "offset": offset, "before": [old.leader_epoch,
+                    old.partition_epoch], "after": [new.leader_epoch, new.partition_epoch]})
+            elected = new.leader is not None and new.leader != old.leader
+            if elected and not record.unclean and new.leader not in old.isr:
+                raise ModelBugError("clean-election-outside-isr", {
+                    "partition": p, "offset": offset, "leader": new.leader,
+                    "isr": list(old.isr)})
+        if record.unclean:
+            self.unclean[p] = self.unclean.get(p, 0) + 1
+        self.states[p] = new
+
+    # -- brokers -----------------------------------------------------------------------
+
+    def _check_acting_epoch(self, p: PartitionId, replica: Any) -> None:
+        if replica.leader_epoch < 0:
+            return   # no role yet (a restarted broker that has not published)
+        key = (replica.broker, p)
+        if replica.leader_epoch < self.acted_epoch.get(key, -1):
+            raise ModelBugError("leader-epoch-regressed", {
+                "partition": p, "broker": replica.broker, "epoch": replica.leader_epoch,
+                "acted-before": self.acted_epoch[key]})
+        self.acted_epoch[key] = replica.leader_epoch
+        if not replica.believes_leader:
+            return
+        if replica.metadata_leader != replica.broker or replica.metadata_epoch != replica.leader_epoch:
+            raise ModelBugError("leader-without-metadata", {
+                "partition": p, "broker": replica.broker, "epoch": replica.leader_epoch,
+                "metadata": [replica.metadata_leader, replica.metadata_epoch]})
+        floor = self.epoch_at_registration.get(replica.broker, {}).get(p, -1)
+        if replica.leader_epoch < floor:
+            raise ModelBugError("stale-leader-after-restart", {
+                "partition": p, "broker": replica.broker, "epoch": replica.leader_epoch,
+                "controller-epoch-at-registration": floor})
+
+    # -- the committed prefix ----------------------------------------------------------
+
+    def _check_committed(self, p: PartitionId, records: Sequence, hw: int,
                          found: list[dict[str, Any]]) -> None:
-        committed = self.committed.setdefault(partition, [])
+        committed = self.committed.setdefault(p, [])
+        committed_at = self.committed_at.setdefault(p, [])
+        changed_at = None
         overlap = min(len(committed), len(records))
         for offset in range(overlap):
             record = records[offset]
             if (record.epoch, record.value) != committed[offset]:
-                self._report(found, "committed-prefix-changed", partition, offset,
-                             expected=committed[offset][1], actual=record.value)
-                committed[offset:] = []
+                changed_at = offset
                 break
         else:
             if len(records) < len(committed):
-                self._report(found, "committed-prefix-changed", partition, len(records),
-                             expected=committed[len(records)][1], actual=None)
-                del committed[len(records):]
+                changed_at = len(records)
+        if changed_at is not None:
+            detail = {"key": p, "offset": changed_at,
+                      "expected": committed[changed_at][1],
+                      "actual": records[changed_at].value if changed_at < len(records) else None}
+            if self.unclean.get(p, 0) == committed_at[changed_at]:
+                raise ModelBugError("committed-prefix-changed", detail)
+            self._report(found, "committed-prefix-changed", p, changed_at, detail)
+            del committed[changed_at:]
+            del committed_at[changed_at:]
         if hw > len(committed):
-            committed.extend((r.epoch, r.value) for r in records[len(committed):hw])
+            count = self.unclean.get(p, 0)
+            for record in records[len(committed):hw]:
+                committed.append((record.epoch, record.value))
+                committed_at.append(count)
 
-    def _report(self, found: list[dict[str, Any]], name: str, partition: int, offset: int,
-                **detail: Any) -> None:
+    def _report(self, found: list[dict[str, Any]], name: str, partition: PartitionId,
+                offset: int, detail: dict[str, Any]) -> None:
         key = (name, partition, offset)
         if key in self.reported:
             return
         self.reported.add(key)
-        found.append({"name": name, "key": partition, "offset": offset, **detail})
+        found.append({"name": name, **detail})

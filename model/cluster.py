@@ -9,26 +9,38 @@ from __future__ import annotations
 from typing import Any, Iterable
 
 from model import actions as a
-from model.broker import Broker
+from model import messages as m
+from model.broker.broker import Broker
+from model.broker.group_coordinator import coordinator_partition
+from model.broker.partition import TopicSettings
+from model.clients.consumer import Consumer
+from model.clients.producer import Producer
 from model.config import Config
-from model.consumer import Consumer
 from model.context import CONTROLLER, Context
 from model.controller import Controller
 from model.history import Event
-from model.messages import FetchRequest, FetchResponse
-from model.producer import Producer
-from model.views import PartitionView, ReplicaView
+from model.metadata import PartitionId, is_user_partition
+from model.views import ClusterView, PartitionView, ReplicaView
 
 # The clock steps a driver may choose: a fetch backoff, a request timeout's third, a
 # broker session timeout, and enough to push a follower out of the ISR in a few steps.
 TICK_CHOICES = (100, 1000, 10000, 30000)
 
+# Messages that flow for ever in a healthy cluster (replica fetches, the metadata long
+# poll); anything else still queued means work is in flight.
+_BACKGROUND = (m.FetchRequest, m.FetchResponse, m.MetadataFetch)
+
+
+def _placement(index: int, brokers: list[str], replication_factor: int) -> tuple[str, ...]:
+    """Partition ``index`` lives on brokers ``index, index+1, ...``; the first leads."""
+    n = len(brokers)
+    return tuple(brokers[(index + i) % n] for i in range(replication_factor))
+
 
 class Cluster:
     def __init__(self, config: Config) -> None:
         self.config = config
-        n = config.broker.brokers
-        self.brokers = [f"b{i}" for i in range(n)]
+        self.brokers = [f"b{i}" for i in range(config.broker.brokers)]
         self.producer_names = [f"p{i}" for i in range(config.workload.producers)]
         self.consumer_names = [f"c{i}" for i in range(config.workload.consumers)]
         self.clients = self.producer_names + self.consumer_names
@@ -36,32 +48,51 @@ class Cluster:
         self.keys = [f"k{i}" for i in range(config.workload.keys)]
         self.ctx = Context(config, self.nodes)
         self.ctx.disconnected = lambda x, y: self._disconnect([(x, y)])
-        rf = config.topic.replication_factor
-        assignment = {p: tuple(self.brokers[(p + i) % n] for i in range(rf))
-                      for p in range(config.topic.partitions)}
-        self.offset_store: dict[int, int] = {}
-        self.controller = Controller(self.ctx, self.brokers, assignment)
-        self.broker_actors = {b: Broker(b, self.ctx, self.offset_store) for b in self.brokers}
-        for p, replicas in assignment.items():
-            for b in replicas:
-                self.broker_actors[b].host(p)
+
+        assignment, settings = self._topics()
+        self.controller = Controller(self.ctx, self.brokers, assignment,
+                                     lambda p: settings[p].unclean_leader_election_enable)
+        self.broker_actors = {
+            b: Broker(b, self.ctx, {p: settings[p] for p, rs in assignment.items() if b in rs})
+            for b in self.brokers}
+        # The cluster was up before the first action: every broker registered, caught up
+        # with the metadata log and serving.  Every later decision reaches brokers only by
+        # their fetching the metadata log.
+        for broker in self.broker_actors.values():
+            registration = self.controller.image.brokers[broker.name]
+            broker.bootstrap(list(self.controller.log), registration.broker_epoch)
+        for broker in self.broker_actors.values():
+            broker.take_roles()
         self.producers = {name: Producer(name, self.ctx, self.controller.leader_of)
                           for name in self.producer_names}
-        self.consumers: dict[str, Consumer] = {}
+        self.consumers = {name: Consumer(name, self.ctx, self.controller.leader_of,
+                                         self.brokers)
+                          for name in self.consumer_names}
         self.actors: dict[str, Any] = {**self.broker_actors, CONTROLLER: self.controller,
-                                       **self.producers}
-        # The topic exists before any client starts: brokers know the initial leaders.
-        # Every later decision reaches them as a message.
-        for p in assignment:
-            for replica in assignment[p]:
-                self.broker_actors[replica].receive(
-                    CONTROLLER, 0, self.controller.partitions[p].message(p))
-        for name in self.consumer_names:
-            self.consumers[name] = Consumer(name, self.ctx, self.controller.leader_of,
-                                            self.controller.coordinator)
-            self.actors[name] = self.consumers[name]
+                                       **self.producers, **self.consumers}
         self.step = 0
         self.finished = False
+
+    def _topics(self) -> tuple[dict[PartitionId, tuple[str, ...]], dict[PartitionId, TopicSettings]]:
+        """The user topic's partitions and the group's ``__consumer_offsets`` partition,
+        with the topic configs each obeys.  ``__consumer_offsets`` uses the broker
+        defaults (``min.insync.replicas=1``, no unclean election): the settings of that
+        name that kafkacheck takes are the user topic's."""
+        config = self.config
+        assignment: dict[PartitionId, tuple[str, ...]] = {}
+        settings: dict[PartitionId, TopicSettings] = {}
+        user = TopicSettings(config.topic.min_insync_replicas,
+                             config.topic.unclean_leader_election_enable)
+        for p in range(config.topic.partitions):
+            assignment[p] = _placement(p, self.brokers, config.topic.replication_factor)
+            settings[p] = user
+        offsets = coordinator_partition(config.consumer.group_id,
+                                        config.broker.offsets_topic_num_partitions)
+        index = int(offsets.rsplit("-", 1)[1])
+        assignment[offsets] = _placement(index, self.brokers,
+                                         config.broker.offsets_topic_replication_factor)
+        settings[offsets] = TopicSettings(1, False)
+        return assignment, settings
 
     # -- views -------------------------------------------------------------------------
 
@@ -83,7 +114,8 @@ class Cluster:
     # -- the driver's menu -------------------------------------------------------------
 
     def enabled_actions(self) -> list[Any]:
-        acts: list[Any] = [a.Deliver(s, d) for s, d in self.ctx.network.ready_links()]
+        network = self.ctx.network
+        acts: list[Any] = [a.Deliver(s, d) for s, d in network.ready_links()]
         acts.extend(a.Tick(ms) for ms in TICK_CHOICES)
         for b in self.brokers:
             acts.append(a.Crash(b) if self.alive(b) else a.Restart(b))
@@ -126,10 +158,11 @@ class Cluster:
             return action.ms > 0
         if kind == "finish":
             return True
-        if kind in ("crash", "restart"):
-            return (action.node in self.broker_actors
-                    and self.alive(action.node) == (kind == "crash")
-                    and (kind == "restart" or action.mode == "process"))
+        if kind == "crash":
+            return (action.node in self.broker_actors and self.alive(action.node)
+                    and action.mode == "process")
+        if kind == "restart":
+            return action.node in self.broker_actors and not self.alive(action.node)
         if kind == "partition":
             side = set(action.side)
             return (not self.partitioned() and bool(side) and side < set(self.nodes)
@@ -143,9 +176,10 @@ class Cluster:
             if action.partition is not None:
                 return action.partition < self.config.topic.partitions
             return action.key in self.keys
-        if kind in ("client-crash", "client-restart"):
-            return (action.client in self.clients
-                    and self.alive(action.client) == (kind == "client-crash"))
+        if kind == "client-crash":
+            return action.client in self.clients and self.alive(action.client)
+        if kind == "client-restart":
+            return action.client in self.clients and not self.alive(action.client)
         consumer = self.consumers.get(action.client)
         if consumer is None:
             return False
@@ -166,14 +200,21 @@ class Cluster:
         return recorder.events[start:]
 
     def _do_deliver(self, act: a.Deliver) -> None:
-        generation, message = self.ctx.network.pop(act.src, act.dst)
-        actor = self.actors[act.dst]
-        if self.alive(act.dst):
-            actor.receive(act.src, generation, message)
+        self._deliver(act.src, act.dst)
+
+    def _deliver(self, src: str, dst: str) -> None:
+        generation, message = self.ctx.network.pop(src, dst)
+        if not self.alive(dst):
+            return
+        actor = self.actors[dst]
+        if isinstance(message, m.ConnectionClosed):
+            actor.on_disconnect(src)
+        else:
+            actor.receive(src, generation, message)
 
     def _do_tick(self, act: a.Tick) -> None:
         self.ctx.history.time += act.ms
-        self.controller.on_tick({b: self.alive(b) for b in self.brokers}, self._known_epochs)
+        self._exchange_heartbeats()
         for broker in self.broker_actors.values():
             if broker.alive:
                 broker.on_tick()
@@ -181,28 +222,64 @@ class Cluster:
             if client.alive:
                 client.on_tick()
 
-    def _known_epochs(self, broker: str) -> dict[int, tuple[int, int]]:
-        """How far a broker has read the metadata log: its (leader, partition) epochs."""
-        return {p: (s.leader_epoch, s.partition_epoch)
-                for p, s in self.broker_actors[broker].replicas.items()}
+    def _exchange_heartbeats(self) -> None:
+        """Brokers and the controller talk during the tick when they can reach each
+        other.  Order, as the controller sees the interval: heartbeats of registered
+        incarnations; then sessions that ran out (``maybeFenceStaleBroker``), so that a
+        restarted broker's old session is fenced before its new incarnation registers;
+        then registrations."""
+        reachable = [b for b in self.brokers if self.alive(b)
+                     and self.ctx.network.connected(b, CONTROLLER)]
+        for name in reachable:
+            if self.broker_actors[name].broker_epoch is not None:
+                self._heartbeat(self.broker_actors[name])
+        self.controller.expire_sessions()
+        for name in reachable:
+            broker = self.broker_actors[name]
+            if broker.broker_epoch is None:
+                request = broker.heartbeat_request()
+                assert isinstance(request, m.BrokerRegistrationRequest)
+                broker.on_registration_response(self.controller.register(request))
+                if broker.broker_epoch is not None:
+                    self._heartbeat(broker)
+
+    def _heartbeat(self, broker: Broker) -> None:
+        # A broker that just became ready to be unfenced heartbeats again at once.
+        for _ in range(2):
+            request = broker.heartbeat_request()
+            assert isinstance(request, m.BrokerHeartbeatRequest)
+            if not broker.on_heartbeat_response(self.controller.heartbeat(request)):
+                break
 
     def _disconnect(self, pairs: Iterable[tuple[str, str]]) -> None:
         for x, y in pairs:
             for here, peer in ((x, y), (y, x)):
-                actor = self.actors[here]
-                if self.alive(here) and hasattr(actor, "on_disconnect"):
-                    actor.on_disconnect(peer)
+                if self.alive(here):
+                    self.actors[here].on_disconnect(peer)
+
+    def _kill(self, node: str) -> None:
+        for peer in self.ctx.network.kill(node, self.nodes):
+            if self.alive(peer):
+                self.actors[peer].on_disconnect(node)
 
     def _do_crash(self, act: a.Crash) -> None:
         self.broker_actors[act.node].crash()
-        peers = self.ctx.network.set_down(act.node, self.nodes)
+        self._kill(act.node)
         self.ctx.event(act.node, "crash", mode=act.mode)
-        self._disconnect((act.node, p) for p in peers)
+
+    def _flush_old_connections(self, node: str) -> None:
+        """What a killed process sent before dying has left its machine long before a new
+        process starts: it is delivered (in link order) as the restart begins."""
+        network = self.ctx.network
+        for src, dst in network.ready_links():
+            if src == node:
+                while network.queues.get((src, dst)):
+                    self._deliver(src, dst)
 
     def _do_restart(self, act: a.Restart) -> None:
+        self._flush_old_connections(act.node)
         self.ctx.network.set_up(act.node)
         self.broker_actors[act.node].restart()
-        self.controller.broker_restarted(act.node)
         self.ctx.event(act.node, "restart")
 
     def _do_partition(self, act: a.Partition) -> None:
@@ -228,25 +305,26 @@ class Cluster:
 
     def _do_client_crash(self, act: a.ClientCrash) -> None:
         self.actors[act.client].crash()
-        peers = self.ctx.network.set_down(act.client, self.nodes)
-        self._disconnect((act.client, p) for p in peers)
+        self._kill(act.client)
 
     def _do_client_restart(self, act: a.ClientRestart) -> None:
+        self._flush_old_connections(act.client)
         self.ctx.network.set_up(act.client)
         self.actors[act.client].restart()
 
     def _do_finish(self, act: a.Finish) -> None:
         """Record each partition's final committed log: what a fair judge compares to."""
         self.ctx.event("net", "finish", quiescent=self.quiescent())
-        for p, meta in sorted(self.controller.partitions.items()):
-            source = meta.leader
+        for p, state in self.controller.partitions.items():
+            if not is_user_partition(p):
+                continue
+            source = state.leader
             if source is None:
-                source = max(meta.replicas,
-                             key=lambda b: self.broker_actors[b].replicas[p].log.hw)
-            log = self.broker_actors[source].replicas[p].log
+                source = max(state.replicas, key=lambda b: self.broker_actors[b].logs[p].hw)
+            log = self.broker_actors[source].logs[p]
             records = [[r.offset, r.value, r.key, r.producer, r.epoch]
                        for r in log.records[:log.hw]]
-            self.ctx.event(source, "final-log", partition=p, leader=meta.leader, hw=log.hw,
+            self.ctx.event(source, "final-log", partition=p, leader=state.leader, hw=log.hw,
                            records=records)
         self.finished = True
 
@@ -256,44 +334,55 @@ class Cluster:
         """Healthy, every send resolved, every committed record consumed and committed."""
         if self.partitioned() or not all(self.alive(n) for n in self.brokers + self.clients):
             return False
-        if self.controller.fenced or self.controller.reregistering:
-            return False
-        if not self._only_replication_traffic():
+        log_end = len(self.controller.log)
+        for broker in self.broker_actors.values():
+            if (self.controller.is_fenced(broker.name) or not broker.serving
+                    or broker.metadata.offset != log_end):
+                return False
+        if not self._only_background_traffic():
             return False
         if not all(p.idle() for p in self.producers.values()):
             return False
         hws = {}
-        for p, meta in self.controller.partitions.items():
-            if meta.leader is None or set(meta.isr) != set(meta.replicas):
+        for p, state in self.controller.partitions.items():
+            if state.leader is None or set(state.isr) != set(state.replicas):
                 return False
-            state = self.broker_actors[meta.leader].replicas[p]
-            if state.leader != meta.leader or state.leader_epoch != meta.leader_epoch:
+            leader = self.broker_actors[state.leader].partitions.get(p)
+            if leader is None or not leader.is_leader or leader.leader_epoch != state.leader_epoch:
                 return False
-            if state.log.hw != state.log.leo or any(
-                    self.broker_actors[r].replicas[p].log.leo != state.log.leo
-                    for r in meta.replicas):
+            if leader.log.hw != leader.log.leo or any(
+                    self.broker_actors[r].logs[p].leo != leader.log.leo for r in state.replicas):
                 return False
-            hws[p] = state.log.hw
+            if is_user_partition(p):
+                hws[p] = leader.log.hw
         return all(c.caught_up(hws) for c in self.consumers.values())
 
-    def _only_replication_traffic(self) -> bool:
-        """Fetches go on forever; anything else still queued means work is in flight."""
+    def _only_background_traffic(self) -> bool:
         for queue in self.ctx.network.queues.values():
             for _, message in queue:
-                if not isinstance(message, (FetchRequest, FetchResponse)):
+                if not isinstance(message, _BACKGROUND):
                     return False
         return True
 
     # -- state views for the model-state invariants ------------------------------------
 
-    def partition_views(self) -> list[PartitionView]:
-        views = []
-        for p, meta in sorted(self.controller.partitions.items()):
+    def view(self) -> ClusterView:
+        partitions = []
+        for p, state in self.controller.partitions.items():
             replicas = {}
-            for b in meta.replicas:
+            for b in state.replicas:
                 broker = self.broker_actors[b]
-                state = broker.replicas[p]
-                replicas[b] = ReplicaView(b, broker.alive, state.leader == b,
-                                          state.leader_epoch, state.log.hw, state.log.records)
-            views.append(PartitionView(p, meta.leader, meta.leader_epoch, meta.isr, replicas))
-        return views
+                partition = broker.partitions.get(p)
+                known = broker.metadata.partitions.get(p)
+                replicas[b] = ReplicaView(
+                    b, broker.alive,
+                    believes_leader=partition is not None and partition.is_leader,
+                    leader_epoch=partition.leader_epoch if partition is not None else -1,
+                    hw=broker.logs[p].hw, records=broker.logs[p].records,
+                    maximal_isr=partition.maximal_isr() if partition is not None else (),
+                    metadata_leader=known.leader if known is not None else None,
+                    metadata_epoch=known.leader_epoch if known is not None else -1)
+            partitions.append(PartitionView(p, state.leader, state.leader_epoch, state.isr,
+                                            replicas))
+        return ClusterView(partitions, self.controller.log,
+                           {b: self.controller.image.is_active(b) for b in self.brokers})

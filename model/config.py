@@ -55,6 +55,17 @@ def _choice(*allowed: str, aliases: dict[str, str] | None = None) -> Callable[[s
     return parse
 
 
+def _choice_text() -> Callable[[str], str]:
+    def parse(text: str) -> str:
+        value = str(text).strip()
+        if not value:
+            raise ConfigError("must not be empty")
+        return value
+
+    parse.__doc__ = "a non-empty string"
+    return parse
+
+
 def _bool(text: str) -> bool:
     # ConfigDef parses booleans with equalsIgnoreCase("true"/"false") and nothing else.
     value = str(text).strip().lower()
@@ -116,6 +127,20 @@ class BrokerConfig:
         "replica.fetch.backoff.ms", 1000, _int(0),
         "a follower whose fetch failed waits this long before fetching again",
     )
+    offsets_topic_num_partitions: int = _setting(
+        "offsets.topic.num.partitions", 50, _int(1, 10000),
+        "partitions of __consumer_offsets; a group's coordinator leads partition "
+        "abs(group.id.hashCode()) % this",
+    )
+    offsets_topic_replication_factor: int = _setting(
+        "offsets.topic.replication.factor", 3, _int(1, 9),
+        "replicas of __consumer_offsets (where committed offsets are stored)",
+    )
+    offsets_commit_timeout_ms: int = _setting(
+        "offsets.commit.timeout.ms", 5000, _int(1),
+        "a commit not replicated to the offsets partition's ISR within this is answered "
+        "REQUEST_TIMED_OUT",
+    )
 
 
 @attrs.frozen
@@ -134,13 +159,15 @@ class ProducerConfig:
         "unacknowledged requests per broker connection",
     )
     request_timeout_ms: int = _setting(
-        "request.timeout.ms", 30000, _int(1), "client-side wait for a response"
+        "request.timeout.ms", 30000, _int(1),
+        "client-side wait for a response (producer and consumer; both default to 30000)"
     )
     delivery_timeout_ms: int = _setting(
         "delivery.timeout.ms", 120000, _int(1), "upper bound on reporting a send's outcome"
     )
     retry_backoff_ms: int = _setting(
-        "retry.backoff.ms", 100, _int(0), "wait before resending a failed batch"
+        "retry.backoff.ms", 100, _int(0),
+        "wait before retrying a failed request (producer and consumer)"
     )
     metadata_max_age_ms: int = _setting(
         "metadata.max.age.ms", 300000, _int(1), "cached metadata is refreshed after this long"
@@ -162,6 +189,15 @@ class ConsumerConfig:
         _not_modelled("read_committed (transactions)", "read_uncommitted",
                       _choice("read_uncommitted", "read_committed")),
         "read_committed needs transactions, which are not modelled yet",
+    )
+    group_id: str = _setting(
+        "group.id", "kafkacheck", _choice_text(),
+        "the consumer group whose offsets are committed (Kafka has no default; commits "
+        "need one)",
+    )
+    default_api_timeout_ms: int = _setting(
+        "default.api.timeout.ms", 60000, _int(0),
+        "how long commitSync keeps retrying retriable errors before giving up",
     )
     commit_strategy: str = _setting(
         "kafkacheck.commit.strategy", "after-processing",
@@ -195,6 +231,14 @@ class Config:
             raise ConfigError(
                 f"kafkacheck.replication.factor={self.topic.replication_factor} exceeds "
                 f"kafkacheck.brokers={self.broker.brokers}"
+            )
+        if self.broker.offsets_topic_replication_factor > self.broker.brokers:
+            # Kafka cannot create __consumer_offsets then: every FindCoordinator fails.
+            raise ConfigError(
+                f"offsets.topic.replication.factor={self.broker.offsets_topic_replication_factor}"
+                f" exceeds kafkacheck.brokers={self.broker.brokers}: Kafka could not create "
+                f"__consumer_offsets (set offsets.topic.replication.factor, as a "
+                f"{self.broker.brokers}-broker Kafka cluster needs)"
             )
 
     def with_settings(self, settings: dict[str, Any]) -> "Config":

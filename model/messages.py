@@ -4,13 +4,20 @@ Because every interaction is a message that the driver may delay, drop (by crash
 cutting a link) or deliver late, lost acknowledgements, retries, duplicates, stale
 metadata and zombie leaders arise by themselves instead of being scripted.
 Error names are Kafka's error codes.
+
+Two exchanges are not messages: a broker's registration and heartbeat with the controller
+(``BrokerRegistration`` / ``BrokerHeartbeat``) happen during ``Tick`` between a live broker
+and a controller it can reach, request and response together (see ``Cluster._do_tick``).
+Heartbeats are sent every ``broker.heartbeat.interval.ms`` (2000), more often than most
+ticks are long, so what matters about them is whether the two can talk, not when.
 """
 
 from __future__ import annotations
 
 import attrs
 
-from model.log import Record
+from model.broker.log import Record
+from model.metadata import MetadataRecord, PartitionId, PartitionState
 
 NONE = None
 NOT_LEADER_OR_FOLLOWER = "NOT_LEADER_OR_FOLLOWER"
@@ -21,9 +28,18 @@ FENCED_LEADER_EPOCH = "FENCED_LEADER_EPOCH"
 UNKNOWN_LEADER_EPOCH = "UNKNOWN_LEADER_EPOCH"
 OFFSET_OUT_OF_RANGE = "OFFSET_OUT_OF_RANGE"
 COORDINATOR_NOT_AVAILABLE = "COORDINATOR_NOT_AVAILABLE"
-NETWORK_EXCEPTION = "NETWORK_EXCEPTION"  # client-side: connection lost or refused
+NOT_COORDINATOR = "NOT_COORDINATOR"
+NETWORK_EXCEPTION = "NETWORK_EXCEPTION"  # client-side: the connection was lost
 INELIGIBLE_REPLICA = "INELIGIBLE_REPLICA"
 INVALID_UPDATE_VERSION = "INVALID_UPDATE_VERSION"
+INVALID_REQUEST = "INVALID_REQUEST"
+DUPLICATE_BROKER_REGISTRATION = "DUPLICATE_BROKER_REGISTRATION"
+STALE_BROKER_EPOCH = "STALE_BROKER_EPOCH"
+
+NO_BROKER_EPOCH = -1   # a consumer's fetch, or skipping broker-epoch checks (KIP-903)
+
+
+# -- produce and fetch -------------------------------------------------------------------
 
 
 @attrs.frozen(slots=True)
@@ -49,21 +65,24 @@ class FetchRequest:
     """Fetch from a follower (``replica`` set) or a consumer (``replica`` None).
 
     ``current_leader_epoch`` is KIP-320's fencing field; ``last_fetched_epoch`` is the
-    epoch of the record before ``fetch_offset``, used to detect divergence.
+    epoch of the record before ``fetch_offset``, used to detect divergence;
+    ``broker_epoch`` is the fetching broker's registration epoch (KIP-903), so a fetch
+    sent by an incarnation that has since been replaced cannot put it back in the ISR.
     """
 
     corr: int
-    partition: int
+    partition: PartitionId
     replica: str | None
     fetch_offset: int
     last_fetched_epoch: int
     current_leader_epoch: int
+    broker_epoch: int = NO_BROKER_EPOCH
 
 
 @attrs.frozen(slots=True)
 class FetchResponse:
     corr: int
-    partition: int
+    partition: PartitionId
     error: str | None
     records: tuple[Record, ...] = ()
     high_watermark: int = 0
@@ -85,6 +104,22 @@ class ListOffsetsResponse:
     partition: int
     error: str | None
     offset: int
+
+
+# -- the group coordinator -----------------------------------------------------------------
+
+
+@attrs.frozen(slots=True)
+class FindCoordinatorRequest:
+    corr: int
+    group: str
+
+
+@attrs.frozen(slots=True)
+class FindCoordinatorResponse:
+    corr: int
+    error: str | None
+    coordinator: str | None
 
 
 @attrs.frozen(slots=True)
@@ -113,37 +148,80 @@ class OffsetFetchResponse:
     offsets: tuple[tuple[int, int], ...] = ()
 
 
+# -- brokers and the controller ------------------------------------------------------------
+
+
 @attrs.frozen(slots=True)
-class AlterPartition:
-    """A leader asks the controller to change the ISR (KIP-497)."""
+class MetadataFetch:
+    """A broker's fetch of the metadata log from ``offset`` on (KRaft brokers are
+    observers of ``__cluster_metadata``); the controller holds it until there is more."""
 
     corr: int
-    partition: int
+    offset: int
+
+
+@attrs.frozen(slots=True)
+class MetadataFetchResponse:
+    corr: int
+    offset: int                             # where ``records`` start
+    records: tuple[MetadataRecord, ...]
+
+
+@attrs.frozen(slots=True)
+class BrokerRegistrationRequest:
+    broker: str
+    incarnation: int
+
+
+@attrs.frozen(slots=True)
+class BrokerRegistrationResponse:
+    error: str | None
+    broker_epoch: int | None = None
+
+
+@attrs.frozen(slots=True)
+class BrokerHeartbeatRequest:
+    broker: str
+    broker_epoch: int
+    metadata_offset: int
+    want_fence: bool
+
+
+@attrs.frozen(slots=True)
+class BrokerHeartbeatResponse:
+    error: str | None
+    is_caught_up: bool = False
+    is_fenced: bool = True
+
+
+@attrs.frozen(slots=True)
+class AlterPartition:
+    """A leader asks the controller to change the ISR (KIP-497), naming each proposed
+    member with the broker epoch its fetches carried (KIP-903)."""
+
+    corr: int
+    partition: PartitionId
     leader: str
     leader_epoch: int
     partition_epoch: int
-    new_isr: tuple[str, ...]
+    new_isr: tuple[tuple[str, int], ...]
+
+    @property
+    def members(self) -> tuple[str, ...]:
+        return tuple(broker for broker, _ in self.new_isr)
 
 
 @attrs.frozen(slots=True)
 class AlterPartitionResponse:
-    """The controller's refusal of an ISR change (INELIGIBLE_REPLICA, a stale epoch...).
-
-    Accepted changes are announced to every replica with ``LeaderAndIsr`` instead."""
+    """The controller's answer: the partition's state after the change, or an error."""
 
     corr: int
-    partition: int
-    error: str
-    partition_epoch: int
+    partition: PartitionId
+    error: str | None
+    state: PartitionState | None = None
 
 
 @attrs.frozen(slots=True)
-class LeaderAndIsr:
-    """The controller's decision for one partition, as brokers learn it (may be late)."""
-
-    partition: int
-    leader: str | None
-    leader_epoch: int
-    partition_epoch: int
-    isr: tuple[str, ...]
-    replicas: tuple[str, ...]
+class ConnectionClosed:
+    """The end of a connection whose other end was killed: the bytes it sent before
+    dying arrive first, then the receiver sees the connection close (FIN/RST)."""

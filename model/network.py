@@ -2,10 +2,23 @@
 
 Kafka talks over TCP, so messages on one connection arrive in order, while messages on
 different connections may interleave arbitrarily: hence one FIFO per ordered pair and a
-driver that chooses which non-empty link delivers next.  A crash or a cut drops what is
-queued (the connection dies).  A client that times a request out closes its connection;
-the generation number stamped on each message lets a late response on the old connection
-be discarded instead of delivered.
+driver that chooses which non-empty link delivers next.
+
+What each fault loses, as the real event would:
+
+* **Process kill** (:meth:`kill`): bytes the process already handed to its kernel still
+  leave the machine, so what it queued to others is still delivered, followed by the end
+  of the connection (:class:`model.messages.ConnectionClosed`); what others queued to it
+  is lost.  (A restart takes far longer than a kernel takes to flush a socket, so the
+  cluster delivers those bytes before a killed node starts again.)
+* **Network cut** (:meth:`cut`): everything queued on the cut links is lost in both
+  directions and both ends see the connection break (a connection reset).
+
+A client that times a request out closes its connection (:meth:`reset`); the generation
+number stamped on each message lets a late response on the old connection be discarded
+instead of delivered.  A node that is up but has not opened its listeners yet (a broker
+before the controller unfenced it) refuses new requests (:meth:`accepts`) while answers on
+connections it opened itself still reach it.
 """
 
 from __future__ import annotations
@@ -13,29 +26,41 @@ from __future__ import annotations
 from collections import deque
 from typing import Any
 
+from model.messages import ConnectionClosed
+
 Link = tuple[str, str]
 
 
 class Network:
-    __slots__ = ("queues", "cuts", "down", "generations")
+    __slots__ = ("queues", "cuts", "down", "generations", "not_listening")
 
     def __init__(self) -> None:
         self.queues: dict[Link, deque[tuple[int, Any]]] = {}
         self.cuts: set[frozenset[str]] = set()
         self.down: set[str] = set()
         self.generations: dict[frozenset[str], int] = {}
+        self.not_listening: set[str] = set()
 
     def connected(self, a: str, b: str) -> bool:
         return a not in self.down and b not in self.down and frozenset((a, b)) not in self.cuts
+
+    def accepts(self, src: str, dst: str) -> bool:
+        """Would a new request from ``src`` reach ``dst`` (connection not refused)?"""
+        return self.connected(src, dst) and dst not in self.not_listening
 
     def generation(self, a: str, b: str) -> int:
         return self.generations.get(frozenset((a, b)), 0)
 
     def send(self, src: str, dst: str, message: Any, generation: int | None = None) -> bool:
-        """Queue ``message``; False (and nothing queued) if it cannot get there."""
-        if not self.connected(src, dst):
-            return False
-        if generation is not None and generation != self.generation(src, dst):
+        """Queue ``message``; False (and nothing queued) if it cannot get there.
+
+        ``generation`` is given for an answer on the connection a request came in on: it
+        is dropped if that connection has closed since.  Without it the message is a new
+        request, refused by a node whose listeners are not open."""
+        if generation is None:
+            if not self.accepts(src, dst):
+                return False
+        elif not self.connected(src, dst) or generation != self.generation(src, dst):
             return False
         queue = self.queues.get((src, dst))
         if queue is None:
@@ -64,16 +89,35 @@ class Network:
             if link in self.queues:
                 self.queues[link].clear()
 
-    def set_down(self, node: str, nodes: list[str]) -> list[str]:
-        """Mark ``node`` down and close every connection it had; returns its peers."""
+    def kill(self, node: str, nodes: list[str]) -> list[str]:
+        """A process kill; returns the peers that see the connection close at once (the
+        others see it when its last bytes, then a ConnectionClosed, are delivered)."""
         self.down.add(node)
-        peers = [n for n in nodes if n != node]
-        for peer in peers:
-            self.reset(node, peer)
-        return peers
+        told_now = []
+        for peer in nodes:
+            if peer == node:
+                continue
+            pair = frozenset((node, peer))
+            old = self.generations.get(pair, 0)
+            self.generations[pair] = old + 1
+            inbound = self.queues.get((peer, node))
+            if inbound:
+                inbound.clear()
+            outbound = self.queues.get((node, peer))
+            if outbound:
+                outbound.append((old, ConnectionClosed()))
+            elif frozenset((node, peer)) not in self.cuts:
+                told_now.append(peer)
+        return told_now
 
     def set_up(self, node: str) -> None:
         self.down.discard(node)
+
+    def listen(self, node: str, listening: bool) -> None:
+        if listening:
+            self.not_listening.discard(node)
+        else:
+            self.not_listening.add(node)
 
     def cut(self, side: set[str], nodes: list[str]) -> list[tuple[str, str]]:
         """Cut every link between ``side`` and the other nodes; returns the pairs cut."""

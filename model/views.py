@@ -10,15 +10,20 @@ from typing import Sequence
 
 import attrs
 
+from model.metadata import PartitionId
+
 
 @attrs.frozen(slots=True)
 class ReplicaView:
     broker: str
     alive: bool
     believes_leader: bool
-    leader_epoch: int
+    leader_epoch: int          # the epoch the broker acts on (-1: no role yet)
     hw: int
-    records: Sequence  # the replica's records (offset, epoch, key, value, producer)
+    records: Sequence          # the replica's records (offset, epoch, key, value, producer)
+    maximal_isr: tuple[str, ...] = ()   # as this replica, if leader, counts it
+    metadata_leader: str | None = None  # what the broker's own metadata copy says
+    metadata_epoch: int = -1
 
     @property
     def leo(self) -> int:
@@ -27,7 +32,7 @@ class ReplicaView:
 
 @attrs.frozen(slots=True)
 class PartitionView:
-    partition: int
+    partition: PartitionId
     leader: str | None          # the controller's choice
     leader_epoch: int
     isr: tuple[str, ...]
@@ -41,3 +46,10 @@ class PartitionView:
         if view.believes_leader and view.leader_epoch == self.leader_epoch and view.alive:
             return view
         return None
+
+
+@attrs.frozen(slots=True)
+class ClusterView:
+    partitions: list[PartitionView]
+    metadata_log: Sequence          # the controller's metadata records, oldest first
+    active: dict[str, bool]         # registered and unfenced, per broker

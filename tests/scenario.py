@@ -10,8 +10,9 @@ from typing import Any
 
 from kafkacheck.runner import Run
 from model import actions as a
+from model.clients.partitioner import partition_for_key
 from model.config import Config
-from model.partitioner import partition_for_key
+from model.context import CONTROLLER
 
 
 class Scenario:
@@ -43,6 +44,47 @@ class Scenario:
                     self.do(a.Deliver(src, dst))
         return self
 
+    def fetch_round(self, follower: str, partition: Any) -> "Scenario":
+        """One replica fetch of ``partition`` by ``follower``: deliver its fetch to the
+        leader and the answer back (and whatever is queued ahead of them on the links)."""
+        replica = self.replica(follower, partition)
+        corr, leader = replica.fetch_corr, replica.leader
+        assert corr is not None, f"{follower} has no fetch of {partition} in flight"
+        network = self.cluster.ctx.network
+
+        def queued(src: str, dst: str) -> bool:
+            return any(getattr(msg, "corr", None) == corr
+                       for _, msg in network.queues.get((src, dst), ()))
+
+        while queued(follower, leader):
+            self.deliver(follower, leader)
+        while queued(leader, follower):
+            self.deliver(leader, follower)
+        return self
+
+    def sync_metadata(self) -> "Scenario":
+        """Deliver the metadata log to every broker that can fetch it (and anything the
+        controller answers on the same links) until nothing is left in flight."""
+        network = self.cluster.ctx.network
+        for _ in range(50):
+            links = [(s, d) for s, d in network.ready_links() if CONTROLLER in (s, d)]
+            if not links:
+                return self
+            for link in links:
+                if network.queues.get(link):
+                    self.do(a.Deliver(*link))
+        raise AssertionError("metadata traffic did not settle")
+
+    def restart(self, broker: str, max_ticks: int = 40) -> "Scenario":
+        """Restart a killed broker and let it register, catch up and be unfenced (its
+        old session must run out first), delivering only controller traffic."""
+        self.do(a.Restart(broker))
+        for _ in range(max_ticks):
+            if self.cluster.broker_actors[broker].serving:
+                return self.sync_metadata()
+            self.sync_metadata().tick(1000)
+        raise AssertionError(f"{broker} was not unfenced after {max_ticks} ticks")
+
     def send(self, key: str = "k0", producer: str = "p0") -> "Scenario":
         return self.do(a.Send(producer, key))
 
@@ -58,18 +100,25 @@ class Scenario:
     def partition(self, key: str = "k0") -> int:
         return partition_for_key(key, self.cluster.config.topic.partitions)
 
-    def leader(self, partition: int) -> str | None:
+    def leader(self, partition: Any) -> str | None:
         return self.cluster.controller.partitions[partition].leader
 
-    def followers(self, partition: int) -> list[str]:
-        meta = self.cluster.controller.partitions[partition]
-        return [r for r in meta.replicas if r != meta.leader]
+    def isr(self, partition: Any) -> tuple[str, ...]:
+        return self.cluster.controller.partitions[partition].isr
 
-    def replica(self, broker: str, partition: int) -> Any:
-        return self.cluster.broker_actors[broker].replicas[partition]
+    def followers(self, partition: Any) -> list[str]:
+        state = self.cluster.controller.partitions[partition]
+        return [r for r in state.replicas if r != state.leader]
 
-    def values(self, broker: str, partition: int) -> list[int]:
-        return [r.value for r in self.replica(broker, partition).log.records]
+    def replica(self, broker: str, partition: Any) -> Any:
+        """The broker's in-memory replica (None before it has published metadata)."""
+        return self.cluster.broker_actors[broker].partitions.get(partition)
+
+    def log(self, broker: str, partition: Any) -> Any:
+        return self.cluster.broker_actors[broker].logs[partition]
+
+    def values(self, broker: str, partition: Any) -> list[int]:
+        return [r.value for r in self.log(broker, partition).records]
 
     def ops(self, f: str, type: str | None = None) -> list[Any]:
         return [e for e in self.cluster.history

@@ -8,7 +8,7 @@ from invariants.check import check_events
 from invariants.guarantees import guarantee
 from invariants.model_state import ModelStateMonitor
 from model.history import Event
-from model.log import Record
+from model.broker.log import Record
 from model.views import PartitionView, ReplicaView
 
 
@@ -131,36 +131,3 @@ def test_guarantee_classification() -> None:
     assert guarantee(["lost-write"]) == "at-most-once"
     assert guarantee(["processed-more-than-once"]) == "at-least-once"
     assert guarantee(["processed-zero-times", "duplicate"]) == "none"
-
-
-def _view(leader_records: list[Record], follower_records: list[Record], hw: int,
-          isr: tuple[str, ...] = ("b0", "b1")) -> list[PartitionView]:
-    return [PartitionView(0, "b0", 1, isr, {
-        "b0": ReplicaView("b0", True, True, 1, hw, leader_records),
-        "b1": ReplicaView("b1", True, False, 1, 0, follower_records),
-    })]
-
-
-def test_the_monitor_reports_a_committed_record_that_changed() -> None:
-    r1, r2 = Record(0, 0, "k", 1, "p0"), Record(0, 1, "k", 2, "p0")
-    monitor = ModelStateMonitor()
-    assert monitor.check(_view([r1], [r1], hw=1)) == []
-    found = monitor.check(_view([r2], [r2], hw=1))
-    assert [f["name"] for f in found] == ["committed-prefix-changed"]
-
-
-def test_the_monitor_reports_isr_members_that_disagree_below_the_hw() -> None:
-    r1, r2 = Record(0, 0, "k", 1, "p0"), Record(0, 0, "k", 2, "p0")
-    found = ModelStateMonitor().check(_view([r1], [r2], hw=1))
-    assert "isr-log-mismatch" in [f["name"] for f in found]
-
-
-def test_the_monitor_reports_a_hw_beyond_an_isr_members_log_end() -> None:
-    r1 = Record(0, 0, "k", 1, "p0")
-    found = ModelStateMonitor().check(_view([r1], [], hw=1))
-    assert [f["name"] for f in found] == ["hw-exceeds-isr-leo"]
-
-
-def test_the_monitor_ignores_replicas_outside_the_isr() -> None:
-    r1 = Record(0, 0, "k", 1, "p0")
-    assert ModelStateMonitor().check(_view([r1], [], hw=1, isr=("b0",))) == []

@@ -15,6 +15,10 @@ KAFKA_DEFAULTS = {
     "max.in.flight.requests.per.connection": 5,
     "auto.offset.reset": "latest",
     "isolation.level": "read_uncommitted",
+    "offsets.topic.num.partitions": 50,
+    "offsets.topic.replication.factor": 3,
+    "offsets.commit.timeout.ms": 5000,
+    "default.api.timeout.ms": 60000,
 }
 
 
@@ -36,7 +40,7 @@ def test_defaults_reach_the_typed_fields():
 def test_non_kafka_settings_are_prefixed():
     kafka_names = set(KAFKA_DEFAULTS) | {
         "broker.session.timeout.ms", "replica.fetch.backoff.ms", "enable.idempotence",
-        "retry.backoff.ms", "metadata.max.age.ms", "enable.auto.commit"}
+        "retry.backoff.ms", "metadata.max.age.ms", "enable.auto.commit", "group.id"}
     for name in setting_names():
         assert name in kafka_names or name.startswith("kafkacheck."), name
 
@@ -117,8 +121,17 @@ def test_replication_factor_above_broker_count_is_refused():
     with pytest.raises(ConfigError, match="exceeds"):
         Config.from_settings({"kafkacheck.brokers": "2"})
     config = Config.from_settings({"kafkacheck.brokers": "2",
-                                   "kafkacheck.replication.factor": "2"})
+                                   "kafkacheck.replication.factor": "2",
+                                   "offsets.topic.replication.factor": "2"})
     assert config.topic.replication_factor == 2
+
+
+def test_an_offsets_topic_larger_than_the_cluster_is_refused():
+    """Kafka cannot create __consumer_offsets with more replicas than brokers, so no
+    consumer could ever commit: refused with the setting to change."""
+    with pytest.raises(ConfigError, match="offsets.topic.replication.factor=3 exceeds "
+                                          "kafkacheck.brokers=2"):
+        Config.from_settings({"kafkacheck.brokers": "2", "kafkacheck.replication.factor": "2"})
 
 
 def test_parse_assignments():

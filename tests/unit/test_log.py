@@ -3,7 +3,7 @@
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from model.log import UNDEFINED_EPOCH, UNDEFINED_OFFSET, Record, ReplicaLog
+from model.broker.log import UNDEFINED_EPOCH, UNDEFINED_OFFSET, Record, ReplicaLog
 
 UNDEFINED = (UNDEFINED_EPOCH, UNDEFINED_OFFSET)
 

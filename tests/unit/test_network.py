@@ -98,15 +98,42 @@ def test_reset_drops_queued_messages_and_bumps_the_generation():
     assert net.pop("b", "a") == (old + 1, "fresh")
 
 
-def test_set_down_drops_everything_to_and_from_the_node():
+def test_a_killed_process_bytes_still_leave_its_machine_then_the_connection_closes():
+    """Process kill: what the process sent is still delivered, followed by the end of
+    the connection; what was on its way to it is lost; peers with nothing in flight from
+    it are told at once."""
     net = Network()
-    for src, dst in [("a", "b"), ("b", "a"), ("c", "a"), ("a", "c"), ("b", "c")]:
+    for src, dst in [("a", "b"), ("b", "a"), ("c", "a"), ("b", "c")]:
         net.send(src, dst, f"{src}{dst}")
-    assert sorted(net.set_down("a", NODES)) == ["b", "c"]
-    assert net.ready_links() == [("b", "c")]
-    assert not net.send("b", "a", "x") and not net.send("a", "b", "x")
+    assert net.kill("a", NODES) == ["c"]
+    assert net.ready_links() == [("a", "b"), ("b", "c")]
+    assert drain(net, "a", "b")[0] == "ab"
+    assert not net.send("a", "b", "x")
+    assert not net.send("b", "a", "x") and not net.send("c", "a", "x")
     assert net.generation("a", "b") == net.generation("a", "c") == 1
     assert net.generation("b", "c") == 0
+
+
+def test_the_end_of_a_killed_connection_follows_its_last_bytes():
+    from model.messages import ConnectionClosed
+
+    net = Network()
+    net.send("a", "b", "last words")
+    net.kill("a", NODES)
+    assert net.pop("a", "b") == (0, "last words")
+    generation, closed = net.pop("a", "b")
+    assert isinstance(closed, ConnectionClosed) and generation == 0
     net.set_up("a")
     assert net.send("b", "a", "back")
     assert net.pop("b", "a") == (1, "back")
+
+
+def test_a_node_not_listening_refuses_requests_but_gets_answers():
+    """A broker opens its listeners only once unfenced (BrokerServer.startup): new
+    requests to it are refused, answers on connections it opened still arrive."""
+    net = Network()
+    net.listen("a", False)
+    assert not net.accepts("b", "a") and not net.send("b", "a", "request")
+    assert net.send("b", "a", "answer", generation=0)
+    net.listen("a", True)
+    assert net.send("b", "a", "request")

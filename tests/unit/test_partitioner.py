@@ -4,7 +4,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from model.partitioner import murmur2, partition_for_key, to_positive
+from model.clients.partitioner import murmur2, partition_for_key, to_positive
 
 INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
 

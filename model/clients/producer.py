@@ -4,11 +4,16 @@ Each ``send`` becomes one batch of one record.  Batches wait per partition (Kafk
 ``RecordAccumulator``) and are drained to the leader the producer's cached metadata names,
 at most ``max.in.flight.requests.per.connection`` unacknowledged requests per broker; with
 one in flight the partition is muted, which is what keeps order without idempotence.
-Retriable errors and lost connections put the batch back at the head of its partition's
-queue after ``retry.backoff.ms``; ``request.timeout.ms`` closes the connection;
-``delivery.timeout.ms`` bounds the whole send.  A batch that may have been appended by any
+
+As in the Java ``Sender``, batches are drained only to *ready* nodes: a leader whose
+connection is refused (down, cut off, or not yet listening) gets nothing, the batch is
+not attempted and waits in the accumulator while metadata is refreshed, until it can be
+sent or ``delivery.timeout.ms`` expires it.  Retriable errors and lost connections put the
+batch back at the head of its partition's queue after ``retry.backoff.ms``;
+``request.timeout.ms`` closes the connection; ``delivery.timeout.ms`` bounds the whole
+send, in the accumulator and in flight.  A batch that may have been appended by any
 attempt ends ``info`` (indeterminate), never ``fail``: only errors raised before the append
-(NOT_ENOUGH_REPLICAS, a refused connection) prove a write did not happen.
+(NOT_ENOUGH_REPLICAS), or a batch never sent, prove a write did not happen.
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ import attrs
 
 from model import messages as m
 from model.context import Context
-from model.partitioner import partition_for_key
+from model.clients.partitioner import partition_for_key
 
 # Errors that a leader returns only before appending: the attempt certainly wrote nothing.
 _NOT_APPENDED = frozenset({m.NOT_ENOUGH_REPLICAS})
@@ -105,11 +110,15 @@ class Producer:
             per_broker[flight.broker] = per_broker.get(flight.broker, 0) + 1
         muted = {f.batch.partition for f in self.in_flight.values()} \
             if config.max_in_flight_requests_per_connection == 1 else set()
+        not_ready = False
         for partition, queue in self.queues.items():
             while queue and partition not in muted:
                 batch = queue[0]
                 leader = self.leaders.get(partition)
                 if batch.retry_at > now or leader is None:
+                    break
+                if not self.ctx.network.accepts(self.name, leader):
+                    not_ready = True   # NetworkClient.ready is false: the batch waits
                     break
                 if per_broker.get(leader, 0) >= config.max_in_flight_requests_per_connection:
                     break
@@ -119,6 +128,10 @@ class Producer:
                     per_broker[leader] = per_broker.get(leader, 0) + 1
                     if config.max_in_flight_requests_per_connection == 1:
                         muted.add(partition)
+        if not_ready:
+            # A failed connection makes the client refresh its metadata (the leader may
+            # have moved), as NetworkClient does on a disconnect.
+            self.refresh_metadata()
 
     def _transmit(self, batch: Batch, leader: str) -> None:
         config = self.ctx.config.producer
@@ -127,13 +140,10 @@ class Producer:
         request = m.ProduceRequest(corr, batch.partition, batch.key, batch.value,
                                    config.acks, config.request_timeout_ms)
         sent = self.ctx.send(self.name, leader, request)
+        assert sent, "drain sends only to ready nodes"
         if config.acks == "0":
             # Fire and forget: the send is complete once written to the socket.
-            self._complete(batch, "ok" if sent else "fail", None,
-                           None if sent else m.NETWORK_EXCEPTION)
-            return
-        if not sent:
-            self._failed_attempt(batch, m.NETWORK_EXCEPTION, written=False)
+            self._complete(batch, "ok", None, None)
             return
         self.in_flight[corr] = InFlight(batch, leader, self.ctx.now)
 
@@ -155,7 +165,7 @@ class Producer:
         batch.maybe_written |= written
         batch.last_error = error
         if error in (m.NOT_LEADER_OR_FOLLOWER, m.NETWORK_EXCEPTION, m.FENCED_LEADER_EPOCH,
-                     m.REQUEST_TIMED_OUT):
+                     m.UNKNOWN_LEADER_EPOCH, m.REQUEST_TIMED_OUT):
             self.refresh_metadata()
         expired = self.ctx.now - batch.created >= config.delivery_timeout_ms
         if batch.attempts > config.retries or expired:
@@ -190,6 +200,12 @@ class Producer:
                 queue.remove(batch)
                 self._complete(batch, "info" if batch.maybe_written else "fail", None,
                                batch.last_error or "DELIVERY_TIMEOUT")
+        # Sender.getExpiredInflightBatches: a batch in flight past its delivery timeout
+        # fails too; a late response to it is then ignored.
+        for corr, flight in sorted(self.in_flight.items()):
+            if now - flight.batch.created >= config.delivery_timeout_ms:
+                del self.in_flight[corr]
+                self._complete(flight.batch, "info", None, "DELIVERY_TIMEOUT")
         if now - self.metadata_at >= config.metadata_max_age_ms or any(
                 leader is None for leader in self.leaders.values()):
             self.refresh_metadata()

@@ -4,12 +4,14 @@ The consumer pulls from each partition's leader from its position, sees only rec
 below the high watermark (read_uncommitted), detects log truncation through
 ``lastFetchedEpoch`` (KIP-320) and resets per ``auto.offset.reset`` when it has no committed
 offset or its position is out of range.  ``poll`` returns what earlier fetches buffered and
-sends the next fetches (the Java client pipelines the same way).
+sends the next fetches (the Java client pipelines the same way).  Committed offsets are
+read and written through the group coordinator
+(:class:`model.clients.coordinator.ConsumerCoordinator`).
 
 The application loop is the part users get wrong, so it is explicit state:
 ``kafkacheck.commit.strategy=after-processing`` is ``poll; process each; commitSync``
 (at-least-once), ``before-processing`` is ``poll; commitSync; process each`` (at-most-once;
-if the commit fails the batch is skipped, as an exception from commitSync would do).
+if commitSync throws the batch is skipped, as an exception from it would do).
 """
 
 from __future__ import annotations
@@ -18,22 +20,20 @@ from collections import deque
 from typing import Any, Callable
 
 from model import messages as m
+from model.clients.coordinator import ConsumerCoordinator
 from model.context import Context
-from model.log import UNDEFINED_EPOCH, Record
-
-GROUP = "kafkacheck"
+from model.broker.log import UNDEFINED_EPOCH, Record
 
 POLL, PROCESS, COMMIT = "poll", "process", "commit"
 
 
 class Consumer:
     def __init__(self, name: str, ctx: Context,
-                 metadata: Callable[[int], tuple[str | None, int]],
-                 coordinator: Callable[[], str | None]) -> None:
+                 metadata: Callable[[int], tuple[str | None, int]], brokers: list[str]) -> None:
         self.name = name
         self.ctx = ctx
         self.lookup = metadata
-        self.find_coordinator = coordinator
+        self.brokers = brokers          # the bootstrap servers
         self.alive = True
         self.incarnation = 0
         self.partitions = list(range(ctx.config.topic.partitions))
@@ -48,21 +48,20 @@ class Consumer:
         self.positions: dict[int, int | None] = {p: None for p in self.partitions}
         self.position_epochs: dict[int, int] = {p: UNDEFINED_EPOCH for p in self.partitions}
         self.buffer: dict[int, list[Record]] = {p: [] for p in self.partitions}
-        self.fetching: dict[int, tuple[int, str]] = {}      # partition -> (corr, broker)
-        self.listing: dict[int, tuple[int, str]] = {}
-        self.offsets_fetch: tuple[int, str] | None = None
-        self.committed_known = False
+        # partition -> (corr, broker, sent_at) of the fetch / ListOffsets in flight
+        self.fetching: dict[int, tuple[int, str, int]] = {}
+        self.listing: dict[int, tuple[int, str, int]] = {}
         self.pending: deque[tuple[int, Record]] = deque()   # polled, not yet processed
         self.processed: dict[int, int] = {}                 # next offset after processed
         self.returned: dict[int, int] = {}                  # next offset after returned
         self.phase = POLL
-        self.commit_request: tuple[int, str, dict[int, int]] | None = None
-        self.commit_sent_at = 0
         self.leaders: dict[int, tuple[str | None, int]] = {}
+        self.coordinator = ConsumerCoordinator(self.name, self.ctx, self.brokers,
+                                               self._commit_done, self._on_committed)
         self.refresh_metadata()
         self.ctx.history.add(self.op_process, "invoke", "assign", list(self.partitions))
         self.ctx.history.add(self.op_process, "ok", "assign", list(self.partitions))
-        self._fetch_committed()
+        self.coordinator.advance()
 
     def refresh_metadata(self) -> None:
         self.leaders = {p: self.lookup(p) for p in self.partitions}
@@ -76,12 +75,12 @@ class Consumer:
         return self.alive and self.phase == PROCESS and bool(self.pending)
 
     def can_commit(self) -> bool:
-        return self.alive and self.phase == COMMIT and self.commit_request is None
+        return self.alive and self.phase == COMMIT and self.coordinator.commit is None
 
     def caught_up(self, high_watermarks: dict[int, int]) -> bool:
         """Everything below each HW was returned, processed and committed (or skipped)."""
         return (self.alive and self.phase == POLL and not self.pending
-                and self.commit_request is None
+                and self.coordinator.commit is None
                 and all(self.positions[p] is not None and self.positions[p] >= hw
                         for p, hw in high_watermarks.items()))
 
@@ -125,17 +124,9 @@ class Consumer:
         strategy = self.ctx.config.consumer.commit_strategy
         offsets = dict(self.processed if strategy == "after-processing" else self.returned)
         self.ctx.history.add(self.op_process, "invoke", "commit", offsets)
-        coordinator = self.find_coordinator()
-        corr = self.ctx.next_corr()
-        request = m.OffsetCommitRequest(corr, GROUP, tuple(sorted(offsets.items())))
-        if coordinator is None or not self.ctx.send(self.name, coordinator, request):
-            self._commit_done(offsets, "fail", m.COORDINATOR_NOT_AVAILABLE)
-            return
-        self.commit_request = (corr, coordinator, offsets)
-        self.commit_sent_at = self.ctx.now
+        self.coordinator.commit_sync(offsets)
 
     def _commit_done(self, offsets: dict[int, int], outcome: str, error: str | None) -> None:
-        self.commit_request = None
         meta = {"error": error} if error else None
         self.ctx.history.add(self.op_process, outcome, "commit", offsets, meta)
         strategy = self.ctx.config.consumer.commit_strategy
@@ -148,18 +139,19 @@ class Consumer:
 
     # -- requests ----------------------------------------------------------------------
 
-    def _fetch_committed(self) -> None:
-        coordinator = self.find_coordinator()
-        if coordinator is None or self.offsets_fetch is not None:
-            return
-        corr = self.ctx.next_corr()
-        if self.ctx.send(self.name, coordinator, m.OffsetFetchRequest(corr, GROUP)):
-            self.offsets_fetch = (corr, coordinator)
+    def _on_committed(self, offsets: dict[int, int]) -> None:
+        for p, offset in sorted(offsets.items()):
+            self.positions[p] = offset
+            self.processed[p] = offset
+            self.returned[p] = offset
+            self.ctx.event(self.name, "position", partition=p, offset=offset, reason="committed")
+        self._send_requests()  # poll() chains OffsetFetch -> ListOffsets -> Fetch itself
 
     def _send_requests(self) -> None:
-        if not self.committed_known:
-            self._fetch_committed()
+        if not self.coordinator.committed_known:
+            self.coordinator.advance()
             return
+        now = self.ctx.now
         for p in self.partitions:
             leader, epoch = self.leaders[p]
             if leader is None:
@@ -169,7 +161,7 @@ class Consumer:
                     corr = self.ctx.next_corr()
                     reset = self.ctx.config.consumer.auto_offset_reset
                     if self.ctx.send(self.name, leader, m.ListOffsetsRequest(corr, p, reset, epoch)):
-                        self.listing[p] = (corr, leader)
+                        self.listing[p] = (corr, leader, now)
                 continue
             if p not in self.fetching:
                 corr = self.ctx.next_corr()
@@ -177,33 +169,22 @@ class Consumer:
                 request = m.FetchRequest(corr, p, None, position,  # type: ignore[arg-type]
                                          self.position_epochs[p], epoch)
                 if self.ctx.send(self.name, leader, request):
-                    self.fetching[p] = (corr, leader)
+                    self.fetching[p] = (corr, leader, now)
 
     def receive(self, src: str, generation: int, message: Any) -> None:
         if isinstance(message, m.FetchResponse):
             self._on_fetch(message)
         elif isinstance(message, m.ListOffsetsResponse):
             self._on_list_offsets(message)
+        elif isinstance(message, m.FindCoordinatorResponse):
+            self.coordinator.on_find_coordinator(message)
         elif isinstance(message, m.OffsetFetchResponse):
-            self._on_offset_fetch(message)
+            self.coordinator.on_offset_fetch(message)
         elif isinstance(message, m.OffsetCommitResponse):
-            if self.commit_request and self.commit_request[0] == message.corr:
-                outcome = "ok" if message.error is None else "fail"
-                self._commit_done(self.commit_request[2], outcome, message.error)
+            self.coordinator.on_commit_response(message)
+            self.coordinator.advance()
         else:
             raise TypeError(f"consumer cannot handle {type(message).__name__}")
-
-    def _on_offset_fetch(self, resp: m.OffsetFetchResponse) -> None:
-        if self.offsets_fetch is None or self.offsets_fetch[0] != resp.corr:
-            return
-        self.offsets_fetch = None
-        self.committed_known = True
-        for p, offset in resp.offsets:
-            self.positions[p] = offset
-            self.processed[p] = offset
-            self.returned[p] = offset
-            self.ctx.event(self.name, "position", partition=p, offset=offset, reason="committed")
-        self._send_requests()  # poll() chains OffsetFetch -> ListOffsets -> Fetch itself
 
     def _on_list_offsets(self, resp: m.ListOffsetsResponse) -> None:
         if self.listing.get(resp.partition, (None,))[0] != resp.corr:
@@ -223,6 +204,7 @@ class Consumer:
 
     def _on_fetch(self, resp: m.FetchResponse) -> None:
         p = resp.partition
+        assert isinstance(p, int)
         if self.fetching.get(p, (None,))[0] != resp.corr:
             return
         del self.fetching[p]
@@ -245,29 +227,28 @@ class Consumer:
     # -- timers, connections, crash ----------------------------------------------------
 
     def on_tick(self) -> None:
-        timeout = self.ctx.config.producer.request_timeout_ms
-        if self.commit_request and self.ctx.now - self.commit_sent_at >= timeout:
-            corr, coordinator, offsets = self.commit_request
-            self._commit_done(offsets, "info", m.REQUEST_TIMED_OUT)
-            # Closing the connection also loses any fetch queued on it (the coordinator
-            # may lead partitions too): on_disconnect forgets those, so they are resent.
-            self.ctx.close(self.name, coordinator)
+        limit = self.ctx.now - self.ctx.config.producer.request_timeout_ms
+        timed_out = self.coordinator.timed_out_brokers() | {
+            broker for corr, broker, sent_at in [*self.fetching.values(), *self.listing.values()]
+            if sent_at <= limit}
+        for broker in sorted(timed_out):
+            # NetworkClient closes a connection whose request timed out; both ends learn.
+            self.ctx.close(self.name, broker)
         self.refresh_metadata()
+        self.coordinator.advance()
 
     def on_disconnect(self, peer: str) -> None:
         self.fetching = {p: v for p, v in self.fetching.items() if v[1] != peer}
         self.listing = {p: v for p, v in self.listing.items() if v[1] != peer}
-        if self.offsets_fetch and self.offsets_fetch[1] == peer:
-            self.offsets_fetch = None
-        if self.commit_request and self.commit_request[1] == peer:
-            _, _, offsets = self.commit_request
-            self._commit_done(offsets, "info", m.NETWORK_EXCEPTION)
+        self.coordinator.on_disconnect(peer)
         self.refresh_metadata()
+        self.coordinator.advance()
 
     def crash(self) -> None:
         self.alive = False
-        if self.commit_request:
-            self.ctx.history.add(self.op_process, "info", "commit", self.commit_request[2],
+        offsets = self.coordinator.abandon()
+        if offsets is not None:
+            self.ctx.history.add(self.op_process, "info", "commit", offsets,
                                  {"error": "CLIENT_CRASHED"})
         self.ctx.history.add(self.op_process, "info", "crash", None)
 

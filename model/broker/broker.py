@@ -1,0 +1,230 @@
+"""A broker process: its lifecycle with the controller, its replicas, its coordinator.
+
+Lifecycle (``BrokerLifecycleManager`` and ``BrokerServer.startup``):
+
+1. A started process is a new *incarnation*.  It keeps what a process kill does not
+   lose: its partition logs and its copy of the metadata log (both on disk, in the page
+   cache).  Everything else starts empty.
+2. It registers with the controller (refused while the previous incarnation's session is
+   still valid), receives its broker epoch, and fetches the metadata log.
+3. Once the controller says it has caught up to its own registration record it publishes
+   the metadata: only now does it take the roles the current metadata gives it (leader or
+   follower of each partition it hosts).  It never acts on what it knew before its
+   restart, and it never applies a partition state older than one it has applied.
+4. It then asks to be unfenced, and opens its listeners to clients and other brokers
+   only once the controller has unfenced it.
+
+Replicas are :class:`model.broker.partition.Partition`; offsets are stored by
+:class:`model.broker.group_coordinator.GroupCoordinator`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from model import messages as m
+from model.broker.group_coordinator import GroupCoordinator
+from model.broker.log import ReplicaLog
+from model.broker.partition import Partition, TopicSettings
+from model.context import CONTROLLER, Context
+from model.metadata import MetadataImage, PartitionId
+
+
+class Broker:
+    def __init__(self, name: str, ctx: Context, hosted: dict[PartitionId, TopicSettings]) -> None:
+        self.name = name
+        self.ctx = ctx
+        self.config = ctx.config.broker
+        self.settings = hosted
+        self.alive = True
+        self.incarnation = 0
+        # What survives a process kill: the logs and the local copy of the metadata log.
+        self.logs: dict[PartitionId, ReplicaLog] = {p: ReplicaLog() for p in hosted}
+        self.metadata = MetadataImage()
+        self.coordinator = GroupCoordinator(self)
+        self._start()
+
+    def _start(self) -> None:
+        """The in-memory state of a fresh process."""
+        self.broker_epoch: int | None = None
+        self.published = False
+        self.serving = False          # listeners open (after the controller unfenced us)
+        self.ctx.network.listen(self.name, False)
+        self.metadata_fetch: int | None = None
+        self.partitions: dict[PartitionId, Partition] = {}
+        self.isr_checks_from = self.ctx.now
+        self.last_isr_check = self.ctx.now
+
+    # -- lifecycle ---------------------------------------------------------------------
+
+    def bootstrap(self, records: list[Any], broker_epoch: int) -> None:
+        """Start the run already registered, caught up and serving (the cluster was up
+        before the first action); :meth:`take_roles` follows once every broker is."""
+        for record in records:
+            self.metadata.apply(record)
+        self.broker_epoch = broker_epoch
+        self._set_serving()
+
+    def take_roles(self) -> None:
+        self._publish(set(self.logs))
+        self._fetch_metadata()
+
+    def crash(self) -> None:
+        """Process kill: the logs and the metadata copy survive, nothing else does."""
+        self.alive = False
+        for partition in self.partitions.values():
+            partition.shutdown()
+        self._start()
+
+    def restart(self) -> None:
+        self.alive = True
+        self.incarnation += 1
+        self._start()
+        self._fetch_metadata()
+
+    def heartbeat_request(self) -> m.BrokerRegistrationRequest | m.BrokerHeartbeatRequest:
+        if self.broker_epoch is None:
+            return m.BrokerRegistrationRequest(self.name, self.incarnation)
+        return m.BrokerHeartbeatRequest(self.name, self.broker_epoch, self.metadata.offset,
+                                        want_fence=not self.published)
+
+    def on_registration_response(self, resp: m.BrokerRegistrationResponse) -> None:
+        if resp.error is None:
+            self.broker_epoch = resp.broker_epoch
+
+    def on_heartbeat_response(self, resp: m.BrokerHeartbeatResponse) -> bool:
+        """Handle the answer; True if the next heartbeat should go at once (the broker
+        just became ready to be unfenced, ``setReadyToUnfence``)."""
+        if resp.error is not None:
+            return False
+        if not resp.is_fenced and not self.serving:
+            self._set_serving()
+        if resp.is_caught_up and not self.published:
+            self._publish(set(self.logs))
+            return True
+        return False
+
+    def _set_serving(self) -> None:
+        """``BrokerServer.startup`` opens the listeners once the broker is unfenced."""
+        self.serving = True
+        self.ctx.network.listen(self.name, True)
+
+    # -- the metadata log --------------------------------------------------------------
+
+    def _fetch_metadata(self) -> None:
+        if self.metadata_fetch is not None:
+            return
+        corr = self.ctx.next_corr()
+        if self.ctx.send(self.name, CONTROLLER, m.MetadataFetch(corr, self.metadata.offset)):
+            self.metadata_fetch = corr
+
+    def _on_metadata(self, resp: m.MetadataFetchResponse) -> None:
+        if resp.corr != self.metadata_fetch:
+            return
+        self.metadata_fetch = None
+        changed: set[PartitionId] = set()
+        skip = self.metadata.offset - resp.offset
+        if skip >= 0:
+            for record in resp.records[skip:]:
+                partition = self.metadata.apply(record)
+                if partition is not None and partition in self.logs:
+                    changed.add(partition)
+        if self.published and changed:
+            self._publish(changed)
+        self._fetch_metadata()
+
+    def _publish(self, changed: set[PartitionId]) -> None:
+        """``BrokerMetadataPublisher`` -> ``ReplicaManager.applyDelta``: take the role the
+        newest applied state gives each changed partition we host."""
+        self.published = True
+        for partition_id in sorted(changed, key=str):
+            state = self.metadata.partitions.get(partition_id)
+            if state is None:
+                continue
+            partition = self.partitions.get(partition_id)
+            if partition is None:
+                partition = self.partitions[partition_id] = Partition(
+                    self, partition_id, self.logs[partition_id], self.settings[partition_id])
+            partition.apply_state(state)
+
+    # -- requests ----------------------------------------------------------------------
+
+    def receive(self, src: str, generation: int, message: Any) -> None:
+        if isinstance(message, m.ConnectionClosed):
+            self.on_disconnect(src)
+        elif isinstance(message, m.MetadataFetchResponse):
+            self._on_metadata(message)
+        elif isinstance(message, m.FetchRequest):
+            partition = self.partitions.get(message.partition)
+            response = (partition.fetch(message) if partition is not None else m.FetchResponse(
+                message.corr, message.partition, m.NOT_LEADER_OR_FOLLOWER,
+                fetch_offset=message.fetch_offset))
+            self.reply(src, generation, response)
+        elif isinstance(message, m.FetchResponse):
+            partition = self.partitions.get(message.partition)
+            if partition is not None:
+                partition.on_fetch_response(message)
+        elif isinstance(message, m.ProduceRequest):
+            self._on_produce(src, generation, message)
+        elif isinstance(message, m.AlterPartitionResponse):
+            partition = self.partitions.get(message.partition)
+            if partition is not None:
+                partition.on_alter_partition_response(message)
+        elif isinstance(message, m.ListOffsetsRequest):
+            self._on_list_offsets(src, generation, message)
+        elif isinstance(message, m.FindCoordinatorRequest):
+            self.coordinator.find_coordinator(src, generation, message)
+        elif isinstance(message, m.OffsetCommitRequest):
+            self.coordinator.commit(src, generation, message)
+        elif isinstance(message, m.OffsetFetchRequest):
+            self.coordinator.fetch_offsets(src, generation, message)
+        else:
+            raise TypeError(f"{self.name} cannot handle {type(message).__name__}")
+
+    def _on_produce(self, src: str, generation: int, req: m.ProduceRequest) -> None:
+        partition = self.partitions.get(req.partition)
+
+        def complete(error: str | None, offset: int | None) -> None:
+            if req.acks != "0":
+                self.reply(src, generation, m.ProduceResponse(req.corr, req.partition, error,
+                                                              offset))
+
+        if partition is None:
+            complete(m.NOT_LEADER_OR_FOLLOWER, None)
+            return
+        partition.append_as_leader([(req.key, req.value, src)], req.acks, req.timeout_ms,
+                                   complete)
+
+    def _on_list_offsets(self, src: str, generation: int, req: m.ListOffsetsRequest) -> None:
+        partition = self.partitions.get(req.partition)
+        error = m.NOT_LEADER_OR_FOLLOWER if partition is None else partition.epoch_error(
+            req.current_leader_epoch)
+        offset = 0
+        if error is None and req.reset == "latest":
+            offset = partition.log.hw  # type: ignore[union-attr]
+        self.reply(src, generation, m.ListOffsetsResponse(req.corr, req.partition, error, offset))
+
+    def reply(self, dst: str, generation: int, message: Any) -> None:
+        self.ctx.send(self.name, dst, message, generation)
+
+    # -- timers and connections --------------------------------------------------------
+
+    def on_tick(self) -> None:
+        self._fetch_metadata()
+        if not self.published:
+            return
+        for partition in self.partitions.values():
+            partition.on_tick()
+        # ReplicaManager schedules "isr-expiration" every replica.lag.time.max.ms / 2.
+        period = max(1, self.config.replica_lag_time_max_ms // 2)
+        due = self.isr_checks_from + (self.ctx.now - self.isr_checks_from) // period * period
+        if due > self.last_isr_check:
+            self.last_isr_check = due
+            for partition in self.partitions.values():
+                partition.maybe_shrink_isr(due)
+
+    def on_disconnect(self, peer: str) -> None:
+        if peer == CONTROLLER:
+            self.metadata_fetch = None
+        for partition in self.partitions.values():
+            partition.on_disconnect(peer)

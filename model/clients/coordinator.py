@@ -1,0 +1,201 @@
+"""The consumer's side of the group coordinator: discovery, ``commitSync``, committed offsets.
+
+As the Java client's ``ConsumerCoordinator`` / ``AbstractCoordinator`` do it:
+
+* The coordinator is discovered with ``FindCoordinator``, sent to any broker that accepts
+  a connection (the least loaded node); it names the leader of the group's
+  ``__consumer_offsets`` partition, or answers ``COORDINATOR_NOT_AVAILABLE``.
+* ``commitSync`` (``commitOffsetsSync``) sends ``OffsetCommit`` to the coordinator and
+  retries every retriable failure (``COORDINATOR_NOT_AVAILABLE``, ``NOT_COORDINATOR``,
+  ``REQUEST_TIMED_OUT``, a lost connection or a request timeout, each of which also marks
+  the coordinator unknown so it is discovered again) after ``retry.backoff.ms``, until
+  ``default.api.timeout.ms`` (60000) runs out; then it throws ``TimeoutException``.
+* The committed offsets a starting consumer resumes from are fetched with
+  ``OffsetFetch`` from the coordinator, retried the same way.
+
+Requests time out after ``request.timeout.ms``, which closes the connection.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import attrs
+
+from model import messages as m
+from model.context import Context
+
+RETRIABLE = frozenset({m.COORDINATOR_NOT_AVAILABLE, m.NOT_COORDINATOR, m.REQUEST_TIMED_OUT,
+                       m.NETWORK_EXCEPTION})
+
+
+@attrs.define(slots=True)
+class Request:
+    corr: int
+    broker: str
+    sent_at: int
+
+
+@attrs.define(slots=True)
+class CommitSync:
+    """One ``commitSync`` call in progress."""
+
+    offsets: dict[int, int]
+    deadline: int
+    request: Request | None = None
+    retry_at: int = 0
+    maybe_applied: bool = False     # some attempt reached a broker
+    last_error: str | None = None
+
+
+Done = Callable[[dict[int, int], str, str | None], None]
+
+
+class ConsumerCoordinator:
+    def __init__(self, name: str, ctx: Context, brokers: list[str], on_commit_done: Done,
+                 on_committed: Callable[[dict[int, int]], None]) -> None:
+        self.name = name
+        self.ctx = ctx
+        self.brokers = brokers
+        self.group = ctx.config.consumer.group_id
+        self.on_commit_done = on_commit_done
+        self.on_committed = on_committed
+        self.coordinator: str | None = None
+        self.finding: Request | None = None
+        self.find_retry_at = 0
+        self.commit: CommitSync | None = None
+        self.offsets_fetch: Request | None = None
+        self.fetch_retry_at = 0
+        self.committed_known = False
+
+    # -- discovery ---------------------------------------------------------------------
+
+    def _coordinator_ready(self) -> bool:
+        """``ensureCoordinatorReady``, one non-blocking step of it."""
+        if self.coordinator is not None:
+            if self.ctx.network.accepts(self.name, self.coordinator):
+                return True
+            self._mark_unknown()      # found, but the connection fails
+        if self.finding is None and self.ctx.now >= self.find_retry_at:
+            node = next((b for b in self.brokers if self.ctx.network.accepts(self.name, b)), None)
+            if node is not None:
+                corr = self.ctx.next_corr()
+                self.ctx.send(self.name, node, m.FindCoordinatorRequest(corr, self.group))
+                self.finding = Request(corr, node, self.ctx.now)
+        return False
+
+    def _mark_unknown(self) -> None:
+        self.coordinator = None
+
+    def _backoff(self) -> int:
+        return self.ctx.now + self.ctx.config.producer.retry_backoff_ms
+
+    def on_find_coordinator(self, resp: m.FindCoordinatorResponse) -> None:
+        if self.finding is None or self.finding.corr != resp.corr:
+            return
+        self.finding = None
+        if resp.error is None:
+            self.coordinator = resp.coordinator
+        else:
+            self.find_retry_at = self._backoff()
+        self.advance()
+
+    # -- commitSync --------------------------------------------------------------------
+
+    def commit_sync(self, offsets: dict[int, int]) -> None:
+        timeout = self.ctx.config.consumer.default_api_timeout_ms
+        self.commit = CommitSync(offsets, self.ctx.now + timeout)
+        self.advance()
+
+    def _send_commit(self) -> None:
+        commit = self.commit
+        assert commit is not None and self.coordinator is not None
+        corr = self.ctx.next_corr()
+        request = m.OffsetCommitRequest(corr, self.group, tuple(sorted(commit.offsets.items())))
+        self.ctx.send(self.name, self.coordinator, request)
+        commit.request = Request(corr, self.coordinator, self.ctx.now)
+        commit.maybe_applied = True
+
+    def on_commit_response(self, resp: m.OffsetCommitResponse) -> None:
+        commit = self.commit
+        if commit is None or commit.request is None or commit.request.corr != resp.corr:
+            return
+        commit.request = None
+        if resp.error is None:
+            self._finish_commit("ok", None)
+            return
+        self._commit_failed(resp.error)
+
+    def _commit_failed(self, error: str) -> None:
+        commit = self.commit
+        assert commit is not None
+        commit.last_error = error
+        if error not in RETRIABLE:
+            self._finish_commit("info" if commit.maybe_applied else "fail", error)
+            return
+        self._mark_unknown()
+        commit.retry_at = self._backoff()
+
+    def _finish_commit(self, outcome: str, error: str | None) -> None:
+        commit = self.commit
+        assert commit is not None
+        self.commit = None
+        self.on_commit_done(commit.offsets, outcome, error)
+
+    # -- committed offsets at start-up ---------------------------------------------------
+
+    def on_offset_fetch(self, resp: m.OffsetFetchResponse) -> None:
+        if self.offsets_fetch is None or self.offsets_fetch.corr != resp.corr:
+            return
+        self.offsets_fetch = None
+        if resp.error is not None:
+            self._mark_unknown()
+            self.fetch_retry_at = self._backoff()
+            return
+        self.committed_known = True
+        self.on_committed(dict(resp.offsets))
+
+    # -- driving -----------------------------------------------------------------------
+
+    def advance(self) -> None:
+        """Take whatever next step the pending work allows (called on every event)."""
+        commit = self.commit
+        if commit is not None:
+            if self.ctx.now >= commit.deadline:
+                self._finish_commit("info" if commit.maybe_applied else "fail",
+                                    "TimeoutException")
+            elif commit.request is None and self.ctx.now >= commit.retry_at \
+                    and self._coordinator_ready():
+                self._send_commit()
+        if (not self.committed_known and self.offsets_fetch is None
+                and self.ctx.now >= self.fetch_retry_at and self._coordinator_ready()):
+            assert self.coordinator is not None
+            corr = self.ctx.next_corr()
+            self.ctx.send(self.name, self.coordinator, m.OffsetFetchRequest(corr, self.group))
+            self.offsets_fetch = Request(corr, self.coordinator, self.ctx.now)
+
+    def timed_out_brokers(self) -> set[str]:
+        """Brokers with a request older than ``request.timeout.ms`` (their connection is
+        closed by the caller)."""
+        limit = self.ctx.now - self.ctx.config.producer.request_timeout_ms
+        requests = [self.finding, self.offsets_fetch, self.commit.request if self.commit else None]
+        return {r.broker for r in requests if r is not None and r.sent_at <= limit}
+
+    def on_disconnect(self, peer: str) -> None:
+        if self.finding is not None and self.finding.broker == peer:
+            self.finding = None
+            self.find_retry_at = self._backoff()
+        if self.offsets_fetch is not None and self.offsets_fetch.broker == peer:
+            self.offsets_fetch = None
+            self._mark_unknown()
+            self.fetch_retry_at = self._backoff()
+        commit = self.commit
+        if commit is not None and commit.request is not None and commit.request.broker == peer:
+            commit.request = None
+            self._commit_failed(m.NETWORK_EXCEPTION)
+        if self.coordinator == peer:
+            self._mark_unknown()
+
+    def abandon(self) -> dict[int, int] | None:
+        """The process died: the offsets of a commitSync in progress, if any."""
+        return self.commit.offsets if self.commit is not None else None
