@@ -49,11 +49,19 @@ class Restart:
     kind: ClassVar[str] = "restart"
 
 
+def _optional_tuple(value: Any) -> tuple[str, ...] | None:
+    return None if value is None else tuple(value)
+
+
 @attrs.frozen(slots=True)
 class Partition:
-    """Cut every link between ``side`` and the rest of the nodes (both directions)."""
+    """Cut every link between ``side`` and ``against`` (both directions); ``against``
+    defaults to every other node.  A broker cut from the other brokers and the clients
+    but not from the controller is ``Partition((b,), against=(other brokers, clients))``:
+    it stays registered while its replication stops."""
 
     side: tuple[str, ...] = attrs.field(converter=tuple)
+    against: tuple[str, ...] | None = attrs.field(default=None, converter=_optional_tuple)
     kind: ClassVar[str] = "partition"
 
 
@@ -158,13 +166,13 @@ def action_from_json(raw: Any, position: int | None = None) -> Any:
                 raise ActionError(f"{where}: {kind} needs field {name!r}")
             continue
         value = raw[name]
-        if name == "partition" and value is None:
+        if name in ("partition", "against") and value is None:
             continue
-        expected = {"ms": int, "side": list, "partition": int}.get(name, str)
+        expected = {"ms": int, "side": list, "against": list, "partition": int}.get(name, str)
         if not isinstance(value, expected) or isinstance(value, bool):
             raise ActionError(f"{where}.{name}: expected {expected.__name__}, got {value!r}")
-        if name == "side" and not all(isinstance(n, str) for n in value):
-            raise ActionError(f"{where}.side: expected a list of node names")
+        if name in ("side", "against") and not all(isinstance(n, str) for n in value):
+            raise ActionError(f"{where}.{name}: expected a list of node names")
         if name == "partition" and value < 0:
             raise ActionError(f"{where}.partition: must not be negative, got {value}")
         if name == "ms" and value <= 0:

@@ -20,7 +20,7 @@ from model.context import CONTROLLER, Context
 from model.controller import Controller
 from model.history import Event
 from model.metadata import PartitionId, is_user_partition
-from model.views import ClusterView, PartitionView, ReplicaView
+from model.views import BrokerView, ClusterView, PartitionView, ReplicaView
 
 # The clock steps a driver may choose: a fetch backoff, a request timeout's third, a
 # broker session timeout, and enough to push a follower out of the ISR in a few steps.
@@ -165,8 +165,11 @@ class Cluster:
             return action.node in self.broker_actors and not self.alive(action.node)
         if kind == "partition":
             side = set(action.side)
+            against = set(self.nodes) - side if action.against is None else set(action.against)
             return (not self.partitioned() and bool(side) and side < set(self.nodes)
-                    and len(side) == len(action.side))
+                    and len(side) == len(action.side) and bool(against)
+                    and against <= set(self.nodes) - side
+                    and (action.against is None or len(against) == len(action.against)))
         if kind == "heal":
             return self.partitioned()
         if kind == "send":
@@ -283,8 +286,12 @@ class Cluster:
         self.ctx.event(act.node, "restart")
 
     def _do_partition(self, act: a.Partition) -> None:
-        pairs = self.ctx.network.cut(set(act.side), self.nodes)
-        self.ctx.event("net", "partition", side=list(act.side))
+        against = self.nodes if act.against is None else list(act.against)
+        pairs = self.ctx.network.cut(set(act.side), against)
+        if act.against is None:
+            self.ctx.event("net", "partition", side=list(act.side))
+        else:
+            self.ctx.event("net", "partition", side=list(act.side), against=list(act.against))
         self._disconnect(pairs)
 
     def _do_heal(self, act: a.Heal) -> None:
@@ -368,21 +375,27 @@ class Cluster:
 
     def view(self) -> ClusterView:
         partitions = []
+        actors = self.broker_actors
         for p, state in self.controller.partitions.items():
             replicas = {}
             for b in state.replicas:
-                broker = self.broker_actors[b]
+                broker = actors[b]
                 partition = broker.partitions.get(p)
                 known = broker.metadata.partitions.get(p)
+                log = broker.logs[p]
+                if partition is None:
+                    role = (False, -1, ())
+                else:
+                    role = (partition.leader == b, partition.leader_epoch,
+                            partition.maximal_isr() if partition.leader == b else ())
                 replicas[b] = ReplicaView(
-                    b, broker.alive,
-                    believes_leader=partition is not None and partition.is_leader,
-                    leader_epoch=partition.leader_epoch if partition is not None else -1,
-                    hw=broker.logs[p].hw, records=broker.logs[p].records,
-                    maximal_isr=partition.maximal_isr() if partition is not None else (),
-                    metadata_leader=known.leader if known is not None else None,
-                    metadata_epoch=known.leader_epoch if known is not None else -1)
+                    b, broker.alive, role[0], role[1], log.hw, log.records, role[2],
+                    known.leader if known is not None else None,
+                    known.leader_epoch if known is not None else -1)
             partitions.append(PartitionView(p, state.leader, state.leader_epoch, state.isr,
                                             replicas))
+        image = self.controller.image
+        brokers = [BrokerView(b.name, b.alive, b.incarnation, b.metadata.offset,
+                              bool(b.partitions)) for b in actors.values()]
         return ClusterView(partitions, self.controller.log,
-                           {b: self.controller.image.is_active(b) for b in self.brokers})
+                           {b: image.is_active(b) for b in self.brokers}, brokers)

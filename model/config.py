@@ -127,6 +127,10 @@ class BrokerConfig:
         "replica.fetch.backoff.ms", 1000, _int(0),
         "a follower whose fetch failed waits this long before fetching again",
     )
+    replica_fetch_wait_max_ms: int = _setting(
+        "replica.fetch.wait.max.ms", 500, _int(0),
+        "a follower fetch with nothing new is held this long at the leader (DelayedFetch)",
+    )
     offsets_topic_num_partitions: int = _setting(
         "offsets.topic.num.partitions", 50, _int(1, 10000),
         "partitions of __consumer_offsets; a group's coordinator leads partition "
@@ -194,6 +198,10 @@ class ConsumerConfig:
         "group.id", "kafkacheck", _choice_text(),
         "the consumer group whose offsets are committed (Kafka has no default; commits "
         "need one)",
+    )
+    fetch_max_wait_ms: int = _setting(
+        "fetch.max.wait.ms", 500, _int(0),
+        "a consumer fetch with nothing new is held this long at the leader",
     )
     default_api_timeout_ms: int = _setting(
         "default.api.timeout.ms", 60000, _int(0),

@@ -16,7 +16,8 @@ CONTROLLER = "ctl"
 
 
 class Context:
-    __slots__ = ("config", "network", "history", "nodes", "_corr", "_value", "disconnected")
+    __slots__ = ("config", "network", "history", "nodes", "_corr", "_value", "disconnected",
+                 "version")
 
     def __init__(self, config: Config, nodes: list[str]) -> None:
         self.config = config
@@ -27,6 +28,9 @@ class Context:
         self._value = 0
         # Set by the cluster: tells both ends of a connection that it closed.
         self.disconnected: Callable[[str, str], None] | None = None
+        # Bumped whenever state the model-state invariants look at may have changed
+        # (logs, high watermarks, roles, ISRs, metadata), so they run only then.
+        self.version = 0
 
     @property
     def now(self) -> int:
@@ -52,5 +56,9 @@ class Context:
         if self.disconnected is not None:
             self.disconnected(a, b)
 
+    def touch(self) -> None:
+        self.version += 1
+
     def event(self, node: str, f: str, **value: Any) -> None:
+        self.version += 1
         self.history.internal(node, f, **value)

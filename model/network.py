@@ -120,7 +120,8 @@ class Network:
             self.not_listening.add(node)
 
     def cut(self, side: set[str], nodes: list[str]) -> list[tuple[str, str]]:
-        """Cut every link between ``side`` and the other nodes; returns the pairs cut."""
+        """Cut every link between ``side`` and the ``nodes`` outside it; returns the
+        pairs cut."""
         pairs = []
         for a in sorted(side):
             for b in nodes:

@@ -6,15 +6,16 @@ are the whole contract between the model and :mod:`invariants.model_state`.
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import NamedTuple, Sequence
 
 import attrs
 
 from model.metadata import PartitionId
 
 
-@attrs.frozen(slots=True)
-class ReplicaView:
+class ReplicaView(NamedTuple):
+    """(A named tuple: one is built per replica after most steps, so it must be cheap.)"""
+
     broker: str
     alive: bool
     believes_leader: bool
@@ -30,8 +31,7 @@ class ReplicaView:
         return len(self.records)
 
 
-@attrs.frozen(slots=True)
-class PartitionView:
+class PartitionView(NamedTuple):
     partition: PartitionId
     leader: str | None          # the controller's choice
     leader_epoch: int
@@ -48,8 +48,17 @@ class PartitionView:
         return None
 
 
+class BrokerView(NamedTuple):
+    broker: str
+    alive: bool
+    incarnation: int
+    metadata_offset: int            # records of the metadata log it has applied
+    has_roles: bool                 # it has taken partition roles (published)
+
+
 @attrs.frozen(slots=True)
 class ClusterView:
     partitions: list[PartitionView]
     metadata_log: Sequence          # the controller's metadata records, oldest first
     active: dict[str, bool]         # registered and unfenced, per broker
+    brokers: list[BrokerView] = attrs.field(factory=list)

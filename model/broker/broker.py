@@ -75,12 +75,14 @@ class Broker:
         for partition in self.partitions.values():
             partition.shutdown()
         self._start()
+        self.ctx.touch()
 
     def restart(self) -> None:
         self.alive = True
         self.incarnation += 1
         self._start()
         self._fetch_metadata()
+        self.ctx.touch()
 
     def heartbeat_request(self) -> m.BrokerRegistrationRequest | m.BrokerHeartbeatRequest:
         if self.broker_epoch is None:
@@ -124,7 +126,8 @@ class Broker:
         self.metadata_fetch = None
         changed: set[PartitionId] = set()
         skip = self.metadata.offset - resp.offset
-        if skip >= 0:
+        if skip >= 0 and resp.records[skip:]:
+            self.ctx.touch()
             for record in resp.records[skip:]:
                 partition = self.metadata.apply(record)
                 if partition is not None and partition in self.logs:
@@ -156,10 +159,12 @@ class Broker:
             self._on_metadata(message)
         elif isinstance(message, m.FetchRequest):
             partition = self.partitions.get(message.partition)
-            response = (partition.fetch(message) if partition is not None else m.FetchResponse(
-                message.corr, message.partition, m.NOT_LEADER_OR_FOLLOWER,
-                fetch_offset=message.fetch_offset))
-            self.reply(src, generation, response)
+            if partition is not None:
+                partition.fetch(src, generation, message)
+            else:
+                self.reply(src, generation, m.FetchResponse(
+                    message.corr, message.partition, m.NOT_LEADER_OR_FOLLOWER,
+                    fetch_offset=message.fetch_offset))
         elif isinstance(message, m.FetchResponse):
             partition = self.partitions.get(message.partition)
             if partition is not None:

@@ -59,6 +59,17 @@ class DelayedAppend:
     complete: Completion
 
 
+@attrs.define(slots=True)
+class ParkedFetch:
+    """A fetch with nothing to return yet, held by the leader (``DelayedFetch``) until
+    there is data for it or its wait runs out."""
+
+    src: str
+    generation: int
+    request: m.FetchRequest
+    deadline: int
+
+
 @attrs.frozen(slots=True)
 class TopicSettings:
     """The topic-level configs a partition obeys."""
@@ -89,6 +100,7 @@ class Partition:
         self.followers: dict[str, FollowerState] = {}
         self.epoch_start_offset: int | None = None
         self.delayed: list[DelayedAppend] = []
+        self.parked: list[ParkedFetch] = []
         # Follower role.
         self.fetch_corr: int | None = None
         self.fetch_retry_at = 0
@@ -114,6 +126,7 @@ class Partition:
         """Apply the partition's state from published metadata."""
         if state.partition_epoch < self.partition_epoch:
             return   # the AlterPartition response already told us something newer
+        self.ctx.touch()
         if state.leader == self.name:
             self._make_leader(state)
         else:
@@ -159,6 +172,7 @@ class Partition:
         self.epoch_start_offset = None
         if was_leader:
             self.fail_delayed(m.NOT_LEADER_OR_FOLLOWER)
+            self._answer_parked(expired=True)       # now answered NOT_LEADER_OR_FOLLOWER
             self.followers = {}
             self.ctx.event(self.name, "become-follower", partition=self.partition,
                            leader=state.leader, epoch=state.leader_epoch)
@@ -168,8 +182,9 @@ class Partition:
         self.send_fetch()
 
     def shutdown(self) -> None:
-        """The broker process died: in-flight appends are simply never answered."""
+        """The broker process died: in-flight appends and fetches are never answered."""
         self.delayed = []
+        self.parked = []
 
     # -- leader: appends ---------------------------------------------------------------
 
@@ -235,36 +250,73 @@ class Partition:
             return m.UNKNOWN_LEADER_EPOCH
         return None
 
-    def fetch(self, req: m.FetchRequest) -> m.FetchResponse:
-        """``Partition.fetchRecords``.  The HW in the response is read before this
-        fetch updates the follower's state, so a follower learns a HW its own fetch
-        moved only from its next fetch."""
+    def fetch(self, src: str, generation: int, req: m.FetchRequest) -> None:
+        """``Partition.fetchRecords`` then, with nothing to return yet, a ``DelayedFetch``
+        (``replica.fetch.wait.max.ms`` for followers, the consumer's ``fetch.max.wait.ms``;
+        ``fetch.min.bytes`` is 1).  The follower's fetch state is updated when the
+        request arrives; the answer's records and HW are read when it is sent."""
         error = self.epoch_error(req.current_leader_epoch)
         if error is None and req.replica is not None and req.replica not in self.replicas:
             error = m.UNKNOWN_LEADER_EPOCH
         if error is not None:
-            return m.FetchResponse(req.corr, req.partition, error, fetch_offset=req.fetch_offset)
+            self._reply_error(src, generation, req, error)
+            return
         log = self.log
         diverging = log.diverging_epoch(req.fetch_offset, req.last_fetched_epoch)
         if diverging is not None:
-            return m.FetchResponse(req.corr, req.partition, None, (), log.hw, diverging,
-                                   req.fetch_offset)
+            self.broker.reply(src, generation, m.FetchResponse(
+                req.corr, req.partition, None, (), log.hw, diverging, req.fetch_offset))
+            return
         if req.fetch_offset > log.leo:
-            return m.FetchResponse(req.corr, req.partition, m.OFFSET_OUT_OF_RANGE,
-                                   fetch_offset=req.fetch_offset)
+            self._reply_error(src, generation, req, m.OFFSET_OUT_OF_RANGE)
+            return
+        # The HW is read before this fetch updates the follower's state, so a follower
+        # learns a HW its own fetch moved only from its next fetch.
         hw = log.hw
-        if req.replica is None:
-            upto = hw   # read_uncommitted consumers see only what is below the HW
-        else:
-            upto = log.leo
+        if req.replica is not None:
             error = self._update_follower_fetch_state(req.replica, req.fetch_offset,
                                                       req.broker_epoch)
             if error is not None:
-                return m.FetchResponse(req.corr, req.partition, error,
-                                       fetch_offset=req.fetch_offset)
-        return m.FetchResponse(req.corr, req.partition, None,
-                               tuple(log.records[req.fetch_offset:upto]), hw, None,
-                               req.fetch_offset)
+                self._reply_error(src, generation, req, error)
+                return
+        if self._readable(req) > req.fetch_offset:
+            self._answer(src, generation, req, hw)
+            return
+        wait = (self.broker.config.replica_fetch_wait_max_ms if req.replica is not None
+                else self.ctx.config.consumer.fetch_max_wait_ms)
+        self.parked.append(ParkedFetch(src, generation, req, self.ctx.now + wait))
+
+    def _readable(self, req: m.FetchRequest) -> int:
+        """Where the records a fetch may see end: the LEO for a follower, the HW for a
+        read_uncommitted consumer."""
+        return self.log.leo if req.replica is not None else self.log.hw
+
+    def _answer(self, src: str, generation: int, req: m.FetchRequest, hw: int) -> None:
+        records = tuple(self.log.records[req.fetch_offset:self._readable(req)])
+        self.broker.reply(src, generation, m.FetchResponse(
+            req.corr, req.partition, None, records, hw, None, req.fetch_offset))
+
+    def _reply_error(self, src: str, generation: int, req: m.FetchRequest, error: str) -> None:
+        self.broker.reply(src, generation, m.FetchResponse(
+            req.corr, req.partition, error, fetch_offset=req.fetch_offset))
+
+    def _answer_parked(self, expired: bool = False) -> None:
+        """Answer held fetches that now have data (or whose wait ran out, or whose
+        leader is gone)."""
+        if not self.parked:
+            return
+        waiting = []
+        for parked in self.parked:
+            req = parked.request
+            error = self.epoch_error(req.current_leader_epoch)
+            if error is not None:
+                self._reply_error(parked.src, parked.generation, req, error)
+            elif self._readable(req) > req.fetch_offset or (
+                    expired and parked.deadline <= self.ctx.now):
+                self._answer(parked.src, parked.generation, req, self.log.hw)
+            else:
+                waiting.append(parked)
+        self.parked = waiting
 
     def _update_follower_fetch_state(self, replica: str, offset: int,
                                      broker_epoch: int) -> str | None:
@@ -330,6 +382,7 @@ class Partition:
             return
         if len(self.isr) < self.effective_min_isr():
             self._complete_delayed()
+            self._answer_parked()
             return
         now = self.ctx.now
         lag = self.broker.config.replica_lag_time_max_ms
@@ -347,6 +400,7 @@ class Partition:
             self.log.hw = new_hw
             self.ctx.event(self.name, "hw", partition=self.partition, hw=new_hw)
         self._complete_delayed()
+        self._answer_parked()
 
     def _propose_isr(self, new_isr: tuple[str, ...]) -> None:
         """Send an AlterPartition; until the controller answers, the change is pending and
@@ -355,6 +409,7 @@ class Partition:
         have been applied with only the answer lost."""
         self.pending_isr = new_isr
         self.pending_corr = self.ctx.next_corr()
+        self.ctx.touch()
         self._send_alter_partition()
 
     def _send_alter_partition(self) -> None:
@@ -377,6 +432,7 @@ class Partition:
         """``Partition.handleAlterPartitionUpdate`` / ``handleAlterPartitionError``."""
         if self.pending_isr is None or resp.corr != self.pending_corr:
             return   # an answer to a request we no longer wait for
+        self.ctx.touch()
         if resp.error is None:
             assert resp.state is not None
             self.pending_isr = None
@@ -421,12 +477,15 @@ class Partition:
             self._back_off()
             return
         if resp.diverging is not None:
+            self.ctx.touch()
             cut = log.truncation_offset(resp.diverging)
             dropped = log.truncate_to(cut)  # also clears epochs starting at the cut
             if dropped:
                 self.ctx.event(self.name, "truncate", partition=self.partition, offset=cut,
                                dropped=dropped)
         else:
+            if resp.records:
+                self.ctx.touch()
             for record in resp.records:
                 if record.offset == log.leo:
                     log.append_replicated(record)
@@ -441,6 +500,7 @@ class Partition:
     def on_tick(self) -> None:
         if self.is_leader:
             self.expire_delayed(self.ctx.now)
+            self._answer_parked(expired=True)
             if self.pending_isr is not None and self.pending_unsent:
                 self._send_alter_partition()
         else:

@@ -188,28 +188,29 @@ class Producer:
     # -- timers and connections --------------------------------------------------------
 
     def on_tick(self) -> None:
+        """One ``Sender.runOnce``: expire batches past ``delivery.timeout.ms`` (queued or
+        in flight) and drain (``sendProducerData``), then time out requests older than
+        ``request.timeout.ms`` by closing their connection (``NetworkClient.poll``)."""
         config = self.ctx.config.producer
         now = self.ctx.now
-        timed_out = {f.broker for f in self.in_flight.values()
-                     if now - f.sent_at >= config.request_timeout_ms}
-        for broker in sorted(timed_out):
-            # NetworkClient closes a connection whose request timed out.
-            self.ctx.close(self.name, broker)
+        if now - self.metadata_at >= config.metadata_max_age_ms or any(
+                leader is None for leader in self.leaders.values()):
+            self.refresh_metadata()
         for queue in self.queues.values():
             for batch in [b for b in queue if now - b.created >= config.delivery_timeout_ms]:
                 queue.remove(batch)
                 self._complete(batch, "info" if batch.maybe_written else "fail", None,
-                               batch.last_error or "DELIVERY_TIMEOUT")
-        # Sender.getExpiredInflightBatches: a batch in flight past its delivery timeout
-        # fails too; a late response to it is then ignored.
+                               "DELIVERY_TIMEOUT")
+        # A late response to a batch expired in flight is ignored.
         for corr, flight in sorted(self.in_flight.items()):
             if now - flight.batch.created >= config.delivery_timeout_ms:
                 del self.in_flight[corr]
                 self._complete(flight.batch, "info", None, "DELIVERY_TIMEOUT")
-        if now - self.metadata_at >= config.metadata_max_age_ms or any(
-                leader is None for leader in self.leaders.values()):
-            self.refresh_metadata()
         self.drain()
+        timed_out = {f.broker for f in self.in_flight.values()
+                     if now - f.sent_at >= config.request_timeout_ms}
+        for broker in sorted(timed_out):
+            self.ctx.close(self.name, broker)
 
     def on_disconnect(self, peer: str) -> None:
         lost = sorted((c, f) for c, f in self.in_flight.items() if f.broker == peer)

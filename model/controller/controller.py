@@ -79,6 +79,7 @@ class Controller:
                       if isinstance(record, PartitionRecord) else None)
             self.log.append(record)
             self.image.apply(record)
+            self.ctx.touch()
             if not quiet:
                 self._record_event(record, before)
         self._answer_waiting()
