@@ -10,9 +10,10 @@ do: that is a bug in kafkacheck, never a finding about Kafka, so it raises
   metadata log does not give it (it must act on its newest applied metadata only).
 * ``leader-epoch-regressed``: a broker acts on an older leader epoch of a partition than
   one it already acted on (across restarts too: its metadata copy survives).
+* ``role-before-registration``: a broker process takes partition roles before its
+  incarnation is registered and it has replayed the metadata log past that registration.
 * ``stale-leader-after-restart``: a restarted broker leads in a leader epoch the
-  controller had already superseded when the broker registered (it must first replay the
-  metadata log past its own registration).
+  controller had already superseded when the broker registered.
 * ``clean-election-outside-isr``: a leader elected without ``unclean`` was not in the ISR.
 * ``fenced-leader``: the controller's leader of a partition is fenced or unregistered.
 * ``metadata-epoch-regressed``: a partition's leader or partition epoch went backwards in
@@ -63,12 +64,22 @@ class ModelStateMonitor:
         self.states: dict[PartitionId, PartitionState] = {}
         self.records_seen = 0
         self.epoch_at_registration: dict[str, dict[PartitionId, int]] = {}
+        # broker -> (incarnation, offset of its RegisterBrokerRecord)
+        self.registered: dict[str, tuple[int, int]] = {}
         self.acted_epoch: dict[tuple[str, PartitionId], int] = {}
         self.reported: set[tuple[str, PartitionId, int]] = set()
 
     def check(self, view: ClusterView) -> list[dict[str, Any]]:
         """Raise :class:`ModelBugError` on a broken invariant; return findings."""
         self._follow_metadata(view.metadata_log)
+        for broker in view.brokers:
+            incarnation, offset = self.registered.get(broker.broker, (-1, 0))
+            if broker.alive and broker.has_roles and (
+                    incarnation != broker.incarnation or broker.metadata_offset <= offset):
+                raise ModelBugError("role-before-registration", {
+                    "broker": broker.broker, "incarnation": broker.incarnation,
+                    "registered": [incarnation, offset],
+                    "metadata-offset": broker.metadata_offset})
         found: list[dict[str, Any]] = []
         for partition in view.partitions:
             p = partition.partition
@@ -104,6 +115,7 @@ class ModelStateMonitor:
             elif isinstance(record, RegisterBrokerRecord):
                 self.epoch_at_registration[record.broker] = {
                     p: s.leader_epoch for p, s in self.states.items()}
+                self.registered[record.broker] = (record.incarnation, offset)
             elif not isinstance(record, BrokerFencingRecord):
                 raise ModelBugError("unknown-metadata-record", {"offset": offset})
         self.records_seen = len(log)
