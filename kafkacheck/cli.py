@@ -6,7 +6,9 @@ Exit codes are part of the interface (scripts and CI depend on them):
 * 1: an anomaly was found (hunt) or reproduced (replay, check);
 * 2: unusable input (missing file, not JSON, wrong format version, bad setting), with a
   one-line message and no traceback;
-* 3: ``replay`` only: the replayed run diverged from the recorded events.
+* 3: ``replay`` only: the replayed run diverged from the recorded events;
+* 4: the model broke one of its own invariants: a bug in kafkacheck, not a finding
+  about Kafka (the schedule is saved under ``model-bugs/``).
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from typing import Any, Callable, Sequence
 from kafkacheck.errors import UsageError
 from model.config import ConfigError, describe_settings, parse_assignments
 
-EXIT_OK, EXIT_FOUND, EXIT_USAGE, EXIT_DIVERGED = 0, 1, 2, 3
+EXIT_OK, EXIT_FOUND, EXIT_USAGE, EXIT_DIVERGED, EXIT_MODEL_BUG = 0, 1, 2, 3, 4
 
 
 def _err(message: str) -> None:
@@ -143,13 +145,17 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_guarantees(args: argparse.Namespace) -> int:
-    from kafkacheck.matrix import hunt_matrix
+    from kafkacheck.matrix import hunt_matrix, prune_stale_histories
     from kafkacheck.report import markdown, terminal_table
 
     _progress(f"hunting the guarantee matrix: rounds of up to {args.examples} runs of up to "
               f"{args.steps} steps, seed {args.seed}")
     cells = hunt_matrix(examples=args.examples, steps=args.steps, seed=args.seed,
                         out_dir=Path(args.out), workers=args.workers, progress=_progress)
+    stale = prune_stale_histories(Path(args.out), cells)
+    if stale:
+        _progress(f"removed {len(stale)} histories from earlier runs that this report "
+                  f"does not link")
     print(terminal_table(cells))
     doc = Path(args.doc)
     doc.parent.mkdir(parents=True, exist_ok=True)
@@ -248,11 +254,17 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    from invariants.model_state import ModelBugError
+    from kafkacheck.hunt import ModelBugFound
+
     try:
         return args.func(args)
     except UsageError as error:
         _err(str(error))
         return EXIT_USAGE
+    except (ModelBugFound, ModelBugError) as error:
+        _err(f"model bug: {error}")
+        return EXIT_MODEL_BUG
     except KeyboardInterrupt:
         _err("interrupted")
         return 130

@@ -1,28 +1,55 @@
 """Hunting: let Hypothesis drive the model under one configuration, save what it finds.
 
-A hunt stops at the first run showing an anomaly it is looking for, shrinks it to a
-minimal schedule, and saves that run under the output directory.  ``hunt_all`` repeats,
-ignoring what earlier rounds found, until a round finds nothing new: that is how the
-guarantee report lists every kind of anomaly a configuration shows, each with its own
-minimal history.
+A hunt stops at the first run showing an anomaly it is looking for, shrinks it, reduces
+the schedule to a 1-minimal one (:mod:`kafkacheck.minimize`) and saves that run under the
+output directory.  ``hunt_all`` repeats, ignoring what earlier rounds found, until a round
+finds nothing new: that is how the guarantee report lists every kind of anomaly a
+configuration shows, each with its own minimal history.
+
+Reproducibility: the same seed and settings give the same findings however a hunt is
+started.  Nothing outside the seed may steer it, so the one wall-clock limit in
+Hypothesis (shrinking stops after ``MAX_SHRINKING_SECONDS``, five minutes) is lifted for
+the duration of a hunt: shrinking is bounded by Hypothesis's count of successful shrinks
+instead, which does not depend on how busy the machine is.
+
+A run that breaks a model-state invariant is a bug in kafkacheck, not a finding: the hunt
+stops with :class:`ModelBugFound`, after saving the shrunk schedule under ``model-bugs/``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import time
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 import attrs
 from hypothesis import HealthCheck, Phase, Verbosity, settings
 from hypothesis import seed as hypothesis_seed
+from hypothesis.internal.conjecture import engine as hypothesis_engine
 from hypothesis.stateful import run_state_machine_as_test
 
+from invariants.check import check_events
+from invariants.model_state import ModelBugError
 from kafkacheck.machine import AnomalyFound, machine_for
+from kafkacheck.minimize import minimize
 from kafkacheck.storage import save_history
 from model.config import Config
 
 Progress = Callable[[str], None]
+
+MODEL_BUGS = Path("model-bugs")
+
+
+class ModelBugFound(Exception):
+    """A hunt broke a model-state invariant: kafkacheck's model is wrong somewhere."""
+
+    def __init__(self, error: ModelBugError, path: Path | None, runs: int = 0) -> None:
+        self.error = error
+        self.path = path
+        self.runs = runs
+        where = f"; the schedule is saved in {path}" if path else ""
+        super().__init__(f"{error}{where}")
 
 
 @attrs.frozen
@@ -36,10 +63,22 @@ class HuntResult:
     runs: int
     steps_run: int
     seconds: float
+    actions: int = 0           # the saved counterexample's actions before settling
+    settle_actions: int = 0    # ... and in its settle phase
 
     @property
     def found(self) -> bool:
         return bool(self.anomalies)
+
+
+@contextlib.contextmanager
+def _shrinking_without_a_clock() -> Iterator[None]:
+    saved = hypothesis_engine.MAX_SHRINKING_SECONDS
+    hypothesis_engine.MAX_SHRINKING_SECONDS = 10**9
+    try:
+        yield
+    finally:
+        hypothesis_engine.MAX_SHRINKING_SECONDS = saved
 
 
 def hunt(config: Config, *, examples: int = 100, steps: int = 60, seed: int = 0,
@@ -48,8 +87,8 @@ def hunt(config: Config, *, examples: int = 100, steps: int = 60, seed: int = 0,
          progress: Progress | None = None) -> HuntResult:
     """One hunt; returns what it found (and where it saved it).
 
-    ``shrink=False`` skips minimising the counterexample: faster, for tests that only
-    need to know whether an anomaly is found."""
+    ``shrink=False`` skips shrinking and minimising the counterexample: faster, for
+    tests and benchmarks that only need to know whether an anomaly is found."""
     machine = machine_for(config, ignore, target)
     if progress is not None:
         original_init = machine.__init__
@@ -75,18 +114,40 @@ def hunt(config: Config, *, examples: int = 100, steps: int = 60, seed: int = 0,
     started = time.perf_counter()
     anomalies: dict[str, list[dict]] = {}
     path = None
+    counts = (0, 0)
     try:
-        run_state_machine_as_test(hypothesis_seed(seed)(machine), settings=hypothesis_settings)
+        with _shrinking_without_a_clock():
+            run_state_machine_as_test(hypothesis_seed(seed)(machine),
+                                      settings=hypothesis_settings)
     except AnomalyFound:
         assert machine.last_failure is not None
         run, verdict = machine.last_failure
-        anomalies = {k: v for k, v in verdict.anomalies.items() if k not in ignore
-                     and (target is None or k in target)}
+        wanted = frozenset(k for k in verdict.anomalies if k not in ignore
+                           and (target is None or k in target))
+        if shrink:
+            _, run = minimize(config, run.actions, wanted, progress)
+            verdict = run.verdict()
+        anomalies = {k: v for k, v in verdict.anomalies.items() if k in wanted}
+        counts = (len(run.actions), len(run.schedule) - len(run.actions))
         if out_dir is not None:
             path = save_history(Path(out_dir), config, run.schedule, run.cluster.history,
-                                verdict, seed, headline=min(anomalies) if anomalies else None)
+                                verdict, seed, headline=min(anomalies) if anomalies else None,
+                                settle_from=run.settle_from, evidence=anomalies)
+    except ModelBugError as error:
+        raise ModelBugFound(error, _save_model_bug(config, machine.last_bug, seed),
+                            machine.runs) from error
     return HuntResult(config, examples, steps, seed, anomalies, path, machine.runs,
-                      machine.steps, time.perf_counter() - started)
+                      machine.steps, time.perf_counter() - started, *counts)
+
+
+def _save_model_bug(config: Config, run: object, seed: int) -> Path | None:
+    """Keep the shrunk schedule that broke the model, for whoever fixes it."""
+    from kafkacheck.runner import Run
+
+    if not isinstance(run, Run):
+        return None
+    return save_history(MODEL_BUGS, config, run.schedule, run.cluster.history,
+                        check_events(run.cluster.history), seed, headline="model-bug")
 
 
 def hunt_all(config: Config, *, examples: int = 100, steps: int = 60, seed: int = 0,

@@ -1,19 +1,35 @@
-"""The Hypothesis state machine: one rule per action kind, choosing among enabled actions.
+"""The Hypothesis state machine: rules that choose the model's next actions.
 
-Hypothesis is only the *driver*: every rule draws one of the model's currently enabled
-actions of its kind and hands it to :class:`kafkacheck.runner.Run`.  Model-state
-invariants are checked after every step (a violation fails at once, which shrinks best);
-delivery, visibility and order are judged in ``teardown`` after the settle phase, because
-loss can only be judged once the cluster has had the chance to deliver.
+Hypothesis is only the *driver*: every rule applies one or more of the model's currently
+enabled actions through :class:`kafkacheck.runner.Run`, each recorded in the schedule as an
+ordinary action, so a saved schedule replays without Hypothesis.  Model-state invariants
+are checked after every step (a broken one raises ``ModelBugError``); delivery,
+visibility and order are judged in ``teardown`` after the settle phase, because loss can
+only be judged once the cluster has had the chance to deliver.
 
-``flush`` delivers every queued message once, oldest link first: a burst of ordinary
-Deliver actions (recorded one by one), there so that runs make progress between faults.
+How the search reaches deep fault scenarios (measured in ``benchmarks/search_depth.py``):
 
-Swarm testing (Groce et al., ISSTA 2012): each run first draws which *fault families* it
-may use (clock jumps, broker crashes, network partitions, client crashes).  A run with
-only client crashes explores consumer interleavings far more densely than one where
-every third step is a partition; across runs every combination is tried, and the draw
-shrinks like any other choice.
+* **Swarm testing** (Groce et al., ISSTA 2012): each run first draws which *fault
+  families* it may use (broker crashes, network partitions, client crashes); runs with
+  few families explore their interleavings densely.  Time is not a family: without it
+  nothing times out, no broker is fenced and no leader moves, so a run without ticks
+  explores almost nothing a run with them does not.
+* **Nemeses**, as Jepsen's choose their victims: besides crashes and partitions of any
+  node, a ``nemesis`` step aims a fault at a role (the leader, an in-sync follower, every
+  in-sync replica of a partition, a majority, the controller; a *zombie* leader cut off
+  from the cluster but not from clients; a *lagging follower* cut off from the other
+  brokers but not from the controller, so that it leaves the ISR while staying eligible
+  for an unclean election) and then lets the clock run as long as the cluster needs to
+  react (fencing, an ISR shrink).  Interesting failures are about roles, and roles move;
+  one choice instead of a dozen makes the deep ones reachable.
+* **Time passing** (``pass_time``): rounds of a clock step (a heartbeat interval, a
+  session timeout or an ISR lag) and one delivery of everything queued.  KRaft needs
+  several such rounds for most consequences of a fault (``broker.session.timeout.ms``
+  before fencing, registration and catch-up before a restarted broker serves,
+  ``replica.lag.time.max.ms`` before the ISR shrinks); as a single rule they are one
+  choice for the search instead of a dozen.
+* ``flush`` delivers every message queued at that moment, so runs make progress between
+  faults, and a shrinkable warm-up starts from a cluster that already holds data.
 """
 
 from __future__ import annotations
@@ -25,20 +41,39 @@ from hypothesis.stateful import (RuleBasedStateMachine, initialize, invariant, p
                                  rule)
 
 from invariants.check import Verdict
+from invariants.model_state import ModelBugError
 from kafkacheck.runner import Run
 from model import actions as a
 from model.cluster import TICK_CHOICES
 from model.config import Config
-
+from model.context import CONTROLLER
+from model.metadata import is_user_partition
 
 FAULT_FAMILIES = {
-    "clock": ("tick",),
     "broker-crash": ("crash",),
     "network-partition": ("partition",),
     "client-crash": ("client-crash",),
 }
 # Only the fault itself is gated: a run that used a fault may always repair it.
 FAMILY_OF = {kind: family for family, kinds in FAULT_FAMILIES.items() for kind in kinds}
+
+# Nemeses: a fault aimed at a role, and the clock steps that let the cluster react to it
+# (fencing after broker.session.timeout.ms, an ISR shrink after replica.lag.time.max.ms
+# plus the check interval).  name -> (fault family, aim, clock steps)
+REACT = (10000,)
+NEMESES_SPEC = {
+    "kill the leader": ("broker-crash", "leader", REACT),
+    "kill an in-sync follower": ("broker-crash", "in-sync follower", REACT),
+    "kill every in-sync replica": ("broker-crash", "isr", REACT),
+    "kill a majority": ("broker-crash", "majority", REACT),
+    "isolate the leader": ("network-partition", "leader", REACT),
+    "zombie leader": ("network-partition", "leader", REACT),
+    "lagging follower": ("network-partition", "in-sync follower", (30000, 15000)),
+    "isolate the controller": ("network-partition", "controller", REACT),
+}
+NEMESES = tuple(NEMESES_SPEC)
+# pass_time's clock steps: a heartbeat, a session timeout, an ISR lag.
+PASS_TIME_TICKS = (1000, 10000, 30000)
 
 
 class AnomalyFound(AssertionError):
@@ -65,6 +100,7 @@ class KafkaMachine(RuleBasedStateMachine):
     target: ClassVar[frozenset[str] | None] = None
     # The most recent failing run; after shrinking, the minimal one.
     last_failure: ClassVar[tuple[Run, Verdict] | None] = None
+    last_bug: ClassVar[Run | None] = None
     runs: ClassVar[int] = 0
     steps: ClassVar[int] = 0
 
@@ -93,15 +129,35 @@ class KafkaMachine(RuleBasedStateMachine):
     def _enabled(self, kind: str) -> list[Any]:
         return self.run.enabled(kind)
 
+    def _apply(self, action: Any) -> None:
+        try:
+            self.run.apply(action)
+        except ModelBugError:
+            type(self).last_bug = self.run
+            raise
+
     def _apply_one(self, data: st.DataObject, kind: str) -> None:
         choices = self._enabled(kind)
-        self.run.apply(data.draw(st.sampled_from(choices), label=kind))
+        self._apply(data.draw(st.sampled_from(choices), label=kind))
 
     def _has(self, kind: str) -> bool:
         family = FAMILY_OF.get(kind)
         if family is not None and family not in self.faults:
             return False
         return bool(self._enabled(kind))
+
+    def _roles(self) -> dict[str, set[str]]:
+        """Brokers by role, from the controller's current metadata (user partitions)."""
+        leaders, in_sync, out_of_sync = set(), set(), set()
+        for p, state in self.run.cluster.controller.partitions.items():
+            if not is_user_partition(p):
+                continue
+            if state.leader is not None:
+                leaders.add(state.leader)
+            in_sync.update(r for r in state.isr if r != state.leader)
+            out_of_sync.update(r for r in state.replicas if r not in state.isr)
+        return {"leader": leaders, "in-sync follower": in_sync - leaders,
+                "out-of-sync replica": out_of_sync}
 
     # -- rules -------------------------------------------------------------------------
 
@@ -110,19 +166,76 @@ class KafkaMachine(RuleBasedStateMachine):
     @precondition(lambda self: self._has("deliver"))
     @rule()
     def flush(self) -> None:
+        """One round of the network: every message queued now is delivered, link by
+        link in order; what those deliveries send waits for the next round."""
         network = self.run.cluster.ctx.network
-        for action in self._enabled("deliver"):
-            if network.queues.get((action.src, action.dst)):
-                self.run.apply(action)
+        for src, dst in network.ready_links():
+            for _ in range(len(network.queues[(src, dst)])):
+                if network.queues.get((src, dst)):
+                    self._apply(a.Deliver(src, dst))
 
-    @precondition(lambda self: "clock" in self.faults)
     @rule(ms=st.sampled_from(TICK_CHOICES))
     def tick(self, ms: int) -> None:
-        self.run.apply(a.Tick(ms))
+        self._apply(a.Tick(ms))
+
+    @rule(ms=st.sampled_from(PASS_TIME_TICKS), rounds=st.integers(1, 12))
+    def pass_time(self, ms: int, rounds: int) -> None:
+        for _ in range(rounds):
+            self._apply(a.Tick(ms))
+            self.flush()
 
     crash = _pick("crash")
     restart = _pick("restart")
     partition = _pick("partition")
+
+    @precondition(lambda self: bool(self.faults & {"broker-crash", "network-partition"}))
+    @rule(scenario=st.sampled_from(NEMESES), data=st.data())
+    def nemesis(self, scenario: str, data: st.DataObject) -> None:
+        """A fault aimed at a role, then the time the cluster takes to react to it."""
+        family, aim, wait = NEMESES_SPEC[scenario]
+        if family not in self.faults:
+            return
+        cluster = self.run.cluster
+        roles = self._roles()
+        if family == "broker-crash":
+            alive = [b for b in cluster.brokers if cluster.alive(b)]
+            if aim == "majority":
+                order = data.draw(st.permutations(alive), label="majority")
+                victims = order[:len(cluster.brokers) // 2 + 1]
+            elif aim == "isr":
+                isrs = sorted({s.isr for p, s in cluster.controller.partitions.items()
+                               if is_user_partition(p)})
+                isr = data.draw(st.sampled_from(isrs), label="isr")
+                victims = [b for b in alive if b in isr]
+            else:
+                candidates = sorted(b for b in alive if b in roles[aim])
+                victims = [data.draw(st.sampled_from(candidates), label=aim)] if candidates else []
+            if not victims:
+                return
+            for broker in victims:
+                self._apply(a.Crash(broker))
+        else:
+            if cluster.partitioned():
+                return
+            if aim == "controller":
+                self._apply(a.Partition((CONTROLLER,)))
+            else:
+                candidates = sorted(roles[aim])
+                if not candidates:
+                    return
+                victim = data.draw(st.sampled_from(candidates), label=aim)
+                if scenario == "lagging follower":
+                    others = tuple(n for n in (*cluster.brokers, *cluster.clients)
+                                   if n != victim)
+                    self._apply(a.Partition((victim,), against=others))
+                elif scenario == "zombie leader":
+                    self._apply(a.Partition((victim, *cluster.clients)))
+                else:
+                    self._apply(a.Partition((victim,)))
+        for ms in wait:
+            self._apply(a.Tick(ms))
+            self.flush()
+
     send = _pick("send")
     poll = _pick("poll")
     process = _pick("process")
@@ -133,7 +246,7 @@ class KafkaMachine(RuleBasedStateMachine):
     @precondition(lambda self: self._has("heal"))
     @rule()
     def heal(self) -> None:
-        self.run.apply(a.Heal())
+        self._apply(a.Heal())
 
     # -- checks ------------------------------------------------------------------------
 
@@ -142,13 +255,17 @@ class KafkaMachine(RuleBasedStateMachine):
         names = self._wanted({e.value["name"] for e in self.run.cluster.history
                               if e.f == "invariant"})
         if names:
-            self._fail(f"model-state invariant violated: {', '.join(sorted(names))}")
+            self._fail(f"model-state finding: {', '.join(sorted(names))}")
 
     def teardown(self) -> None:
         type(self).steps += len(self.run.schedule)
         if self.run.cluster.finished:
             return
-        self.run.finish()
+        try:
+            self.run.finish()
+        except ModelBugError:
+            type(self).last_bug = self.run
+            raise
         verdict = self.run.verdict()
         found = self._wanted(set(verdict.anomalies))
         if found:
@@ -171,4 +288,4 @@ def machine_for(config: Config, ignore: frozenset[str] = frozenset(),
     """A fresh machine class bound to one configuration (class state is per hunt)."""
     return type("KafkaMachine", (KafkaMachine,), {
         "config": config, "ignore": ignore, "target": target, "last_failure": None,
-        "runs": 0, "steps": 0})
+        "last_bug": None, "runs": 0, "steps": 0})

@@ -51,10 +51,15 @@ class CellResult:
     @property
     def anomalies(self) -> dict[str, Path | None]:
         """Each anomaly found, with the history that shows it."""
-        found: dict[str, Path | None] = {}
+        return {name: result.path for name, result in self.evidence.items()}
+
+    @property
+    def evidence(self) -> dict[str, HuntResult]:
+        """Each anomaly found, with the hunt round whose saved history shows it."""
+        found: dict[str, HuntResult] = {}
         for result in self.rounds:
             for name in result.anomalies:
-                found.setdefault(name, result.path)
+                found.setdefault(name, result)
         return found
 
     @property
@@ -108,3 +113,15 @@ def _report_cell(progress: Callable[[str], None] | None, done: int, total: int,
     found = ", ".join(sorted(cell.anomalies)) or "nothing"
     progress(f"[{done}/{total}] {label}: {cell.guarantee} ({found}; {cell.runs} runs, "
              f"{cell.steps} steps)")
+
+
+def prune_stale_histories(out_dir: Path, cells: list[CellResult]) -> list[Path]:
+    """The main job owns its output folder: saved histories (``*__*__*.json``) that
+    this report does not link are left over from earlier runs, and are removed so that
+    every file there is evidence for the current report.  Returns what was removed."""
+    linked = {r.path.resolve() for c in cells for r in c.rounds if r.path is not None}
+    stale = [p for p in sorted(out_dir.glob("*__*__*.json")) if p.resolve() not in linked]
+    for path in stale:
+        path.unlink()
+    return stale
+

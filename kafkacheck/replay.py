@@ -12,6 +12,7 @@ import json
 import attrs
 
 from invariants.check import Verdict
+from invariants.model_state import ModelBugError
 from kafkacheck.runner import Run
 from kafkacheck.storage import SavedHistory
 from model.actions import ActionError
@@ -42,6 +43,8 @@ def replay(saved: SavedHistory) -> ReplayResult:
             run.apply(action)
         except ActionError:
             return ReplayResult(None, step, f"step {step}: {action!r} is not enabled when replayed")
+        except ModelBugError as error:
+            raise ModelBugError(error.name, {**error.detail, "step": step}) from None
         produced = run.cluster.history[seen:]
         for offset, event in enumerate(produced):
             index = seen + offset

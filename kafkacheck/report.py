@@ -47,8 +47,10 @@ def markdown(cells: list[CellResult], *, examples: int, steps: int, seed: int,
         f"hunted with seed {seed}: rounds of up to {examples} Hypothesis runs of up to {steps}",
         "steps each, with broker crashes and restarts, network partitions, clock jumps and",
         "client crashes, each run ending with a settle phase (heal, restart, drain). A round",
-        "that finds an anomaly shrinks it, saves the history and the next round hunts for",
-        "anything else; the hunt ends with a round that finds nothing new.",
+        "that finds an anomaly shrinks it, reduces its schedule until no single action can be",
+        "removed without losing the anomaly (1-minimal), saves the history and the next round",
+        "hunts for anything else; the hunt ends with a round that finds nothing new. Each",
+        "history's length is given as the actions the hunt chose, then the settle phase's.",
         "",
         f"Every cell uses kafkacheck's defaults (Kafka's, see `docs/model.md`) plus {base};",
         "the producer is not idempotent (idempotence is not modelled yet).",
@@ -70,12 +72,13 @@ def markdown(cells: list[CellResult], *, examples: int, steps: int, seed: int,
             last = cell.rounds[-1]
             out.append(f"None found in {last.runs} runs of up to {steps} steps "
                        f"({last.steps_run} steps in all).")
-        for name, path in sorted(cell.anomalies.items()):
-            if path is None:
+        for name, result in sorted(cell.evidence.items()):
+            if result.path is None:
                 out.append(f"- `{name}`")
             else:
-                link = os.path.relpath(path, doc_path.parent).replace(os.sep, "/")
-                out.append(f"- `{name}`: [{path.name}]({link})")
+                link = os.path.relpath(result.path, doc_path.parent).replace(os.sep, "/")
+                out.append(f"- `{name}`: [{result.path.name}]({link}), "
+                           f"{result.actions} actions + {result.settle_actions} settling")
         out.append("")
     out += ["See `docs/anomalies.md` for what each anomaly means; replay any history with",
             "`kafkacheck replay <file>`.", ""]

@@ -23,6 +23,9 @@ class Run:
         self.monitor = ModelStateMonitor()
         self.schedule: list[Any] = []
         self._enabled: dict[str, list[Any]] | None = None
+        self._checked_version = -1
+        # Where the settle phase began in the schedule (None until finish()).
+        self.settle_from: int | None = None
 
     def enabled(self, kind: str) -> list[Any]:
         """Enabled actions of one kind, computed once per step (drivers ask often)."""
@@ -37,10 +40,14 @@ class Run:
         self._enabled = None
         self.cluster.apply(action)
         self.schedule.append(action)
+        ctx = self.cluster.ctx
+        if ctx.version == self._checked_version:
+            return   # nothing the invariants look at has changed
+        self._checked_version = ctx.version
         # A broken model invariant raises ModelBugError here (a kafkacheck bug); what it
         # returns are findings about Kafka, recorded so that check and replay see them.
         for finding in self.monitor.check(self.cluster.view()):
-            self.cluster.ctx.history.internal("monitor", "invariant", **finding)
+            ctx.history.internal("monitor", "invariant", **finding)
 
     def apply_all(self, actions: Iterable[Any]) -> None:
         for action in actions:
@@ -48,8 +55,14 @@ class Run:
 
     def finish(self) -> None:
         """Heal, restart and drain (the settle phase), then record the final logs."""
+        self.settle_from = len(self.schedule)
         for action in settle(self.cluster):
             self.apply(action)
+
+    @property
+    def actions(self) -> list[Any]:
+        """The schedule before the settle phase: what the driver chose."""
+        return self.schedule[:self.settle_from]
 
     def verdict(self) -> Verdict:
         return check_events(self.cluster.history)

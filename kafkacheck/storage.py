@@ -12,7 +12,7 @@ import hashlib
 import json
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable
 
 import attrs
 
@@ -37,11 +37,15 @@ class SavedHistory:
     verdict: dict[str, Any] | None
     seed: int | None
     path: Path | None = None
+    settle_from: int | None = None    # where the settle phase begins in the schedule
+    evidence: tuple[str, ...] = ()    # the anomalies this history was saved (and minimised) for
 
 
 def history_document(config: Config, schedule: list[Any], events: list[Event],
-                     verdict: Verdict, seed: int | None) -> dict[str, Any]:
-    return {
+                     verdict: Verdict, seed: int | None,
+                     settle_from: int | None = None,
+                     evidence: Iterable[str] = ()) -> dict[str, Any]:
+    document = {
         "format": FORMAT,
         "tool": f"kafkacheck {__version__}",
         "config": config.to_settings(),
@@ -50,6 +54,11 @@ def history_document(config: Config, schedule: list[Any], events: list[Event],
         "events": [e.to_json() for e in events],
         "verdict": verdict.to_json(),
     }
+    if settle_from is not None:
+        document["settle_from"] = settle_from
+    if evidence:
+        document["evidence"] = sorted(evidence)
+    return document
 
 
 def history_filename(config: Config, verdict: Verdict, schedule: list[Any],
@@ -65,10 +74,11 @@ def history_filename(config: Config, verdict: Verdict, schedule: list[Any],
 
 
 def save_history(directory: Path, config: Config, schedule: list[Any], events: list[Event],
-                 verdict: Verdict, seed: int | None, headline: str | None = None) -> Path:
+                 verdict: Verdict, seed: int | None, headline: str | None = None,
+                 settle_from: int | None = None, evidence: Iterable[str] = ()) -> Path:
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / history_filename(config, verdict, schedule, headline)
-    document = history_document(config, schedule, events, verdict, seed)
+    document = history_document(config, schedule, events, verdict, seed, settle_from, evidence)
     tmp = path.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(document, separators=(",", ":")) + "\n")
     tmp.replace(path)
@@ -119,7 +129,17 @@ def parse_document(raw: Any, path: Path | None = None) -> SavedHistory:
     verdict = raw.get("verdict")
     if verdict is not None and not isinstance(verdict, dict):
         raise HistoryFileError(f"{where}field 'verdict' must be an object")
-    return SavedHistory(config, schedule, events, verdict, seed, path)
+    settle_from = raw.get("settle_from")
+    if settle_from is not None and (not _is_int(settle_from)
+                                    or not 0 <= settle_from <= len(schedule)):
+        raise HistoryFileError(
+            f"{where}field 'settle_from' must be a position in the schedule (0 to "
+            f"{len(schedule)}), got {settle_from!r}")
+    evidence = raw.get("evidence", [])
+    if not isinstance(evidence, list) or not all(isinstance(x, str) for x in evidence):
+        raise HistoryFileError(f"{where}field 'evidence' must be a list of anomaly names")
+    return SavedHistory(config, schedule, events, verdict, seed, path, settle_from,
+                        tuple(evidence))
 
 
 _EVENT_FIELDS = {"index": int, "step": int, "time": int, "process": str, "type": str, "f": str}

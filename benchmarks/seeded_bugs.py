@@ -1,0 +1,240 @@
+"""How deep must a hunt go to find a bug?  Plant realistic bugs in the model, one at a
+time, and count the runs a hunt needs before it notices.
+
+Each bug below is a small, plausible mistake in the model (the kind a change could
+introduce), planted by patching one method.  For each, hunts of the configuration where
+the bug matters run with several seeds; a bug is *found* when the hunt reports an anomaly
+that configuration must never show, or stops on a broken model invariant.  The figures
+size the "finds nothing" hunts of the test suite: a safe configuration's hunt proves
+little unless its budget is larger than what these bugs need (docs/performance.md).
+
+Usage::
+
+    python benchmarks/seeded_bugs.py                  # every bug, 3 seeds, 2000 runs max
+    python benchmarks/seeded_bugs.py --bugs late-fetch-response --seeds 5
+    python benchmarks/seeded_bugs.py --markdown
+
+The planted bugs are also what ``tests/`` is measured against: run one test file with a
+bug planted through ``KAFKACHECK_SEEDED_BUG=<name> pytest ...`` (see tests/conftest.py).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import attrs  # noqa: E402
+
+from kafkacheck.hunt import ModelBugFound, hunt  # noqa: E402
+from kafkacheck.matrix import hunt_config  # noqa: E402
+from model import messages as m  # noqa: E402
+from model.broker import partition as partition_module  # noqa: E402
+from model.broker.partition import FollowerState, Partition  # noqa: E402
+from model.clients import consumer as consumer_module  # noqa: E402
+from model.clients import producer as producer_module  # noqa: E402
+from model.controller import replication_control  # noqa: E402
+from model.metadata import PartitionRecord  # noqa: E402
+
+SAFE = {"acks": "all", "min.insync.replicas": "2"}
+# What a safe configuration must never show (model bugs stop a hunt on their own).
+NEVER = frozenset({"lost-write", "processed-zero-times", "uncommitted-read",
+                   "inconsistent-offsets", "committed-prefix-changed", "unsettled", "G1a",
+                   "reorder"})
+
+
+@attrs.frozen
+class SeededBug:
+    name: str
+    what: str
+    plant: Callable[[], contextlib.AbstractContextManager]
+    settings: dict[str, str] = attrs.field(factory=lambda: dict(SAFE))
+
+
+@contextlib.contextmanager
+def _patched(owner: Any, attribute: str, replacement: Any) -> Iterator[None]:
+    original = getattr(owner, attribute)
+    setattr(owner, attribute, replacement)
+    try:
+        yield
+    finally:
+        setattr(owner, attribute, original)
+
+
+def _lost_request_not_written() -> contextlib.AbstractContextManager:
+    original = producer_module.Producer._failed_attempt
+
+    def failed_attempt(self: Any, batch: Any, error: str, written: bool) -> None:
+        original(self, batch, error, written and error != m.NETWORK_EXCEPTION)
+    return _patched(producer_module.Producer, "_failed_attempt", failed_attempt)
+
+
+def _late_fetch_response() -> contextlib.AbstractContextManager:
+    original = Partition.on_fetch_response
+
+    def on_fetch_response(self: Partition, resp: m.FetchResponse) -> None:
+        self.fetch_corr = resp.corr          # accept answers to abandoned fetches too
+        original(self, resp)
+    return _patched(Partition, "on_fetch_response", on_fetch_response)
+
+
+def _isr_rejoin_before_hw() -> contextlib.AbstractContextManager:
+    def in_sync(self: Partition, replica: str) -> bool:
+        state = self.followers.get(replica)
+        return state is not None and self.epoch_start_offset is not None \
+            and state.log_end_offset >= self.epoch_start_offset
+    return _patched(Partition, "_in_sync", in_sync)
+
+
+def _min_isr_off_by_one() -> contextlib.AbstractContextManager:
+    def effective_min_isr(self: Partition) -> int:
+        return min(self.settings.min_insync_replicas, len(self.replicas)) - 1
+    return _patched(Partition, "effective_min_isr", effective_min_isr)
+
+
+def _no_leader_epoch_bump() -> contextlib.AbstractContextManager:
+    original = replication_control.change_partition
+
+    def change(state: Any, **kwargs: Any) -> PartitionRecord | None:
+        record = original(state, **kwargs)
+        if record is None or record.state.leader == state.leader:
+            return record
+        return attrs.evolve(record, state=attrs.evolve(record.state,
+                                                       leader_epoch=state.leader_epoch))
+    return _patched(replication_control, "change_partition", change)
+
+
+def _hw_over_committed_isr() -> contextlib.AbstractContextManager:
+    return _patched(Partition, "maximal_isr", lambda self: self.isr)
+
+
+def _consumer_reads_above_hw() -> contextlib.AbstractContextManager:
+    original = Partition.fetch
+
+    def fetch(self: Partition, req: m.FetchRequest) -> m.FetchResponse:
+        response = original(self, req)
+        if req.replica is None and response.error is None and response.diverging is None:
+            records = tuple(self.log.records[req.fetch_offset:self.log.leo])
+            response = attrs.evolve(response, records=records, high_watermark=self.log.leo)
+        return response
+    return _patched(Partition, "fetch", fetch)
+
+
+def _truncate_to_hw_on_becoming_follower() -> contextlib.AbstractContextManager:
+    """Pre-KIP-101 truncation: a new follower cuts its log at its high watermark."""
+    original = Partition._make_follower
+
+    def make_follower(self: Partition, state: Any) -> None:
+        if state.leader_epoch > self.leader_epoch and self.log.leo > self.log.hw:
+            self.log.truncate_to(self.log.hw)
+        original(self, state)
+    return _patched(Partition, "_make_follower", make_follower)
+
+
+def _caught_up_forever() -> contextlib.AbstractContextManager:
+    """The ISR never shrinks (isCaughtUp always true)."""
+    return _patched(FollowerState, "is_caught_up", lambda self, *args: True)
+
+
+def _commit_returned_offsets() -> contextlib.AbstractContextManager:
+    original = consumer_module.Consumer.commit
+
+    def commit(self: Any) -> None:
+        self.processed = dict(self.returned)      # commits what poll returned, not processed
+        original(self)
+    return _patched(consumer_module.Consumer, "commit", commit)
+
+
+def _unclean_when_disabled() -> contextlib.AbstractContextManager:
+    original = replication_control.remove_from_isr
+
+    def remove(state: Any, broker: str, *, active: Any, unclean_allowed: bool) -> Any:
+        return original(state, broker, active=active, unclean_allowed=True)
+    return _patched(replication_control, "remove_from_isr", remove)
+
+
+BUGS = [
+    SeededBug("lost-request-not-written", "a request lost with its connection is taken as "
+              "never written: the send ends fail although it was appended",
+              _lost_request_not_written),
+    SeededBug("late-fetch-response", "a follower applies the answer to a fetch it has "
+              "abandoned (from a leader it left)", _late_fetch_response),
+    SeededBug("isr-rejoin-before-hw", "a follower rejoins the ISR before reaching the HW",
+              _isr_rejoin_before_hw),
+    SeededBug("min-isr-off-by-one", "min.insync.replicas checked one too low",
+              _min_isr_off_by_one),
+    SeededBug("no-leader-epoch-bump", "an election keeps the old leader epoch",
+              _no_leader_epoch_bump),
+    SeededBug("hw-over-committed-isr", "the HW ignores an ISR change in flight",
+              _hw_over_committed_isr),
+    SeededBug("consumer-reads-above-hw", "consumers are served records above the HW",
+              _consumer_reads_above_hw),
+    SeededBug("truncate-to-hw", "a new follower truncates to its HW (pre-KIP-101)",
+              _truncate_to_hw_on_becoming_follower),
+    SeededBug("isr-never-shrinks", "a silent follower is never removed from the ISR",
+              _caught_up_forever),
+    SeededBug("commit-returned-offsets", "commit-after-processing commits what poll "
+              "returned instead of what was processed", _commit_returned_offsets,
+              {**SAFE, "kafkacheck.commit.strategy": "after-processing"}),
+    SeededBug("unclean-when-disabled", "an unclean election although it is disabled",
+              _unclean_when_disabled),
+]
+BY_NAME = {bug.name: bug for bug in BUGS}
+
+
+def runs_to_find(bug: SeededBug, seed: int, budget: int) -> tuple[int | None, str]:
+    """Runs until the hunt noticed the planted bug (None: not within ``budget``)."""
+    with bug.plant():
+        try:
+            result = hunt(hunt_config(bug.settings), examples=budget, steps=100, seed=seed,
+                          target=NEVER, out_dir=None, shrink=False)
+        except ModelBugFound as found:
+            return found.runs, f"model bug {found.error.name}"
+    if result.found:
+        return result.runs, ", ".join(sorted(result.anomalies))
+    return None, ""
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--bugs", nargs="*", default=[b.name for b in BUGS],
+                        choices=[b.name for b in BUGS])
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--budget", type=int, default=2000)
+    parser.add_argument("--markdown", action="store_true")
+    args = parser.parse_args()
+    rows = []
+    for name in args.bugs:
+        bug = BY_NAME[name]
+        counts, how = [], set()
+        started = time.perf_counter()
+        for seed in range(args.seeds):
+            runs, detail = runs_to_find(bug, seed, args.budget)
+            counts.append(runs)
+            if detail:
+                how.add(detail)
+            print(f"{name} seed {seed}: {runs if runs is not None else 'not found'} "
+                  f"{detail}", file=sys.stderr, flush=True)
+        found = [c for c in counts if c is not None]
+        rows.append((name, f"{len(found)}/{args.seeds}",
+                     f"{statistics.median(found):.0f}" if found else "-",
+                     str(max(found)) if found else "-", "; ".join(sorted(how)) or "-",
+                     f"{time.perf_counter() - started:.0f}s"))
+    header = ("bug", "found", "median runs", "most runs", "how", "time")
+    if args.markdown:
+        print("| " + " | ".join(header) + " |\n|" + "---|" * len(header))
+        for row in rows:
+            print("| " + " | ".join(row) + " |")
+    else:
+        for row in (header, *rows):
+            print("  ".join(str(x).ljust(14) for x in row))
+
+
+if __name__ == "__main__":
+    main()
