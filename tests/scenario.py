@@ -85,6 +85,16 @@ class Scenario:
             self.sync_metadata().tick(1000)
         raise AssertionError(f"{broker} was not unfenced after {max_ticks} ticks")
 
+    def poll_records(self, client: str = "c0", max_rounds: int = 12) -> "Scenario":
+        """Poll (delivering the fetches in between) until a poll returns records."""
+        consumer = self.cluster.consumers[client]
+        for _ in range(max_rounds):
+            self.do(a.Poll(client))
+            if consumer.pending:
+                return self
+            self.flush()
+        raise AssertionError(f"{client} polled nothing in {max_rounds} rounds")
+
     def send(self, key: str = "k0", producer: str = "p0") -> "Scenario":
         return self.do(a.Send(producer, key))
 

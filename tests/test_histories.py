@@ -1,7 +1,11 @@
-"""Every saved history under histories/ replays to its recorded verdict.
+"""Every saved history under histories/ replays to its recorded verdict, and is minimal.
 
 This is what keeps the saved counterexamples honest as the model evolves: a change that
 alters what a schedule does shows up here as a divergence, not as a silently stale file.
+And a counterexample with a needless step makes its reader hunt for that step's purpose,
+so none may keep showing its anomaly after losing any single action before the settle
+phase (kafkacheck.minimize makes them so; this checks it, fully with --long-hunts and on
+every fifth file otherwise, to keep the default suite quick).
 """
 
 from __future__ import annotations
@@ -10,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from kafkacheck.minimize import reproduce
 from kafkacheck.replay import replay
 from kafkacheck.storage import load_history
 
@@ -28,3 +33,18 @@ def test_saved_history_replays_to_its_recorded_verdict(path: Path) -> None:
     assert result.verdict is not None and saved.verdict is not None
     assert sorted(result.verdict.anomalies) == sorted(saved.verdict["anomalies"])
     assert result.verdict.anomalies == saved.verdict["anomalies"]
+
+
+def test_saved_histories_cannot_lose_an_action(hunt_budget: int) -> None:
+    checked = HISTORIES if hunt_budget > 1 else HISTORIES[::5]
+    assert checked
+    for path in checked:
+        saved = load_history(path)
+        assert saved.settle_from is not None and saved.evidence, f"{path.name}: no evidence"
+        keep = frozenset(saved.evidence)
+        actions = saved.schedule[:saved.settle_from]
+        assert reproduce(saved.config, actions, keep) is not None, path.name
+        for i in range(len(actions)):
+            shorter = actions[:i] + actions[i + 1:]
+            assert reproduce(saved.config, shorter, keep) is None, \
+                f"{path.name} still shows {sorted(keep)} without action {i}: {actions[i]!r}"

@@ -37,7 +37,8 @@ def test_acks_all_is_acknowledged_only_once_every_isr_member_has_the_record() ->
 def test_a_follower_learns_the_high_watermark_from_the_fetch_after_the_one_that_moved_it() -> None:
     """Partition.fetchRecords reads the HW for the response before the fetch updates the
     follower's state, so the fetch that lets the leader advance the HW still carries the
-    old one."""
+    old one; the next fetch, with nothing new to read, is held (DelayedFetch) until
+    replica.fetch.wait.max.ms and then brings the HW."""
     s = Scenario(acks="1", **{"kafkacheck.replication.factor": "2"})
     p = s.partition()
     leader = s.leader(p)
@@ -48,7 +49,11 @@ def test_a_follower_learns_the_high_watermark_from_the_fetch_after_the_one_that_
     s.fetch_round(follower, p)                              # fetch at 1: leader HW -> 1
     assert s.log(leader, p).hw == 1
     assert s.log(follower, p).hw == 0, "the answer carried the HW from before the fetch"
+    corr = s.replica(follower, p).fetch_corr
     s.fetch_round(follower, p)
+    assert s.replica(follower, p).fetch_corr == corr, "answered although nothing was new"
+    s.tick(500)                                             # replica.fetch.wait.max.ms
+    s.fetch_round(follower, p) if False else s.deliver(leader, follower)
     assert s.log(follower, p).hw == 1
 
 
@@ -78,7 +83,7 @@ def test_a_lagging_follower_leaves_the_isr_and_rejoins_once_caught_up() -> None:
     p = s.partition()
     leader = s.leader(p)
     shrink_isr_to_leader(s, p)
-    s.flush(6)
+    s.flush(6).tick(500).flush(6)          # one ISR change in flight at a time
     assert set(s.isr(p)) == {leader, *s.followers(p)}
     assert [e.value["isr"] for e in s.internal("isr") if e.value["partition"] == p][-1][0] \
         == leader
@@ -171,19 +176,22 @@ def test_consumers_see_only_records_below_the_high_watermark() -> None:
     leader = s.leader(p)
     start_consumer(s)
     s.send().deliver("p0", leader)                     # appended, not replicated: HW 0
-    s.do(a.Poll("c0")).deliver("c0", leader).deliver(leader, "c0").do(a.Poll("c0"))
+    s.do(a.Poll("c0"))
+    while s.cluster.ctx.network.queues.get(("c0", leader)):
+        s.deliver("c0", leader)                        # the fetch: nothing below the HW
     assert s.log(leader, p).hw == 0
-    assert all(not e.value[0][1] for e in s.ops("poll", "ok")), "read above the HW"
-    s.flush(4)                                         # replicated; HW 1
-    assert s.log(leader, p).hw == 1
-    s.do(a.Poll("c0")).deliver("c0", leader).deliver(leader, "c0").do(a.Poll("c0"))
+    assert not [m for _, m in s.cluster.ctx.network.queues.get((leader, "c0"), ())
+                if getattr(m, "records", ())], "served a record above the HW"
+    s.flush(4)                                         # replicated; HW 1: the held fetch
+    assert s.log(leader, p).hw == 1                    # is answered with the record
+    s.poll_records()
     assert s.ops("poll", "ok")[-1].value == [["poll", {p: [[0, 1]]}]]
 
 
 def test_a_restarted_consumer_resumes_from_its_committed_offset() -> None:
     s = Scenario(acks="all")
     start_consumer(s).send().flush(4)
-    s.do(a.Poll("c0")).flush(2).do(a.Poll("c0"))
+    s.poll_records()
     s.do(a.Process("c0")).do(a.Commit("c0")).flush(6)
     assert s.ops("commit", "ok")
     s.do(a.ClientCrash("c0")).do(a.ClientRestart("c0")).finish()
@@ -194,7 +202,7 @@ def test_a_restarted_consumer_resumes_from_its_committed_offset() -> None:
 def test_commit_before_processing_loses_the_batch_when_the_consumer_crashes() -> None:
     s = Scenario(acks="all", **{"kafkacheck.commit.strategy": "before-processing"})
     start_consumer(s).send().flush(4)
-    s.do(a.Poll("c0")).flush(2).do(a.Poll("c0"))
+    s.poll_records()
     s.do(a.Commit("c0")).flush(6)
     assert s.ops("commit", "ok")
     s.do(a.ClientCrash("c0")).do(a.ClientRestart("c0")).finish()
@@ -204,7 +212,7 @@ def test_commit_before_processing_loses_the_batch_when_the_consumer_crashes() ->
 def test_commit_after_processing_reprocesses_when_the_consumer_crashes_before_committing() -> None:
     s = Scenario(acks="all")
     start_consumer(s).send().flush(4)
-    s.do(a.Poll("c0")).flush(2).do(a.Poll("c0"))
+    s.poll_records()
     s.do(a.Process("c0"))
     s.do(a.ClientCrash("c0")).do(a.ClientRestart("c0")).finish()
     found = s.anomalies()
@@ -316,7 +324,7 @@ def test_a_commit_request_timeout_closes_the_connection_and_forgets_fetches_queu
     p = next(p for p in (0, 1) if s.leader(p) == coordinator)
     start_consumer(s).do(a.Send("p0", "k0", partition=p)).flush(8)
     assert s.log(coordinator, p).hw == 1
-    s.do(a.Poll("c0")).flush(2).do(a.Poll("c0"))       # records returned, next fetch queued
+    s.poll_records()       # records returned, next fetch queued
     s.do(a.Process("c0")).do(a.Commit("c0"))            # the commit queues behind it
     consumer = s.cluster.consumers["c0"]
     assert p in consumer.fetching

@@ -40,7 +40,8 @@ def test_defaults_reach_the_typed_fields():
 def test_non_kafka_settings_are_prefixed():
     kafka_names = set(KAFKA_DEFAULTS) | {
         "broker.session.timeout.ms", "replica.fetch.backoff.ms", "enable.idempotence",
-        "retry.backoff.ms", "metadata.max.age.ms", "enable.auto.commit", "group.id"}
+        "retry.backoff.ms", "metadata.max.age.ms", "enable.auto.commit", "group.id",
+        "replica.fetch.wait.max.ms", "fetch.max.wait.ms"}
     for name in setting_names():
         assert name in kafka_names or name.startswith("kafkacheck."), name
 

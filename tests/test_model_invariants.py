@@ -1,0 +1,143 @@
+"""The model polices itself: every model-state invariant fails loudly when broken.
+
+Each test builds the broken state the invariant names (directly, or by planting the bug
+in the model that would produce it) and checks that the monitor raises
+:class:`ModelBugError`, a bug in kafkacheck, never an anomaly about Kafka.  The one
+exception, committed data lost after an unclean election, is a finding.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from invariants.model_state import ModelBugError, ModelStateMonitor
+from model import actions as a
+from model.broker.broker import Broker
+from model.broker.log import Record
+from model.metadata import PartitionRecord, PartitionState, RegisterBrokerRecord
+from model.views import BrokerView, ClusterView, PartitionView, ReplicaView
+from tests.scenario import Scenario
+
+R1, R2 = Record(0, 0, "k", 1, "p0"), Record(0, 1, "k", 2, "p0")
+
+
+def replica(name: str, *, leader: bool, epoch: int = 1, hw: int = 0, records=(),
+            maximal: tuple = ("b0", "b1")) -> ReplicaView:
+    return ReplicaView(name, True, leader, epoch, hw, list(records),
+                       maximal if leader else (), "b0", epoch)
+
+
+def cluster(leader_records=(), follower_records=(), hw=0, *, log=(), epoch=1,
+            active=True) -> ClusterView:
+    partition = PartitionView(0, "b0", epoch, ("b0", "b1"), {
+        "b0": replica("b0", leader=True, epoch=epoch, hw=hw, records=leader_records),
+        "b1": replica("b1", leader=False, epoch=epoch, records=follower_records)})
+    return ClusterView([partition], list(log), {"b0": active, "b1": True})
+
+
+def state(leader: str | None, isr: tuple, epoch: int, partition_epoch: int) -> PartitionState:
+    return PartitionState(0, ("b0", "b1", "b2"), isr, leader, epoch, partition_epoch)
+
+
+def test_a_high_watermark_beyond_a_maximal_isr_member_is_a_model_bug() -> None:
+    with pytest.raises(ModelBugError, match="hw-exceeds-isr-leo"):
+        ModelStateMonitor().check(cluster([R1], [], hw=1))
+
+
+def test_isr_members_that_disagree_below_the_high_watermark_are_a_model_bug() -> None:
+    with pytest.raises(ModelBugError, match="isr-log-mismatch"):
+        ModelStateMonitor().check(cluster([R1], [R2], hw=1))
+
+
+def test_a_fenced_leader_is_a_model_bug() -> None:
+    with pytest.raises(ModelBugError, match="fenced-leader"):
+        ModelStateMonitor().check(cluster(active=False))
+
+
+def test_a_clean_election_from_outside_the_isr_is_a_model_bug() -> None:
+    log = [PartitionRecord(state("b0", ("b0", "b1"), 0, 0)),
+           PartitionRecord(state("b2", ("b2",), 1, 1))]
+    with pytest.raises(ModelBugError, match="clean-election-outside-isr"):
+        ModelStateMonitor().check(cluster(log=log))
+    log[1] = PartitionRecord(state("b2", ("b2",), 1, 1), unclean=True)
+    ModelStateMonitor().check(cluster(log=log))
+
+
+def test_a_leader_epoch_going_backwards_in_the_metadata_log_is_a_model_bug() -> None:
+    log = [PartitionRecord(state("b0", ("b0",), 2, 2)),
+           PartitionRecord(state("b1", ("b1",), 1, 3))]
+    with pytest.raises(ModelBugError, match="metadata-epoch-regressed"):
+        ModelStateMonitor().check(cluster(log=log))
+
+
+def test_a_broker_acting_on_an_older_epoch_than_before_is_a_model_bug() -> None:
+    monitor = ModelStateMonitor()
+    monitor.check(cluster(epoch=3))
+    with pytest.raises(ModelBugError, match="leader-epoch-regressed"):
+        monitor.check(cluster(epoch=2))
+
+
+def test_a_leader_its_own_metadata_does_not_name_is_a_model_bug() -> None:
+    view = cluster()
+    view.partitions[0].replicas["b0"] = ReplicaView(          # its metadata names b1
+        "b0", True, True, 1, 0, [], ("b0",), "b1", 1)
+    with pytest.raises(ModelBugError, match="leader-without-metadata"):
+        ModelStateMonitor().check(view)
+
+
+def test_a_leader_for_an_epoch_superseded_before_its_registration_is_a_model_bug() -> None:
+    log = [PartitionRecord(state("b1", ("b1",), 2, 2)), RegisterBrokerRecord("b0", 1, 1)]
+    with pytest.raises(ModelBugError, match="stale-leader-after-restart"):
+        ModelStateMonitor().check(cluster(log=log, epoch=1))
+
+
+def test_roles_taken_before_registering_and_catching_up_are_a_model_bug() -> None:
+    log = [PartitionRecord(state("b0", ("b0",), 0, 0)), RegisterBrokerRecord("b0", 1, 0)]
+    view = cluster(log=log)
+    early = ClusterView(view.partitions, log, view.active,
+                        [BrokerView("b0", True, 1, 5, has_roles=True)])
+    with pytest.raises(ModelBugError, match="role-before-registration"):
+        ModelStateMonitor().check(early)
+    log.append(RegisterBrokerRecord("b0", 2, 1))
+    behind = ClusterView(view.partitions, log, view.active,
+                         [BrokerView("b0", True, 1, 2, has_roles=True)])
+    with pytest.raises(ModelBugError, match="role-before-registration"):
+        ModelStateMonitor().check(behind)
+    caught_up = ClusterView(view.partitions, log, view.active,
+                            [BrokerView("b0", True, 1, 3, has_roles=True)])
+    ModelStateMonitor().check(caught_up)
+
+
+def test_committed_data_lost_under_clean_elections_is_a_model_bug() -> None:
+    monitor = ModelStateMonitor()
+    monitor.check(cluster([R1], [R1], hw=1))
+    with pytest.raises(ModelBugError, match="committed-prefix-changed"):
+        monitor.check(cluster([R2], [R2], hw=1))
+
+
+def test_committed_data_lost_after_an_unclean_election_is_a_finding() -> None:
+    monitor = ModelStateMonitor()
+    log = [PartitionRecord(state("b0", ("b0", "b1"), 1, 1))]
+    monitor.check(cluster([R1], [R1], hw=1, log=log))
+    log.append(PartitionRecord(state("b0", ("b0",), 2, 2), unclean=True))
+    found = monitor.check(cluster([R2], [R2], hw=1, log=log, epoch=2))
+    assert [f["name"] for f in found] == ["committed-prefix-changed"]
+
+
+def test_the_monitor_catches_a_broker_that_publishes_before_catching_up(monkeypatch) -> None:
+    """Plant the reviewed bug: a restarted broker takes roles from the metadata it had
+    before its restart.  The monitor must stop the run, whatever the schedule does next."""
+    def eager_restart(self: Broker) -> None:
+        self.alive = True
+        self.incarnation += 1
+        self._start()
+        self._publish(set(self.logs))        # before registering or catching up
+        self._fetch_metadata()
+
+    monkeypatch.setattr(Broker, "restart", eager_restart)
+    s = Scenario(acks="1")
+    p = s.partition()
+    leader = s.leader(p)
+    s.do(a.Crash(leader)).tick(10000)                 # epoch 1 elsewhere
+    with pytest.raises(ModelBugError, match="role-before-registration"):
+        s.do(a.Restart(leader))
