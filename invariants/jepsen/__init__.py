@@ -1,7 +1,7 @@
 """Jepsen's Kafka checker (``jepsen.tests.kafka``), reimplemented over kafkacheck events.
 
 ``analyze`` finds every anomaly Jepsen's checker names, with Jepsen's definitions and
-field names, plus kafkacheck's additions (rw edges, G-single, G2, G1b, per-key realtime
+field names, plus kafkacheck's additions (rw edges, G-single, G2, per-key realtime
 lag), and applies Jepsen's allowed-anomaly rules to decide validity.  It reads only the
 client operations of the history, so it works the same on a model run and on a
 ``history.edn`` recorded against a real cluster (see ``kafkacheck.jepsen_io``).
@@ -31,7 +31,7 @@ ANOMALY_NAMES = (
     "inconsistent-offsets", "duplicate", "lost-write", "G1a", "precommitted-read",
     "poll-skip", "nonmonotonic-poll", "nonmonotonic-send", "int-poll-skip",
     "int-nonmonotonic-poll", "int-send-skip", "int-nonmonotonic-send", "unseen",
-    "G1b", "empty-transaction-graph", *cycles.CYCLE_TYPES, cycles.CYCLE_SEARCH_TIMEOUT,
+    "empty-transaction-graph", *cycles.CYCLE_TYPES, cycles.CYCLE_SEARCH_TIMEOUT,
 )
 
 
@@ -152,7 +152,6 @@ def _other_checks(history: History, orders: VersionOrders, reads_ok: dict, write
     put("int-nonmonotonic-send", nonmono)
     put("nonmonotonic-send", sends.nonmonotonic_sends(history, orders))
     put("unseen", writes.unseen(history, reads_ok))
-    put("G1b", writes.intermediate_reads(history, orders, writer))
     _describe(history, orders, stats)
 
 
