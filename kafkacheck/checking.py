@@ -1,9 +1,8 @@
 """``check`` and ``export``: verdicts on histories without re-running the model.
 
-A kafkacheck history gets both analyses: the model-aware one (it knows the final committed
-log, so it can judge loss of unread records and the consumer pipeline) and Jepsen's
-history-only one.  A Jepsen history gets Jepsen's analysis alone.  Where both report the
-same anomaly for the same record, it is listed once.
+A kafkacheck history gets ``invariants.verdict.judge``, the same verdict hunts and
+``replay`` give (the model-aware checkers and Jepsen's, merged).  A Jepsen history has no
+model events, so it gets Jepsen's analysis alone.
 """
 
 from __future__ import annotations
@@ -12,19 +11,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from invariants.check import check_events
-from kafkacheck.errors import UsageError
 from invariants.jepsen import analyze
+from invariants.verdict import judge
+from kafkacheck.errors import UsageError
 from kafkacheck.jepsen_io import JepsenFormatError, looks_like_jepsen, read_jepsen, write_jepsen
 from kafkacheck.storage import HistoryFileError, load_history
-from model.history import Event
-
-# How to tell that two details of one anomaly name describe the same thing.
-_IDENTITY = {
-    "lost-write": ("key", "value"),
-    "duplicate": ("key", "value"),
-    "inconsistent-offsets": ("key", "offset"),
-}
 
 
 def check_file(path: Path, *, fmt: str = "auto", ww_deps: bool = False,
@@ -45,30 +36,7 @@ def check_file(path: Path, *, fmt: str = "auto", ww_deps: bool = False,
         saved = load_history(path)
     except HistoryFileError as error:
         raise UsageError(str(error)) from None
-    return check_all(saved.events, ww_deps=ww_deps, sub_via=sub_via)
-
-
-def check_all(events: list[Event], *, ww_deps: bool = False,
-              sub_via: str = "assign") -> dict[str, Any]:
-    """Model-aware and Jepsen analyses of a kafkacheck history, merged."""
-    ours = check_events(events)
-    theirs = analyze(events, ww_deps=ww_deps, sub_via=sub_via).to_json()
-    anomalies: dict[str, list[dict[str, Any]]] = {
-        name: list(details) for name, details in theirs["anomalies"].items()}
-    for name, details in ours.anomalies.items():
-        merged = anomalies.setdefault(name, [])
-        fields = _IDENTITY.get(name)
-        known = {tuple(d.get(f) for f in fields) for d in merged} if fields else set()
-        for detail in details:
-            if fields and tuple(detail.get(f) for f in fields) in known:
-                continue
-            merged.append(detail)
-    return {
-        "valid": theirs["valid"] and ours.valid,
-        "guarantee": ours.guarantee,
-        "anomalies": {name: anomalies[name] for name in sorted(anomalies)},
-        "stats": {**theirs["stats"], **ours.stats},
-    }
+    return judge(saved.events, ww_deps=ww_deps, sub_via=sub_via).to_json()
 
 
 def export_file(path: Path, fmt: str, output: Path | None) -> None:

@@ -80,8 +80,8 @@ def hunt(config: Config, *, examples: int = 100, steps: int = 60, seed: int = 0,
     except AnomalyFound:
         assert machine.last_failure is not None
         run, verdict = machine.last_failure
-        anomalies = {k: v for k, v in verdict.anomalies.items() if k not in ignore
-                     and (target is None or k in target)}
+        anomalies = {k: v for k, v in verdict.anomalies.items() if k in verdict.invalid
+                     and k not in ignore and (target is None or k in target)}
         if out_dir is not None:
             path = save_history(Path(out_dir), config, run.schedule, run.cluster.history,
                                 verdict, seed, headline=min(anomalies) if anomalies else None)

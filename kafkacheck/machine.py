@@ -150,7 +150,7 @@ class KafkaMachine(RuleBasedStateMachine):
             return
         self.run.finish()
         verdict = self.run.verdict()
-        found = self._wanted(set(verdict.anomalies))
+        found = self._wanted(set(verdict.invalid))
         if found:
             self._fail(f"anomalies found: {', '.join(sorted(found))}", verdict)
 

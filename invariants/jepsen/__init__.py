@@ -25,7 +25,7 @@ from .parallel import FORK_THRESHOLD_OPS, Deferred, fork_allowed
 from .rules import allowed_anomalies, bad_anomaly_types, parse_sub_via
 from .versions import VersionOrders, ok_reads, writer_of
 
-__all__ = ["Analysis", "analyze", "ANOMALY_NAMES"]
+__all__ = ["Analysis", "analyze", "ANOMALY_NAMES", "jsonable"]
 
 ANOMALY_NAMES = (
     "inconsistent-offsets", "duplicate", "lost-write", "G1a", "precommitted-read",
@@ -45,17 +45,18 @@ class Analysis:
 
     def to_json(self) -> dict:
         return {"valid": self.valid,
-                "anomalies": {k: [_jsonable(e) for e in v] for k, v in self.anomalies.items()},
-                "stats": _jsonable(self.stats)}
+                "anomalies": {k: [jsonable(e) for e in v] for k, v in self.anomalies.items()},
+                "stats": jsonable(self.stats)}
 
 
-def _jsonable(x: Any) -> Any:
+def jsonable(x: Any) -> Any:
+    """``x`` as JSON would give it back: tuples and sets as lists, map keys as strings."""
     if isinstance(x, dict):
-        return {str(k) if not isinstance(k, str) else k: _jsonable(v) for k, v in x.items()}
+        return {str(k) if not isinstance(k, str) else k: jsonable(v) for k, v in x.items()}
     if isinstance(x, (list, tuple)):
-        return [_jsonable(v) for v in x]
+        return [jsonable(v) for v in x]
     if isinstance(x, (set, frozenset)):
-        return [_jsonable(v) for v in sorted(x, key=sort_key)]
+        return [jsonable(v) for v in sorted(x, key=sort_key)]
     return x
 
 

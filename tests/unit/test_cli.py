@@ -99,6 +99,23 @@ def test_hunt_with_a_bad_setting_exits_2(capsys, tmp_path, assignment, fragments
     assert not list(tmp_path.iterdir())
 
 
+@pytest.mark.parametrize("name, fragment", [
+    ("lost-writes", "unknown anomaly 'lost-writes'"),
+    ("G1b", "unknown anomaly 'G1b'"),
+    ("int-send-skip", "'int-send-skip' is informational"),
+])
+def test_hunt_refuses_a_target_no_hunt_can_stop_for(capsys, tmp_path, name, fragment):
+    from invariants.registry import target_names
+
+    code, out, err = run_cli(capsys, "hunt", "--target", "lost-write", "--target", name,
+                             "--examples", 1, "--out", tmp_path)
+    assert code == EXIT_USAGE and out == ""
+    assert_one_line_error(err, "--target: ", fragment, "known anomalies: ",
+                          ", ".join(target_names()))
+    assert "G1a" in err and "processed-zero-times" in err and "unseen" in err
+    assert not list(tmp_path.iterdir())
+
+
 # -- replay --------------------------------------------------------------------------------
 
 
@@ -144,7 +161,7 @@ def test_replay_json(capsys, histories):
     code, out, err = run_cli(capsys, "replay", "--json", histories["lossy"])
     assert code == EXIT_FOUND
     verdict = json.loads(out)
-    assert verdict["valid"] is False and list(verdict["anomalies"]) == ["lost-write"]
+    assert verdict["valid"] is False and list(verdict["anomalies"]) == ["lost-write", "unseen"]
 
 
 def test_replay_tampered_history(capsys, histories):
