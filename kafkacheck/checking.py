@@ -7,14 +7,16 @@ model events, so it gets Jepsen's analysis alone.
 
 from __future__ import annotations
 
+import io
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 from invariants.jepsen import analyze
 from invariants.verdict import judge
 from kafkacheck.errors import UsageError
 from kafkacheck.jepsen_io import JepsenFormatError, looks_like_jepsen, read_jepsen, write_jepsen
+from kafkacheck.output import write_atomically
 from kafkacheck.storage import HistoryFileError, load_history
 
 
@@ -40,6 +42,8 @@ def check_file(path: Path, *, fmt: str = "auto", ww_deps: bool = False,
 
 
 def export_file(path: Path, fmt: str, output: Path | None) -> None:
+    """Write a kafkacheck history in Jepsen's format, to ``output`` (all or nothing, see
+    ``kafkacheck.output``) or to standard output."""
     if fmt != "jepsen":
         raise UsageError(f"unknown export format {fmt!r}")
     try:
@@ -47,7 +51,17 @@ def export_file(path: Path, fmt: str, output: Path | None) -> None:
     except HistoryFileError as error:
         raise UsageError(str(error)) from None
     if output is None:
-        write_jepsen(saved.events, sys.stdout)
+        buffer = io.StringIO()
+        _export(saved.events, buffer)
+        sys.stdout.write(buffer.getvalue())
         return
-    with output.open("w", encoding="utf-8") as out:
-        write_jepsen(saved.events, out)
+    if output.resolve() == path.resolve():
+        raise UsageError(f"{output}: would overwrite the history being exported")
+    write_atomically(output, lambda out: _export(saved.events, out))
+
+
+def _export(events: list, out: TextIO) -> None:
+    try:
+        write_jepsen(events, out)
+    except JepsenFormatError as error:
+        raise UsageError(f"cannot export: {error}") from None

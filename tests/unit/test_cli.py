@@ -224,6 +224,67 @@ def test_export_to_file_then_check_as_jepsen(capsys, tmp_path, histories):
     assert code == (EXIT_OK if verdict["valid"] else EXIT_FOUND)
 
 
+def test_export_creates_missing_parent_folders(capsys, tmp_path, histories):
+    # Like `hunt --out` and `guarantees --doc`: the folder is made, not refused.
+    edn = tmp_path / "new" / "deeper" / "history.edn"
+    code, out, err = run_cli(capsys, "export", histories["lossy"], "-o", edn)
+    assert code == EXIT_OK and out == "" and err == ""
+    assert edn.read_text().startswith("{:index 0, ")
+    assert [p.name for p in edn.parent.iterdir()] == ["history.edn"]
+
+
+def test_export_onto_a_directory_exits_2_and_writes_nothing(capsys, tmp_path, histories):
+    before = sorted(tmp_path.iterdir())
+    code, out, err = run_cli(capsys, "export", histories["lossy"], "-o", tmp_path)
+    assert code == EXIT_USAGE and out == ""
+    assert_one_line_error(err, str(tmp_path), "is a directory")
+    assert sorted(tmp_path.iterdir()) == before
+
+
+def test_export_below_a_file_exits_2(capsys, tmp_path, histories):
+    blocker = tmp_path / "file"
+    blocker.write_text("keep me")
+    code, out, err = run_cli(capsys, "export", histories["lossy"], "-o", blocker / "x.edn")
+    assert code == EXIT_USAGE and out == ""
+    assert_one_line_error(err, str(blocker), "not a directory")
+    assert blocker.read_text() == "keep me"
+
+
+def test_export_never_overwrites_its_input(capsys, tmp_path, histories):
+    copy = tmp_path / "copy.json"
+    copy.write_text(histories["lossy"].read_text())
+    code, out, err = run_cli(capsys, "export", copy, "-o", copy)
+    assert code == EXIT_USAGE
+    assert_one_line_error(err, "would overwrite the history being exported")
+    assert copy.read_text() == histories["lossy"].read_text()
+
+
+def test_an_export_that_fails_midway_leaves_the_old_file_and_no_temporary(
+        capsys, tmp_path, histories, monkeypatch):
+    import errno
+
+    from kafkacheck import checking
+
+    def disk_fills_up(events, out):
+        out.write("{:index 0, :time 0, :type :invoke")
+        out.flush()
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(checking, "write_jepsen", disk_fills_up)
+    target = tmp_path / "out.edn"
+    target.write_text("previous export\n")
+    code, out, err = run_cli(capsys, "export", histories["lossy"], "-o", target)
+    assert code == EXIT_USAGE and out == ""
+    assert_one_line_error(err, str(target), "No space left on device")
+    assert target.read_text() == "previous export\n"
+    assert [p.name for p in tmp_path.iterdir()] == ["out.edn"]
+    # Folders made for the export are removed again.
+    code, out, err = run_cli(capsys, "export", histories["lossy"], "-o",
+                             tmp_path / "a" / "b" / "out.edn")
+    assert code == EXIT_USAGE
+    assert [p.name for p in tmp_path.iterdir()] == ["out.edn"]
+
+
 # -- hunt ----------------------------------------------------------------------------------
 
 
