@@ -17,7 +17,7 @@ from invariants.verdict import judge
 from kafkacheck.errors import UsageError
 from kafkacheck.jepsen_io import JepsenFormatError, looks_like_jepsen, read_jepsen, write_jepsen
 from kafkacheck.output import write_atomically
-from kafkacheck.storage import HistoryFileError, load_history
+from kafkacheck.storage import HistoryFileError, SavedHistory, load_history
 
 
 def check_file(path: Path, *, fmt: str = "auto", ww_deps: bool = False,
@@ -34,11 +34,22 @@ def check_file(path: Path, *, fmt: str = "auto", ww_deps: bool = False,
         except JepsenFormatError as error:
             raise UsageError(str(error)) from None
         return analyze(events, ww_deps=ww_deps, sub_via=sub_via).to_json()
-    try:
-        saved = load_history(path)
-    except HistoryFileError as error:
-        raise UsageError(str(error)) from None
+    saved = load_kafkacheck_history(path, "`--format jepsen` (or `auto`)")
     return judge(saved.events, ww_deps=ww_deps, sub_via=sub_via).to_json()
+
+
+def load_kafkacheck_history(path: Path, instead: str | None = None) -> SavedHistory:
+    """``load_history``, as a UsageError; a Jepsen history is told where it belongs
+    (``instead``, by default ``kafkacheck check``) rather than that it is not JSON."""
+    try:
+        return load_history(path)
+    except HistoryFileError as error:
+        if path.is_file() and looks_like_jepsen(path):
+            raise UsageError(
+                f"{path}: is a Jepsen history, not a kafkacheck one (it has no schedule "
+                f"or model events); check it with {instead or f'`kafkacheck check {path}`'}"
+            ) from None
+        raise UsageError(str(error)) from None
 
 
 def export_file(path: Path, fmt: str, output: Path | None) -> None:
@@ -46,10 +57,7 @@ def export_file(path: Path, fmt: str, output: Path | None) -> None:
     ``kafkacheck.output``) or to standard output."""
     if fmt != "jepsen":
         raise UsageError(f"unknown export format {fmt!r}")
-    try:
-        saved = load_history(path)
-    except HistoryFileError as error:
-        raise UsageError(str(error)) from None
+    saved = load_kafkacheck_history(path)
     if output is None:
         buffer = io.StringIO()
         _export(saved.events, buffer)

@@ -122,13 +122,10 @@ def _print_verdict(verdict: dict[str, Any], as_json: bool) -> None:
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
+    from kafkacheck.checking import load_kafkacheck_history
     from kafkacheck.replay import replay
-    from kafkacheck.storage import HistoryFileError, load_history
 
-    try:
-        saved = load_history(args.file)
-    except HistoryFileError as error:
-        raise UsageError(str(error)) from None
+    saved = load_kafkacheck_history(Path(args.file))
     result = replay(saved)
     if result.diverged:
         print(f"diverged: {result.reason}")

@@ -569,19 +569,32 @@ def read_jepsen(path: str | Path) -> list[Event]:
         text = Path(path).read_text(encoding="utf-8")
     except UnicodeDecodeError as e:
         raise JepsenFormatError(f"{path}: not UTF-8 text ({e})") from None
-    return read_jepsen_text(text)
+    try:
+        return read_jepsen_text(text)
+    except JepsenFormatError as e:
+        raise JepsenFormatError(f"{path}: {e}") from None
 
 
 def read_jepsen_text(text: str) -> list[Event]:
+    """The client ops of a history's text; JepsenFormatError naming the line if it is not
+    one, or if it holds no client operation at all."""
     # Millions of small lists are built and none freed: the cyclic GC would only rescan
     # them over and over.  Re-enabled as it was, it would still scan them all once, at
     # the caller's next allocation (2 s at 10^6 ops), to learn that they are alive:
     # gc.freeze() moves them (and whatever else is alive) to the permanent generation,
     # which it never scans.  Events hold no reference cycles.
+    if not text.strip():
+        raise JepsenFormatError("empty file: no operations to check")
     was_enabled = gc.isenabled()
     gc.disable()
     try:
-        return _read_text(text)
+        events = _read_text(text)
+        if not events:
+            # Nothing to check is not a finding (the analysis would only report an empty
+            # transaction graph, an anomaly): the input is unusable.
+            raise JepsenFormatError("no client operations (ops whose :process is an "
+                                    "integer) to check")
+        return events
     finally:
         if was_enabled:
             gc.freeze()

@@ -82,7 +82,10 @@ def load_history(path: str | Path) -> SavedHistory:
     if path.is_dir():
         raise HistoryFileError(f"{path}: is a directory, expected a history JSON file")
     try:
-        raw = json.loads(path.read_text())
+        text = path.read_text(encoding="utf-8")
+        if not text.strip():
+            raise HistoryFileError(f"{path}: empty file")
+        raw = json.loads(text)
     except UnicodeDecodeError:
         raise HistoryFileError(f"{path}: not a text file") from None
     except json.JSONDecodeError as error:

@@ -138,6 +138,34 @@ def test_read_errors_for_files(tmp_path):
         read_jepsen(bad)
 
 
+def test_read_errors_name_the_file(tmp_path):
+    bad = tmp_path / "bad.edn"
+    bad.write_text('{:index 0, :time 0, :type :invoke, :process 0, :f :poll, :value [[:poll]]}\n'
+                   '{:b [1 2}\n')
+    with pytest.raises(JepsenFormatError) as e:
+        read_jepsen(bad)
+    assert str(e.value) == f"{bad}: line 2: expected ']' to close the form opened on line 2, got '}}'"
+
+
+@pytest.mark.parametrize("text, message", [
+    ("", "empty file"),
+    ("  \n\n", "empty file"),
+    ("; only a comment\n", "no client operations"),
+    ('{:index 0, :time 0, :type :info, :process :nemesis, :f :kill, :value nil}\n',
+     "no client operations"),
+    ('{"index": 0, "type": "info", "process": "nemesis", "f": "kill"}\n',
+     "no client operations"),
+])
+def test_a_history_without_client_operations_is_unusable(tmp_path, text, message):
+    # Nothing to check is not a finding: Jepsen's analysis of it would only say
+    # empty-transaction-graph, which `check` would report as an anomaly (exit 1).
+    path = tmp_path / "h.edn"
+    path.write_text(text)
+    with pytest.raises(JepsenFormatError) as e:
+        read_jepsen(path)
+    assert str(e.value).startswith(f"{path}: {message}")
+
+
 def _export(events) -> str:
     buf = io.StringIO()
     write_jepsen(events, buf)

@@ -285,6 +285,61 @@ def test_an_export_that_fails_midway_leaves_the_old_file_and_no_temporary(
     assert [p.name for p in tmp_path.iterdir()] == ["out.edn"]
 
 
+# -- Jepsen input --------------------------------------------------------------------------
+
+
+@pytest.fixture
+def jepsen_files(tmp_path, histories, capsys):
+    edn = tmp_path / "history.edn"
+    assert main(["export", str(histories["lossy"]), "-o", str(edn)]) == EXIT_OK
+    jsonl = tmp_path / "history.jsonl"
+    jsonl.write_text("".join(
+        json.dumps({"index": i, "time": 0, "type": t, "process": 0, "f": "poll",
+                    "value": [["poll"]] if t == "invoke" else [["poll", {}]]}) + "\n"
+        for i, t in enumerate(["invoke", "ok"])))
+    one_line = tmp_path / "one.jsonl"
+    one_line.write_text(jsonl.read_text().splitlines()[0] + "\n")
+    capsys.readouterr()
+    return {"edn": edn, "jsonl": jsonl, "one-line": one_line}
+
+
+@pytest.mark.parametrize("fmt", ["jepsen", "auto"])
+def test_check_of_an_empty_jepsen_file_is_unusable_input(capsys, tmp_path, fmt):
+    empty = tmp_path / "empty.edn"
+    empty.write_text("")
+    code, out, err = run_cli(capsys, "check", "--format", fmt, empty)
+    assert code == EXIT_USAGE and out == ""
+    assert_one_line_error(err, str(empty), "empty file")
+
+
+def test_an_edn_syntax_error_names_the_file(capsys, tmp_path, jepsen_files):
+    broken = tmp_path / "broken.edn"
+    first = jepsen_files["edn"].read_text().splitlines()[0]
+    broken.write_text(first + "\n{:index 1, :value [1 2}\n")
+    code, out, err = run_cli(capsys, "check", broken)
+    assert code == EXIT_USAGE and out == ""
+    assert_one_line_error(err, f"{broken}: line 2: expected ']'")
+
+
+@pytest.mark.parametrize("kind", ["edn", "jsonl", "one-line"])
+@pytest.mark.parametrize("command", ["replay", "export"])
+def test_replay_or_export_of_a_jepsen_file_points_to_check(capsys, jepsen_files, kind,
+                                                           command):
+    path = jepsen_files[kind]
+    code, out, err = run_cli(capsys, command, path)
+    assert code == EXIT_USAGE and out == ""
+    assert_one_line_error(err, str(path), "is a Jepsen history",
+                          f"kafkacheck check {path}")
+    assert "not JSON" not in err
+
+
+def test_check_as_kafkacheck_of_a_jepsen_file_points_to_the_format(capsys, jepsen_files):
+    path = jepsen_files["edn"]
+    code, out, err = run_cli(capsys, "check", "--format", "kafkacheck", path)
+    assert code == EXIT_USAGE
+    assert_one_line_error(err, str(path), "is a Jepsen history", "--format jepsen")
+
+
 # -- hunt ----------------------------------------------------------------------------------
 
 
