@@ -26,6 +26,8 @@ def write_atomically(path: Path, write: Callable[[TextIO], None]) -> None:
     tmp: str | None = None
     try:
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        # mkstemp makes the file private (0600); give it the mode a plain open() would.
+        os.chmod(tmp, _mode_for(path))
         with open(fd, "w", encoding="utf-8") as out:
             write(out)
         os.replace(tmp, path)
@@ -43,6 +45,16 @@ def write_atomically(path: Path, write: Callable[[TextIO], None]) -> None:
                     folder.rmdir()
                 except OSError:
                     break
+
+
+def _mode_for(path: Path) -> int:
+    """The replaced file's mode, or a new file's under the current umask."""
+    try:
+        return path.stat().st_mode & 0o7777
+    except OSError:
+        umask = os.umask(0)
+        os.umask(umask)
+        return 0o666 & ~umask
 
 
 def _make_parents(folder: Path) -> list[Path]:

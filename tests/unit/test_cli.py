@@ -231,6 +231,9 @@ def test_export_creates_missing_parent_folders(capsys, tmp_path, histories):
     assert code == EXIT_OK and out == "" and err == ""
     assert edn.read_text().startswith("{:index 0, ")
     assert [p.name for p in edn.parent.iterdir()] == ["history.edn"]
+    plain = tmp_path / "plain"
+    plain.write_text("")
+    assert edn.stat().st_mode == plain.stat().st_mode  # not the temporary file's 0600
 
 
 def test_export_onto_a_directory_exits_2_and_writes_nothing(capsys, tmp_path, histories):
