@@ -19,6 +19,9 @@ from typing import Any, Sequence
 
 from model.views import PartitionView
 
+# The names ``ModelStateMonitor`` reports (and ``invariant`` events in a history carry).
+INVARIANT_NAMES = ("committed-prefix-changed", "isr-log-mismatch", "hw-exceeds-isr-leo")
+
 
 class ModelStateMonitor:
     """Remembers the committed prefix of every partition across steps."""

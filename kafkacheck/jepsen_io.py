@@ -442,20 +442,20 @@ def _op_to_event_carefully(raw: Any, where: int | str, position: int) -> Event |
     if process is None or isinstance(process, bool) or not isinstance(process, int):
         if isinstance(process, str):
             return None  # :nemesis and other non-client processes
-        raise JepsenFormatError(f"{_where(where)}: :process must be an integer, got {process!r}")
+        raise JepsenFormatError(f"{_where(where)}: :process must be an integer, got {_short(process)}")
     type_ = raw.get("type")
-    if type_ not in CLIENT_TYPES:
-        raise JepsenFormatError(f"{_where(where)}: unknown :type {type_!r} (expected one of "
+    if type(type_) is not str or type_ not in CLIENT_TYPES:
+        raise JepsenFormatError(f"{_where(where)}: unknown :type {_short(type_)} (expected one of "
                                 ":invoke :ok :fail :info)")
     f = raw.get("f")
-    if f not in KNOWN_FS:
-        raise JepsenFormatError(f"{_where(where)}: unknown :f {f!r} for the Kafka workload")
+    if type(f) is not str or f not in KNOWN_FS:
+        raise JepsenFormatError(f"{_where(where)}: unknown :f {_short(f)} for the Kafka workload")
     index = raw.get("index", position)
     if isinstance(index, bool) or not isinstance(index, int):
-        raise JepsenFormatError(f"{_where(where)}: :index must be an integer, got {index!r}")
+        raise JepsenFormatError(f"{_where(where)}: :index must be an integer, got {_short(index)}")
     t = raw.get("time", 0)
-    if isinstance(t, bool) or not isinstance(t, (int, float)):
-        raise JepsenFormatError(f"{_where(where)}: :time must be a number, got {t!r}")
+    if isinstance(t, bool) or not isinstance(t, (int, float)) or t != t or t in _INFINITE:
+        raise JepsenFormatError(f"{_where(where)}: :time must be a number, got {_short(t)}")
     value = raw.get("value")
     if f in TXN_FS:
         try:
@@ -470,13 +470,25 @@ def _op_to_event_carefully(raw: Any, where: int | str, position: int) -> Event |
     rlog = raw.get("rebalance-log")
     if rlog is not None:
         if not isinstance(rlog, list) or not all(
-                isinstance(e, dict) and isinstance(e.get("keys", []), list) for e in rlog):
+                isinstance(e, dict) and isinstance(e.get("keys", []), list)
+                and all(_hashable(k) for k in e.get("keys", [])) for e in rlog):
             raise JepsenFormatError(f"{_where(where)} (op {index}): :rebalance-log must be a vector "
                                     "of {:keys [...]} maps")
         meta = {"rebalance-log": [{"keys": list(e.get("keys", []))} for e in rlog]}
     return Event(index=index, step=index, time=int(t) // NANOS_PER_MILLI,
                  process=str(process), type=_CANONICAL[type_], f=_CANONICAL[f], value=value,
                  meta=meta)
+
+
+_INFINITE = (float("inf"), float("-inf"))
+
+
+def _hashable(x: Any) -> bool:
+    try:
+        hash(x)
+    except TypeError:
+        return False
+    return True
 
 
 # One string object per type/f name instead of one per op.
@@ -497,9 +509,9 @@ def _events(forms: Iterable[tuple[int | str, Any]]) -> list[Event]:
     return out
 
 
-def _jsonl_value(x: Any, f: str) -> Any:
+def _jsonl_value(x: Any, f: Any) -> Any:
     """JSON has only string map keys: poll maps' keys that look like ints become ints."""
-    if f in TXN_FS and isinstance(x, list):
+    if type(f) is str and f in TXN_FS and isinstance(x, list):
         out = []
         for mop in x:
             if (isinstance(mop, list) and len(mop) == 2 and mop[0] in ("poll", ":poll")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.util
 import io
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -308,3 +309,27 @@ def test_fast_path_keywords_agree_with_the_edn_reader():
             "{:index 2, :timex 3, :type :info :process 4, :f :poll :valuex [:poll]}\n"
             "{:index 3, :time 1, :type :ok, :process 0, :f :poll, :value [[:poll {1 [[0 2]]}]]}\n")
     assert _edn_block_to_json(text) == [v for _, v in parse_edn(text)]
+
+
+@pytest.mark.parametrize("op, message", [
+    ('{:index 0, :type [:ok], :process 0, :f :poll, :value [[:poll]]}', "unknown :type"),
+    ('{:index 0, :type :ok, :process 0, :f {:a 1}, :value [[:poll]]}', "unknown :f"),
+    ('{:index 0, :time ##Inf, :type :ok, :process 0, :f :poll, :value [[:poll]]}',
+     ":time must be a number"),
+    ('{:index 0, :time ##NaN, :type :ok, :process 0, :f :poll, :value [[:poll]]}',
+     ":time must be a number"),
+    ('{:index 0, :type :ok, :process 0, :f :poll, :value [[:poll]],'
+     ' :rebalance-log [{:keys [[1]]}]}', ":rebalance-log must be a vector"),
+    ('{:index 0, :type :ok, :process 0, :f :poll, :value [[:poll {} {}]]}',
+     "is not [:poll {key pairs}]"),
+])
+def test_damaged_ops_are_refused_not_crashed_on(op, message):
+    # Each of these once escaped as a TypeError, OverflowError or MalformedOp.
+    with pytest.raises(JepsenFormatError, match=re.escape(message)):
+        read_jepsen_text(op + "\n")
+
+
+def test_damaged_jsonl_ops_are_refused_not_crashed_on():
+    with pytest.raises(JepsenFormatError, match="unknown :f"):
+        read_jepsen_text('{"index": 0, "type": "ok", "process": 0, "f": ["poll"], '
+                         '"value": [["poll"]]}\n')
