@@ -85,7 +85,9 @@ def damage(doc: Any, data: st.DataObject) -> Any:
         if kind == "delete":
             del node[key]
         elif kind == "retype":
-            node[key] = data.draw(REPLACEMENTS, label="value")
+            # A copy: sampled_from hands out the same objects every time, and a later
+            # damage to this one must not change what the strategy draws next.
+            node[key] = copy.deepcopy(data.draw(REPLACEMENTS, label="value"))
         elif isinstance(node, list):
             other = data.draw(st.integers(0, len(node) - 1), label="other")
             if kind == "duplicate":
