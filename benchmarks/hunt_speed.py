@@ -6,7 +6,9 @@ Three figures, each on its own because they answer different questions:
   seeded random driver: the ceiling for any hunt;
 * hunt: steps per second inside Hypothesis hunts (generation, settle, checking), the
   figure that decides how many runs a hunt makes in a minute;
-* checker: history events per second of ``check_events`` on finished runs.
+* checker: history events per second of ``check_events`` (the model-aware checkers) and
+  of ``judge`` (the complete verdict hunts use: those plus Jepsen's analysis) on finished
+  runs, and what the verdict costs per run.
 
 Usage: ``python benchmarks/hunt_speed.py [--runs N] [--markdown]``.  Wall-clock timing
 lives here, never in tests.
@@ -20,10 +22,12 @@ import random
 import sys
 import time
 from pathlib import Path
+from typing import Callable
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from invariants.check import check_events  # noqa: E402
+from invariants.verdict import judge  # noqa: E402
 from kafkacheck.hunt import hunt  # noqa: E402
 from kafkacheck.matrix import hunt_config  # noqa: E402
 from kafkacheck.runner import Run  # noqa: E402
@@ -53,13 +57,18 @@ def hunt_speed(examples: int) -> tuple[float, int]:
     return result.steps_run / result.seconds, result.runs
 
 
-def checker_speed(runs: list[Run]) -> float:
+def checker_speed(runs: list[Run], check: Callable[[list], object] = check_events
+                  ) -> tuple[float, float]:
+    """(events per second, milliseconds per run) of ``check``, best of three passes."""
     histories = [r.cluster.history for r in runs]
     events = sum(len(h) for h in histories)
-    started = time.perf_counter()
-    for history in histories:
-        check_events(history)
-    return events / (time.perf_counter() - started)
+    best = float("inf")
+    for _ in range(3):
+        started = time.perf_counter()
+        for history in histories:
+            check(history)
+        best = min(best, time.perf_counter() - started)
+    return events / best, best / len(histories) * 1000
 
 
 def main() -> None:
@@ -69,18 +78,21 @@ def main() -> None:
     args = parser.parse_args()
     model, runs = model_speed(args.runs)
     hunting, hunt_runs = hunt_speed(args.runs)
-    checking = checker_speed(runs)
+    checking, _ = checker_speed(runs)
+    verdict, per_run = checker_speed(runs, judge)
     machine = f"{platform.python_implementation()} {platform.python_version()}, {platform.machine()}"
     rows = [("model steps per second (seeded random driver)", f"{model:,.0f}"),
             (f"hunt steps per second (Hypothesis, {hunt_runs} runs)", f"{hunting:,.0f}"),
-            ("checker events per second (check_events)", f"{checking:,.0f}")]
+            ("checker events per second (check_events)", f"{checking:,.0f}"),
+            ("verdict events per second (judge: model-aware + Jepsen)", f"{verdict:,.0f}"),
+            ("verdict milliseconds per run (judge)", f"{per_run:.2f}")]
     if args.markdown:
         print(f"| measure ({machine}) | value |\n|---|---|")
         for name, value in rows:
             print(f"| {name} | {value} |")
     else:
         for name, value in rows:
-            print(f"{name:55} {value:>12}")
+            print(f"{name:60} {value:>12}")
 
 
 if __name__ == "__main__":

@@ -1,4 +1,9 @@
-"""Check a whole history: run every checker once over shared observations."""
+"""The model-aware checkers, run once over shared observations, and the Verdict record.
+
+``check_events`` is only the model-aware half of a verdict; every caller that judges a
+history (hunts, ``replay``, ``check``) goes through ``invariants.verdict.judge``, which
+adds Jepsen's analysis, so that they all give the same answer.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +14,7 @@ import attrs
 from invariants.anomaly import Anomalies
 from invariants.delivery import check_delivery
 from invariants.guarantees import guarantee
-from invariants.observations import observe
+from invariants.observations import Observations, observe
 from invariants.ordering import check_ordering
 from invariants.visibility import check_visibility
 from model.history import Event
@@ -17,13 +22,17 @@ from model.history import Event
 
 @attrs.frozen
 class Verdict:
+    """Every anomaly found (informational ones included), the guarantee, statistics, and
+    ``invalid``: the anomaly names that make the history invalid (what hunts stop on)."""
+
     anomalies: Anomalies
     guarantee: str
     stats: dict[str, Any]
+    invalid: tuple[str, ...]
 
     @property
     def valid(self) -> bool:
-        return not self.anomalies
+        return not self.invalid
 
     def to_json(self) -> dict[str, Any]:
         return {"valid": self.valid, "guarantee": self.guarantee,
@@ -31,7 +40,12 @@ class Verdict:
 
 
 def check_events(events: Iterable[Event]) -> Verdict:
-    obs = observe(events)
+    """The model-aware checkers alone (every anomaly they report makes a history invalid)."""
+    return check_observations(observe(events))
+
+
+def check_observations(obs: Observations) -> Verdict:
+    """``check_events`` on facts already extracted (``invariants.verdict`` needs them too)."""
     anomalies: Anomalies = {}
     for violation in obs.invariant_violations:
         detail = dict(violation)
@@ -52,4 +66,4 @@ def check_events(events: Iterable[Event]) -> Verdict:
         "processed": sum(len(v) for v in obs.processed.values()),
         "final-log": obs.final_logs is not None,
     }
-    return Verdict(anomalies, guarantee(anomalies), stats)
+    return Verdict(anomalies, guarantee(anomalies), stats, tuple(anomalies))

@@ -1,10 +1,13 @@
 """Delivery: were acknowledged writes kept, and was each record processed exactly once?
 
-Three questions, each against the final committed log the ``Finish`` step recorded:
+Four questions, each against the final committed log the ``Finish`` step recorded:
 
 * ``lost-write``: a send the producer saw acknowledged (``ok``) whose value is not in the
   final log of its partition.  With ``acks=0`` "acknowledged" means "handed to the socket".
 * ``duplicate``: one value stored at more than one offset (a retried send that had landed).
+* ``G1a``: a send that ended ``fail`` (which promises the write did not happen) whose value
+  is in the final log: Jepsen's aborted read, judged against the log rather than polls,
+  so that it is found even when no consumer read that far.
 * ``processed-zero-times`` / ``processed-more-than-once``: the consumer pipeline's verdict.
   Expected are the records of the final log from the offset the consumer first started at
   (its first committed or ``auto.offset.reset`` position), so a consumer configured with
@@ -26,6 +29,12 @@ def check_delivery(obs: Observations, anomalies: Anomalies) -> None:
         if send.outcome == "ok" and not any(p == send.partition for p, _ in stored.get(value, ())):
             add(anomalies, "lost-write", key=send.partition, value=value,
                 offset=send.offset, writer=send.completion, **{"record-key": send.record_key})
+    for value, send in sorted(obs.sends.items()):
+        if send.outcome == "fail":
+            offsets = [o for p, o in stored.get(value, ()) if p == send.partition]
+            if offsets:
+                add(anomalies, "G1a", key=send.partition, value=value,
+                    writer=send.completion, offsets=offsets)
     for value, places in sorted(stored.items()):
         if len(places) > 1:
             add(anomalies, "duplicate", key=places[0][0], value=value,

@@ -52,6 +52,11 @@ class ModelBugError(AssertionError):
                          f"kafkacheck's model, not a finding about Kafka)")
 
 
+# The findings ``ModelStateMonitor`` reports (``invariant`` events in a history carry
+# them); everything else it checks is a model bug and raises.
+INVARIANT_NAMES = ("committed-prefix-changed",)
+
+
 class ModelStateMonitor:
     """Follows the metadata log and the replicas from step to step."""
 

@@ -1,30 +1,23 @@
 """``check`` and ``export``: verdicts on histories without re-running the model.
 
-A kafkacheck history gets both analyses: the model-aware one (it knows the final committed
-log, so it can judge loss of unread records and the consumer pipeline) and Jepsen's
-history-only one.  A Jepsen history gets Jepsen's analysis alone.  Where both report the
-same anomaly for the same record, it is listed once.
+A kafkacheck history gets ``invariants.verdict.judge``, the same verdict hunts and
+``replay`` give (the model-aware checkers and Jepsen's, merged).  A Jepsen history has no
+model events, so it gets Jepsen's analysis alone.
 """
 
 from __future__ import annotations
 
+import io
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
-from invariants.check import check_events
-from kafkacheck.errors import UsageError
 from invariants.jepsen import analyze
+from invariants.verdict import judge
+from kafkacheck.errors import UsageError
 from kafkacheck.jepsen_io import JepsenFormatError, looks_like_jepsen, read_jepsen, write_jepsen
-from kafkacheck.storage import HistoryFileError, load_history
-from model.history import Event
-
-# How to tell that two details of one anomaly name describe the same thing.
-_IDENTITY = {
-    "lost-write": ("key", "value"),
-    "duplicate": ("key", "value"),
-    "inconsistent-offsets": ("key", "offset"),
-}
+from kafkacheck.output import write_atomically
+from kafkacheck.storage import HistoryFileError, SavedHistory, load_history
 
 
 def check_file(path: Path, *, fmt: str = "auto", ww_deps: bool = False,
@@ -41,45 +34,42 @@ def check_file(path: Path, *, fmt: str = "auto", ww_deps: bool = False,
         except JepsenFormatError as error:
             raise UsageError(str(error)) from None
         return analyze(events, ww_deps=ww_deps, sub_via=sub_via).to_json()
+    saved = load_kafkacheck_history(path, "`--format jepsen` (or `auto`)")
+    return judge(saved.events, ww_deps=ww_deps, sub_via=sub_via).to_json()
+
+
+def load_kafkacheck_history(path: Path, instead: str | None = None) -> SavedHistory:
+    """``load_history``, as a UsageError; a Jepsen history is told where it belongs
+    (``instead``, by default ``kafkacheck check``) rather than that it is not JSON."""
     try:
-        saved = load_history(path)
+        return load_history(path)
     except HistoryFileError as error:
+        if path.is_file() and looks_like_jepsen(path):
+            raise UsageError(
+                f"{path}: is a Jepsen history, not a kafkacheck one (it has no schedule "
+                f"or model events); check it with {instead or f'`kafkacheck check {path}`'}"
+            ) from None
         raise UsageError(str(error)) from None
-    return check_all(saved.events, ww_deps=ww_deps, sub_via=sub_via)
-
-
-def check_all(events: list[Event], *, ww_deps: bool = False,
-              sub_via: str = "assign") -> dict[str, Any]:
-    """Model-aware and Jepsen analyses of a kafkacheck history, merged."""
-    ours = check_events(events)
-    theirs = analyze(events, ww_deps=ww_deps, sub_via=sub_via).to_json()
-    anomalies: dict[str, list[dict[str, Any]]] = {
-        name: list(details) for name, details in theirs["anomalies"].items()}
-    for name, details in ours.anomalies.items():
-        merged = anomalies.setdefault(name, [])
-        fields = _IDENTITY.get(name)
-        known = {tuple(d.get(f) for f in fields) for d in merged} if fields else set()
-        for detail in details:
-            if fields and tuple(detail.get(f) for f in fields) in known:
-                continue
-            merged.append(detail)
-    return {
-        "valid": theirs["valid"] and ours.valid,
-        "guarantee": ours.guarantee,
-        "anomalies": {name: anomalies[name] for name in sorted(anomalies)},
-        "stats": {**theirs["stats"], **ours.stats},
-    }
 
 
 def export_file(path: Path, fmt: str, output: Path | None) -> None:
+    """Write a kafkacheck history in Jepsen's format, to ``output`` (all or nothing, see
+    ``kafkacheck.output``) or to standard output."""
     if fmt != "jepsen":
         raise UsageError(f"unknown export format {fmt!r}")
-    try:
-        saved = load_history(path)
-    except HistoryFileError as error:
-        raise UsageError(str(error)) from None
+    saved = load_kafkacheck_history(path)
     if output is None:
-        write_jepsen(saved.events, sys.stdout)
+        buffer = io.StringIO()
+        _export(saved.events, buffer)
+        sys.stdout.write(buffer.getvalue())
         return
-    with output.open("w", encoding="utf-8") as out:
-        write_jepsen(saved.events, out)
+    if output.resolve() == path.resolve():
+        raise UsageError(f"{output}: would overwrite the history being exported")
+    write_atomically(output, lambda out: _export(saved.events, out))
+
+
+def _export(events: list, out: TextIO) -> None:
+    try:
+        write_jepsen(events, out)
+    except JepsenFormatError as error:
+        raise UsageError(f"cannot export: {error}") from None

@@ -68,11 +68,11 @@ def cmd_hunt(args: argparse.Namespace) -> int:
     from kafkacheck.hunt import hunt, hunt_all
 
     config = _config(args.set)
+    target = _targets(args.target) if args.target else None
     label = ", ".join(f"{k}={v}" for k, v in config.diff().items()) or "kafkacheck defaults"
     _progress(f"hunting {label}: up to {args.examples} runs of up to {args.steps} steps, "
               f"seed {args.seed}")
     out = Path(args.out)
-    target = frozenset(args.target) if args.target else None
     if args.all:
         results = hunt_all(config, examples=args.examples, steps=args.steps, seed=args.seed,
                            out_dir=out, progress=_progress)
@@ -88,6 +88,22 @@ def cmd_hunt(args: argparse.Namespace) -> int:
         print(f"nothing found in {last.runs} runs ({last.steps_run} steps, "
               f"{last.seconds:.1f}s)")
     return EXIT_FOUND if found else EXIT_OK
+
+
+def _targets(names: list[str]) -> frozenset[str]:
+    """``--target`` names, refused unless some checker can report them and they can make a
+    run invalid (a hunt stops only for those; informational ones never stop it)."""
+    from invariants.registry import BY_NAME, target_names
+
+    for name in names:
+        if name not in BY_NAME:
+            raise UsageError(f"--target: unknown anomaly {name!r}; known anomalies: "
+                             f"{', '.join(target_names())}")
+        if name not in target_names():
+            raise UsageError(f"--target: {name!r} is informational (it never makes a run "
+                             f"invalid, so a hunt cannot stop for it); known anomalies: "
+                             f"{', '.join(target_names())}")
+    return frozenset(names)
 
 
 def _print_verdict(verdict: dict[str, Any], as_json: bool) -> None:
@@ -108,13 +124,10 @@ def _print_verdict(verdict: dict[str, Any], as_json: bool) -> None:
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
+    from kafkacheck.checking import load_kafkacheck_history
     from kafkacheck.replay import replay
-    from kafkacheck.storage import HistoryFileError, load_history
 
-    try:
-        saved = load_history(args.file)
-    except HistoryFileError as error:
-        raise UsageError(str(error)) from None
+    saved = load_kafkacheck_history(Path(args.file))
     result = replay(saved)
     if result.diverged:
         print(f"diverged: {result.reason}")
@@ -199,7 +212,7 @@ def build_parser() -> argparse.ArgumentParser:
     hunt.add_argument("--out", default="histories",
                       help="directory for saved counterexamples (default histories/)")
     hunt.add_argument("--target", action="append", metavar="ANOMALY",
-                      help="only stop for this anomaly (repeatable)")
+                      help="only stop for this anomaly (repeatable; see docs/anomalies.md)")
     hunt.add_argument("--all", action="store_true",
                       help="keep hunting for further anomaly kinds after the first")
     hunt.set_defaults(func=cmd_hunt)

@@ -29,7 +29,6 @@ from hypothesis import seed as hypothesis_seed
 from hypothesis.internal.conjecture import engine as hypothesis_engine
 from hypothesis.stateful import run_state_machine_as_test
 
-from invariants.check import check_events
 from invariants.model_state import ModelBugError
 from kafkacheck.machine import AnomalyFound, machine_for
 from kafkacheck.minimize import minimize
@@ -122,8 +121,8 @@ def hunt(config: Config, *, examples: int = 100, steps: int = 60, seed: int = 0,
     except AnomalyFound:
         assert machine.last_failure is not None
         run, verdict = machine.last_failure
-        wanted = frozenset(k for k in verdict.anomalies if k not in ignore
-                           and (target is None or k in target))
+        wanted = frozenset(k for k in verdict.anomalies if k in verdict.invalid
+                           and k not in ignore and (target is None or k in target))
         if shrink:
             _, run = minimize(config, run.actions, wanted, progress)
             verdict = run.verdict()
@@ -147,7 +146,7 @@ def _save_model_bug(config: Config, run: object, seed: int) -> Path | None:
     if not isinstance(run, Run):
         return None
     return save_history(MODEL_BUGS, config, run.schedule, run.cluster.history,
-                        check_events(run.cluster.history), seed, headline="model-bug")
+                        run.verdict(), seed, headline="model-bug")
 
 
 def hunt_all(config: Config, *, examples: int = 100, steps: int = 60, seed: int = 0,

@@ -442,20 +442,20 @@ def _op_to_event_carefully(raw: Any, where: int | str, position: int) -> Event |
     if process is None or isinstance(process, bool) or not isinstance(process, int):
         if isinstance(process, str):
             return None  # :nemesis and other non-client processes
-        raise JepsenFormatError(f"{_where(where)}: :process must be an integer, got {process!r}")
+        raise JepsenFormatError(f"{_where(where)}: :process must be an integer, got {_short(process)}")
     type_ = raw.get("type")
-    if type_ not in CLIENT_TYPES:
-        raise JepsenFormatError(f"{_where(where)}: unknown :type {type_!r} (expected one of "
+    if type(type_) is not str or type_ not in CLIENT_TYPES:
+        raise JepsenFormatError(f"{_where(where)}: unknown :type {_short(type_)} (expected one of "
                                 ":invoke :ok :fail :info)")
     f = raw.get("f")
-    if f not in KNOWN_FS:
-        raise JepsenFormatError(f"{_where(where)}: unknown :f {f!r} for the Kafka workload")
+    if type(f) is not str or f not in KNOWN_FS:
+        raise JepsenFormatError(f"{_where(where)}: unknown :f {_short(f)} for the Kafka workload")
     index = raw.get("index", position)
     if isinstance(index, bool) or not isinstance(index, int):
-        raise JepsenFormatError(f"{_where(where)}: :index must be an integer, got {index!r}")
+        raise JepsenFormatError(f"{_where(where)}: :index must be an integer, got {_short(index)}")
     t = raw.get("time", 0)
-    if isinstance(t, bool) or not isinstance(t, (int, float)):
-        raise JepsenFormatError(f"{_where(where)}: :time must be a number, got {t!r}")
+    if isinstance(t, bool) or not isinstance(t, (int, float)) or t != t or t in _INFINITE:
+        raise JepsenFormatError(f"{_where(where)}: :time must be a number, got {_short(t)}")
     value = raw.get("value")
     if f in TXN_FS:
         try:
@@ -470,13 +470,25 @@ def _op_to_event_carefully(raw: Any, where: int | str, position: int) -> Event |
     rlog = raw.get("rebalance-log")
     if rlog is not None:
         if not isinstance(rlog, list) or not all(
-                isinstance(e, dict) and isinstance(e.get("keys", []), list) for e in rlog):
+                isinstance(e, dict) and isinstance(e.get("keys", []), list)
+                and all(_hashable(k) for k in e.get("keys", [])) for e in rlog):
             raise JepsenFormatError(f"{_where(where)} (op {index}): :rebalance-log must be a vector "
                                     "of {:keys [...]} maps")
         meta = {"rebalance-log": [{"keys": list(e.get("keys", []))} for e in rlog]}
     return Event(index=index, step=index, time=int(t) // NANOS_PER_MILLI,
                  process=str(process), type=_CANONICAL[type_], f=_CANONICAL[f], value=value,
                  meta=meta)
+
+
+_INFINITE = (float("inf"), float("-inf"))
+
+
+def _hashable(x: Any) -> bool:
+    try:
+        hash(x)
+    except TypeError:
+        return False
+    return True
 
 
 # One string object per type/f name instead of one per op.
@@ -497,9 +509,9 @@ def _events(forms: Iterable[tuple[int | str, Any]]) -> list[Event]:
     return out
 
 
-def _jsonl_value(x: Any, f: str) -> Any:
+def _jsonl_value(x: Any, f: Any) -> Any:
     """JSON has only string map keys: poll maps' keys that look like ints become ints."""
-    if f in TXN_FS and isinstance(x, list):
+    if type(f) is str and f in TXN_FS and isinstance(x, list):
         out = []
         for mop in x:
             if (isinstance(mop, list) and len(mop) == 2 and mop[0] in ("poll", ":poll")
@@ -569,19 +581,32 @@ def read_jepsen(path: str | Path) -> list[Event]:
         text = Path(path).read_text(encoding="utf-8")
     except UnicodeDecodeError as e:
         raise JepsenFormatError(f"{path}: not UTF-8 text ({e})") from None
-    return read_jepsen_text(text)
+    try:
+        return read_jepsen_text(text)
+    except JepsenFormatError as e:
+        raise JepsenFormatError(f"{path}: {e}") from None
 
 
 def read_jepsen_text(text: str) -> list[Event]:
+    """The client ops of a history's text; JepsenFormatError naming the line if it is not
+    one, or if it holds no client operation at all."""
     # Millions of small lists are built and none freed: the cyclic GC would only rescan
     # them over and over.  Re-enabled as it was, it would still scan them all once, at
     # the caller's next allocation (2 s at 10^6 ops), to learn that they are alive:
     # gc.freeze() moves them (and whatever else is alive) to the permanent generation,
     # which it never scans.  Events hold no reference cycles.
+    if not text.strip():
+        raise JepsenFormatError("empty file: no operations to check")
     was_enabled = gc.isenabled()
     gc.disable()
     try:
-        return _read_text(text)
+        events = _read_text(text)
+        if not events:
+            # Nothing to check is not a finding (the analysis would only report an empty
+            # transaction graph, an anomaly): the input is unusable.
+            raise JepsenFormatError("no client operations (ops whose :process is an "
+                                    "integer) to check")
+        return events
     finally:
         if was_enabled:
             gc.freeze()

@@ -267,7 +267,7 @@ class KafkaMachine(RuleBasedStateMachine):
             type(self).last_bug = self.run
             raise
         verdict = self.run.verdict()
-        found = self._wanted(set(verdict.anomalies))
+        found = self._wanted(set(verdict.invalid))
         if found:
             self._fail(f"anomalies found: {', '.join(sorted(found))}", verdict)
 

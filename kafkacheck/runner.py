@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from typing import Any, Iterable
 
-from invariants.check import Verdict, check_events
+from invariants.check import Verdict
+from invariants.verdict import judge
 from invariants.model_state import ModelStateMonitor
 from model.cluster import Cluster
 from model.config import Config
@@ -65,4 +66,6 @@ class Run:
         return self.schedule[:self.settle_from]
 
     def verdict(self) -> Verdict:
-        return check_events(self.cluster.history)
+        """The complete verdict (model-aware and Jepsen's checkers), as ``check`` and
+        ``replay`` compute it."""
+        return judge(self.cluster.history)

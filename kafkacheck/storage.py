@@ -18,9 +18,10 @@ import attrs
 
 from invariants.check import Verdict
 from kafkacheck import __version__
-from model.actions import ActionError, action_from_json, action_to_json
+from kafkacheck import validation
+from model.actions import action_to_json
 from model.config import Config, ConfigError
-from model.history import CLIENT_TYPES, INTERNAL, Event
+from model.history import Event
 
 FORMAT = 1
 
@@ -92,7 +93,10 @@ def load_history(path: str | Path) -> SavedHistory:
     if path.is_dir():
         raise HistoryFileError(f"{path}: is a directory, expected a history JSON file")
     try:
-        raw = json.loads(path.read_text())
+        text = path.read_text(encoding="utf-8")
+        if not text.strip():
+            raise HistoryFileError(f"{path}: empty file")
+        raw = json.loads(text)
     except UnicodeDecodeError:
         raise HistoryFileError(f"{path}: not a text file") from None
     except json.JSONDecodeError as error:
@@ -108,7 +112,7 @@ def parse_document(raw: Any, path: Path | None = None) -> SavedHistory:
         raise HistoryFileError(f"{where}expected a JSON object at the top level")
     if "format" not in raw:
         raise HistoryFileError(f"{where}missing field 'format' (is this a kafkacheck history?)")
-    if raw["format"] != FORMAT:
+    if not validation.is_int(raw["format"]) or raw["format"] != FORMAT:
         raise HistoryFileError(
             f"{where}format {raw['format']!r} is not supported (this kafkacheck reads {FORMAT})")
     for field, kind in (("config", dict), ("schedule", list), ("events", list)):
@@ -119,101 +123,26 @@ def parse_document(raw: Any, path: Path | None = None) -> SavedHistory:
     except ConfigError as error:
         raise HistoryFileError(f"{where}config: {error}") from None
     try:
-        schedule = [action_from_json(x, i) for i, x in enumerate(raw["schedule"])]
-    except ActionError as error:
+        schedule = [validation.action(x, i) for i, x in enumerate(raw["schedule"])]
+        events = [validation.event(x, i) for i, x in enumerate(raw["events"])]
+        seed = raw.get("seed")
+        if seed is not None and not validation.is_int(seed):
+            raise validation.Invalid("field 'seed' must be an integer or null")
+        tool = raw.get("tool")
+        if tool is not None and not isinstance(tool, str):
+            raise validation.Invalid(f"field 'tool' must be a string, got "
+                                     f"{validation.short(tool)}")
+        verdict = validation.verdict(raw.get("verdict"))
+    except validation.Invalid as error:
         raise HistoryFileError(f"{where}{error}") from None
-    events = [_event(x, i, where) for i, x in enumerate(raw["events"])]
-    seed = raw.get("seed")
-    if seed is not None and (not isinstance(seed, int) or isinstance(seed, bool)):
-        raise HistoryFileError(f"{where}field 'seed' must be an integer or null")
-    verdict = raw.get("verdict")
-    if verdict is not None and not isinstance(verdict, dict):
-        raise HistoryFileError(f"{where}field 'verdict' must be an object")
     settle_from = raw.get("settle_from")
-    if settle_from is not None and (not _is_int(settle_from)
+    if settle_from is not None and (not validation.is_int(settle_from)
                                     or not 0 <= settle_from <= len(schedule)):
         raise HistoryFileError(
             f"{where}field 'settle_from' must be a position in the schedule (0 to "
-            f"{len(schedule)}), got {settle_from!r}")
+            f"{len(schedule)}), got {validation.short(settle_from)}")
     evidence = raw.get("evidence", [])
     if not isinstance(evidence, list) or not all(isinstance(x, str) for x in evidence):
         raise HistoryFileError(f"{where}field 'evidence' must be a list of anomaly names")
     return SavedHistory(config, schedule, events, verdict, seed, path, settle_from,
                         tuple(evidence))
-
-
-_EVENT_FIELDS = {"index": int, "step": int, "time": int, "process": str, "type": str, "f": str}
-
-
-def _event(raw: Any, position: int, where: str) -> Event:
-    if not isinstance(raw, dict):
-        raise HistoryFileError(f"{where}events[{position}]: expected an object")
-    for name, kind in _EVENT_FIELDS.items():
-        value = raw.get(name)
-        if not isinstance(value, kind) or isinstance(value, bool):
-            raise HistoryFileError(
-                f"{where}events[{position}].{name}: expected {kind.__name__}, got {value!r}")
-    if raw["type"] not in CLIENT_TYPES and raw["type"] != INTERNAL:
-        raise HistoryFileError(f"{where}events[{position}].type: unknown type {raw['type']!r}")
-    if raw["index"] != position:
-        raise HistoryFileError(
-            f"{where}events[{position}].index: expected {position}, got {raw['index']}")
-    try:
-        event = Event.from_json(raw)
-    except (TypeError, ValueError, KeyError, AttributeError) as error:
-        raise HistoryFileError(f"{where}events[{position}].value: malformed ({error})") from None
-    problem = shape_problem(event)
-    if problem:
-        raise HistoryFileError(f"{where}events[{position}].value: {problem}")
-    return event
-
-
-def _is_int(x: Any) -> bool:
-    return isinstance(x, int) and not isinstance(x, bool)
-
-
-def shape_problem(event: Event) -> str | None:
-    """Why an event's value does not have the shape its ``f`` needs, or None."""
-    value, f = event.value, event.f
-    if event.type == INTERNAL:
-        return None if isinstance(value, dict) else "internal events carry an object"
-    if f == "send":
-        if not isinstance(value, list) or not value:
-            return "send expects a list of [\"send\", partition, value] micro-ops"
-        for mop in value:
-            if not (isinstance(mop, list) and len(mop) == 3 and mop[0] == "send"
-                    and _is_int(mop[1])):
-                return f"bad send micro-op {mop!r}"
-            v = mop[2]
-            if isinstance(v, list):
-                if len(v) != 2 or not (v[0] is None or _is_int(v[0])) or not _is_int(v[1]):
-                    return f"bad send micro-op {mop!r}: expected [offset, value]"
-            elif not _is_int(v):
-                return f"bad send micro-op {mop!r}: value must be an integer"
-    elif f == "poll":
-        if not isinstance(value, list) or not value:
-            return "poll expects a list of poll micro-ops"
-        for mop in value:
-            if not (isinstance(mop, list) and mop and mop[0] == "poll"):
-                return f"bad poll micro-op {mop!r}"
-            if len(mop) == 2:
-                if not isinstance(mop[1], dict):
-                    return f"bad poll micro-op {mop!r}: expected a map of partitions"
-                for partition, pairs in mop[1].items():
-                    if not _is_int(partition) or not isinstance(pairs, list) or not all(
-                            isinstance(pair, list) and len(pair) == 2
-                            and all(_is_int(x) for x in pair) for pair in pairs):
-                        return f"bad poll micro-op {mop!r}: expected {{partition: [[offset, value]]}}"
-    elif f == "process":
-        if not (isinstance(value, list) and len(value) == 3 and all(_is_int(x) for x in value)):
-            return "process expects [partition, offset, value]"
-    elif f == "commit":
-        if not (isinstance(value, dict) and all(_is_int(k) and _is_int(v)
-                                                for k, v in value.items())):
-            return "commit expects {partition: offset}"
-    elif f == "assign":
-        if not (isinstance(value, list) and all(_is_int(x) for x in value)):
-            return "assign expects a list of partitions"
-    elif f != "crash":
-        return f"unknown operation f={f!r}"
-    return None

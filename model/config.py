@@ -248,6 +248,22 @@ class Config:
                 f"__consumer_offsets (set offsets.topic.replication.factor, as a "
                 f"{self.broker.brokers}-broker Kafka cluster needs)"
             )
+        # Kafka itself accepts this, but what it means depends on the version: until 3.6
+        # the ISR can never reach the minimum, so the leader refuses every acks=all write
+        # (Partition.appendRecordsToLeader: NotEnoughReplicasException); since 3.7 the
+        # leader and controller silently use min(min.insync.replicas, replication factor)
+        # (KAFKA-15583, Partition.effectiveMinIsr, ReplicationControlManager.
+        # getTopicEffectiveMinIsr).  A setting whose meaning is version-dependent and
+        # almost surely a typo is refused rather than modelled one way without saying so.
+        if self.topic.min_insync_replicas > self.topic.replication_factor:
+            raise ConfigError(
+                f"min.insync.replicas={self.topic.min_insync_replicas} exceeds "
+                f"kafkacheck.replication.factor={self.topic.replication_factor}: the ISR "
+                "can never be that large, so Kafka before 3.7 refuses every acks=all write "
+                "(NotEnoughReplicasException) and Kafka 3.7+ silently uses "
+                f"min(min.insync.replicas, replication factor) (KAFKA-15583); set "
+                f"min.insync.replicas to at most {self.topic.replication_factor}"
+            )
 
     def with_settings(self, settings: dict[str, Any]) -> "Config":
         """A copy with Kafka-named settings applied; unknown names are refused."""

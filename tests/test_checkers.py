@@ -6,10 +6,8 @@ from typing import Any
 
 from invariants.check import check_events
 from invariants.guarantees import guarantee
-from invariants.model_state import ModelStateMonitor
 from model.history import Event
 from model.broker.log import Record
-from model.views import PartitionView, ReplicaView
 
 
 class History:
@@ -72,6 +70,20 @@ def test_unacknowledged_writes_may_vanish_without_a_lost_write() -> None:
     assert "lost-write" not in h.check()
 
 
+def test_a_send_reported_failed_whose_record_is_stored_is_g1a() -> None:
+    # "fail" means the write certainly did not happen; the final log proves it did, even
+    # though no consumer read it (here the consumer started after it: offset 1).
+    h = History().start(0, 1).send(1, outcome="fail").send(2, offset=1).process(0, 1, 2)
+    found = h.final(0, [1, 2]).check()
+    assert found == {"G1a": [{"key": 0, "value": 1, "writer": 2, "offsets": [0]}]}
+    assert guarantee(found) == "at-least-once"
+
+
+def test_a_failed_send_missing_from_the_log_is_fine() -> None:
+    h = History().start(0, 0).send(1, outcome="fail").send(2, offset=0).process(0, 0, 2)
+    assert h.final(0, [2]).check() == {}
+
+
 def test_a_value_stored_twice_is_a_duplicate() -> None:
     h = History().start(0, 0).send(1, offset=0).process(0, 0, 1).process(0, 1, 1).final(0, [1, 1])
     found = h.check()
@@ -131,3 +143,11 @@ def test_guarantee_classification() -> None:
     assert guarantee(["lost-write"]) == "at-most-once"
     assert guarantee(["processed-more-than-once"]) == "at-least-once"
     assert guarantee(["processed-zero-times", "duplicate"]) == "none"
+    # Whichever checker saw it: losing committed data is loss, a re-delivery duplication,
+    # and a send reported failed that landed (G1a) is duplication once retried.
+    assert guarantee(["committed-prefix-changed"]) == "at-most-once"
+    assert guarantee(["unseen"]) == "at-most-once"
+    assert guarantee(["G1a"]) == "at-least-once"
+    assert guarantee(["poll-skip", "nonmonotonic-poll"]) == "exactly-once"
+    assert guarantee(["G1a", "unseen"]) == "none"
+    assert guarantee(["int-send-skip", "G0", "G-single", "unsettled"]) == "exactly-once"

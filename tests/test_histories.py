@@ -31,8 +31,7 @@ def test_saved_history_replays_to_its_recorded_verdict(path: Path) -> None:
     result = replay(saved)
     assert not result.diverged, result.reason
     assert result.verdict is not None and saved.verdict is not None
-    assert sorted(result.verdict.anomalies) == sorted(saved.verdict["anomalies"])
-    assert result.verdict.anomalies == saved.verdict["anomalies"]
+    assert result.verdict.to_json() == saved.verdict
 
 
 def test_saved_histories_cannot_lose_an_action(hunt_budget: int) -> None:

@@ -6,7 +6,7 @@ Edges (Jepsen's definitions; rw is our addition):
   (only with ``ww_deps``: Kafka does not isolate writes, so these are inferred, not given);
 * wr: T1 sent v to k and T2 polled v (every polled value, Jepsen draws them all);
 * rw: T1's highest poll of k was v1 and T2 sent the value right after v1 (anti-dependency),
-  unless T2 also sent v1 (then T1 read part of T2's sends: that is G1b, not a cycle);
+  unless T2 also sent v1 (then T1 merely read part of T2's sends, which is normal);
 * realtime: T1 completed ``:ok`` before T2 was invoked.
 
 Why realtime is kept implicit here: the realtime relation has up to n^2 edges and even
@@ -98,8 +98,8 @@ class DependencyGraph:
                     continue
                 wm = writer.get(k, {})
                 w = wm.get(nxt[1])
-                # Reading part of one op's sends is an intermediate read (G1b, reported
-                # on its own), not an anti-dependency on that op.
+                # Reading part of one op's sends (a batch or transaction read across
+                # polls) is normal in a log, not an anti-dependency on that op.
                 if w is not None and w is not op and w is not wm.get(nxt[0]):
                     link(op.pos, w.pos, RW)
         if missing:

@@ -4,9 +4,9 @@ Kafka promises less than a database: writes are not isolated (so write cycles, G
 normal), a transaction's sends interleave with other producers' (``int-send-skip``), and
 consumers using ``subscribe`` are rebalanced between polls (so skips and re-reads across
 ops are expected).  With ``ww_deps`` the ww edges are inferred from offsets and make G1c
-cycles normal too.  Anti-dependency cycles (G-single, G2) and intermediate reads (G1b)
-are kafkacheck's additions: Kafka never promised snapshot reads across partitions nor
-whole-transaction polls, so they are reported for information and never invalidate.
+cycles normal too.  Anti-dependency cycles (G-single, G2) are kafkacheck's additions:
+Kafka never promised snapshot reads across partitions, so they are reported for
+information and never invalidate.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ ALWAYS_ALLOWED = frozenset({
     "int-send-skip",
     "G0", "G0-process", "G0-realtime",
     # kafkacheck's informational additions
-    "G1b", "G-single", "G-single-realtime", "G2", "G2-realtime",
+    "G-single", "G-single-realtime", "G2", "G2-realtime",
 })
 ALLOWED_WITH_SUBSCRIBE = frozenset({"poll-skip", "nonmonotonic-poll"})
 ALLOWED_WITH_WW_DEPS = frozenset({"G1c", "G1c-process", "G1c-realtime"})

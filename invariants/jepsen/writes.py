@@ -2,7 +2,9 @@
 
 These are the anomalies a Kafka user feels as "my message vanished" (``lost-write``,
 ``unseen``) or "a consumer saw something that never committed" (``G1a``,
-``precommitted-read``), plus ``G1b``, an intermediate read, which Jepsen does not check.
+``precommitted-read``).  There is deliberately no intermediate-read (G1b) check: in a log
+a consumer reading part of a batch or transaction and the rest later is normal, and
+Jepsen's Kafka checker has none either (kafka.clj, note 7 of its docstring).
 """
 
 from __future__ import annotations
@@ -10,7 +12,6 @@ from __future__ import annotations
 from typing import Any
 
 from .ops import History, Op, sorted_values
-from .graph import highest_read
 from .versions import VersionOrders, must_have_committed
 
 
@@ -146,37 +147,3 @@ def unseen(history: History, reads_ok: dict[Any, set]) -> list[dict]:
                         d[v] = None
     return [{"key": k, "count": len(missing[k]), "values": sorted_values(missing[k]),
              "time": last_time} for k in sorted_values(missing)]
-
-
-def intermediate_reads(history: History, orders: VersionOrders,
-                       writer: dict[Any, dict[Any, Op]]) -> list[dict]:
-    """G1b: an ``:ok`` op's final read of a key is a non-final send of another op to it.
-
-    With read_committed, a transaction's records become visible together; stopping in the
-    middle of one is legal for a single ``poll()`` (``max.poll.records``), which is why this
-    is reported but allowed.
-    """
-    out = []
-    for op in history.completions:
-        if op.type != "ok" or not op.reads:
-            continue
-        for k, pairs in op.reads.items():
-            if not pairs:
-                continue
-            order = orders.get(k)
-            kw = writer.get(k)
-            if order is None or not kw:
-                continue
-            hr = highest_read(orders, k, pairs)
-            if hr is None:
-                continue
-            best_i, best_v = hr
-            w = kw.get(best_v)
-            if w is None or w is op or w.type == "fail":
-                continue
-            sent = w.writes.get(k) if w.writes else None
-            if not sent or sent[-1][1] == best_v:
-                continue
-            out.append({"key": k, "value": best_v, "writer": w.index, "reader": op.index,
-                        "values": [v for _, v in sent]})
-    return out

@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.util
 import io
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -136,6 +137,34 @@ def test_read_errors_for_files(tmp_path):
     bad.write_bytes(b"\xff\xfe{:index 0}")
     with pytest.raises(JepsenFormatError, match="not UTF-8"):
         read_jepsen(bad)
+
+
+def test_read_errors_name_the_file(tmp_path):
+    bad = tmp_path / "bad.edn"
+    bad.write_text('{:index 0, :time 0, :type :invoke, :process 0, :f :poll, :value [[:poll]]}\n'
+                   '{:b [1 2}\n')
+    with pytest.raises(JepsenFormatError) as e:
+        read_jepsen(bad)
+    assert str(e.value) == f"{bad}: line 2: expected ']' to close the form opened on line 2, got '}}'"
+
+
+@pytest.mark.parametrize("text, message", [
+    ("", "empty file"),
+    ("  \n\n", "empty file"),
+    ("; only a comment\n", "no client operations"),
+    ('{:index 0, :time 0, :type :info, :process :nemesis, :f :kill, :value nil}\n',
+     "no client operations"),
+    ('{"index": 0, "type": "info", "process": "nemesis", "f": "kill"}\n',
+     "no client operations"),
+])
+def test_a_history_without_client_operations_is_unusable(tmp_path, text, message):
+    # Nothing to check is not a finding: Jepsen's analysis of it would only say
+    # empty-transaction-graph, which `check` would report as an anomaly (exit 1).
+    path = tmp_path / "h.edn"
+    path.write_text(text)
+    with pytest.raises(JepsenFormatError) as e:
+        read_jepsen(path)
+    assert str(e.value).startswith(f"{path}: {message}")
 
 
 def _export(events) -> str:
@@ -280,3 +309,27 @@ def test_fast_path_keywords_agree_with_the_edn_reader():
             "{:index 2, :timex 3, :type :info :process 4, :f :poll :valuex [:poll]}\n"
             "{:index 3, :time 1, :type :ok, :process 0, :f :poll, :value [[:poll {1 [[0 2]]}]]}\n")
     assert _edn_block_to_json(text) == [v for _, v in parse_edn(text)]
+
+
+@pytest.mark.parametrize("op, message", [
+    ('{:index 0, :type [:ok], :process 0, :f :poll, :value [[:poll]]}', "unknown :type"),
+    ('{:index 0, :type :ok, :process 0, :f {:a 1}, :value [[:poll]]}', "unknown :f"),
+    ('{:index 0, :time ##Inf, :type :ok, :process 0, :f :poll, :value [[:poll]]}',
+     ":time must be a number"),
+    ('{:index 0, :time ##NaN, :type :ok, :process 0, :f :poll, :value [[:poll]]}',
+     ":time must be a number"),
+    ('{:index 0, :type :ok, :process 0, :f :poll, :value [[:poll]],'
+     ' :rebalance-log [{:keys [[1]]}]}', ":rebalance-log must be a vector"),
+    ('{:index 0, :type :ok, :process 0, :f :poll, :value [[:poll {} {}]]}',
+     "is not [:poll {key pairs}]"),
+])
+def test_damaged_ops_are_refused_not_crashed_on(op, message):
+    # Each of these once escaped as a TypeError, OverflowError or MalformedOp.
+    with pytest.raises(JepsenFormatError, match=re.escape(message)):
+        read_jepsen_text(op + "\n")
+
+
+def test_damaged_jsonl_ops_are_refused_not_crashed_on():
+    with pytest.raises(JepsenFormatError, match="unknown :f"):
+        read_jepsen_text('{"index": 0, "type": "ok", "process": 0, "f": ["poll"], '
+                         '"value": [["poll"]]}\n')

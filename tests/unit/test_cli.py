@@ -99,6 +99,23 @@ def test_hunt_with_a_bad_setting_exits_2(capsys, tmp_path, assignment, fragments
     assert not list(tmp_path.iterdir())
 
 
+@pytest.mark.parametrize("name, fragment", [
+    ("lost-writes", "unknown anomaly 'lost-writes'"),
+    ("G1b", "unknown anomaly 'G1b'"),
+    ("int-send-skip", "'int-send-skip' is informational"),
+])
+def test_hunt_refuses_a_target_no_hunt_can_stop_for(capsys, tmp_path, name, fragment):
+    from invariants.registry import target_names
+
+    code, out, err = run_cli(capsys, "hunt", "--target", "lost-write", "--target", name,
+                             "--examples", 1, "--out", tmp_path)
+    assert code == EXIT_USAGE and out == ""
+    assert_one_line_error(err, "--target: ", fragment, "known anomalies: ",
+                          ", ".join(target_names()))
+    assert "G1a" in err and "processed-zero-times" in err and "unseen" in err
+    assert not list(tmp_path.iterdir())
+
+
 # -- replay --------------------------------------------------------------------------------
 
 
@@ -144,7 +161,7 @@ def test_replay_json(capsys, histories):
     code, out, err = run_cli(capsys, "replay", "--json", histories["lossy"])
     assert code == EXIT_FOUND
     verdict = json.loads(out)
-    assert verdict["valid"] is False and list(verdict["anomalies"]) == ["lost-write"]
+    assert verdict["valid"] is False and list(verdict["anomalies"]) == ["lost-write", "unseen"]
 
 
 def test_replay_tampered_history(capsys, histories):
@@ -205,6 +222,125 @@ def test_export_to_file_then_check_as_jepsen(capsys, tmp_path, histories):
     verdict = json.loads(out)
     assert set(verdict) == {"valid", "anomalies", "stats"}
     assert code == (EXIT_OK if verdict["valid"] else EXIT_FOUND)
+
+
+def test_export_creates_missing_parent_folders(capsys, tmp_path, histories):
+    # Like `hunt --out` and `guarantees --doc`: the folder is made, not refused.
+    edn = tmp_path / "new" / "deeper" / "history.edn"
+    code, out, err = run_cli(capsys, "export", histories["lossy"], "-o", edn)
+    assert code == EXIT_OK and out == "" and err == ""
+    assert edn.read_text().startswith("{:index 0, ")
+    assert [p.name for p in edn.parent.iterdir()] == ["history.edn"]
+    plain = tmp_path / "plain"
+    plain.write_text("")
+    assert edn.stat().st_mode == plain.stat().st_mode  # not the temporary file's 0600
+
+
+def test_export_onto_a_directory_exits_2_and_writes_nothing(capsys, tmp_path, histories):
+    before = sorted(tmp_path.iterdir())
+    code, out, err = run_cli(capsys, "export", histories["lossy"], "-o", tmp_path)
+    assert code == EXIT_USAGE and out == ""
+    assert_one_line_error(err, str(tmp_path), "is a directory")
+    assert sorted(tmp_path.iterdir()) == before
+
+
+def test_export_below_a_file_exits_2(capsys, tmp_path, histories):
+    blocker = tmp_path / "file"
+    blocker.write_text("keep me")
+    code, out, err = run_cli(capsys, "export", histories["lossy"], "-o", blocker / "x.edn")
+    assert code == EXIT_USAGE and out == ""
+    assert_one_line_error(err, str(blocker), "not a directory")
+    assert blocker.read_text() == "keep me"
+
+
+def test_export_never_overwrites_its_input(capsys, tmp_path, histories):
+    copy = tmp_path / "copy.json"
+    copy.write_text(histories["lossy"].read_text())
+    code, out, err = run_cli(capsys, "export", copy, "-o", copy)
+    assert code == EXIT_USAGE
+    assert_one_line_error(err, "would overwrite the history being exported")
+    assert copy.read_text() == histories["lossy"].read_text()
+
+
+def test_an_export_that_fails_midway_leaves_the_old_file_and_no_temporary(
+        capsys, tmp_path, histories, monkeypatch):
+    import errno
+
+    from kafkacheck import checking
+
+    def disk_fills_up(events, out):
+        out.write("{:index 0, :time 0, :type :invoke")
+        out.flush()
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(checking, "write_jepsen", disk_fills_up)
+    target = tmp_path / "out.edn"
+    target.write_text("previous export\n")
+    code, out, err = run_cli(capsys, "export", histories["lossy"], "-o", target)
+    assert code == EXIT_USAGE and out == ""
+    assert_one_line_error(err, str(target), "No space left on device")
+    assert target.read_text() == "previous export\n"
+    assert [p.name for p in tmp_path.iterdir()] == ["out.edn"]
+    # Folders made for the export are removed again.
+    code, out, err = run_cli(capsys, "export", histories["lossy"], "-o",
+                             tmp_path / "a" / "b" / "out.edn")
+    assert code == EXIT_USAGE
+    assert [p.name for p in tmp_path.iterdir()] == ["out.edn"]
+
+
+# -- Jepsen input --------------------------------------------------------------------------
+
+
+@pytest.fixture
+def jepsen_files(tmp_path, histories, capsys):
+    edn = tmp_path / "history.edn"
+    assert main(["export", str(histories["lossy"]), "-o", str(edn)]) == EXIT_OK
+    jsonl = tmp_path / "history.jsonl"
+    jsonl.write_text("".join(
+        json.dumps({"index": i, "time": 0, "type": t, "process": 0, "f": "poll",
+                    "value": [["poll"]] if t == "invoke" else [["poll", {}]]}) + "\n"
+        for i, t in enumerate(["invoke", "ok"])))
+    one_line = tmp_path / "one.jsonl"
+    one_line.write_text(jsonl.read_text().splitlines()[0] + "\n")
+    capsys.readouterr()
+    return {"edn": edn, "jsonl": jsonl, "one-line": one_line}
+
+
+@pytest.mark.parametrize("fmt", ["jepsen", "auto"])
+def test_check_of_an_empty_jepsen_file_is_unusable_input(capsys, tmp_path, fmt):
+    empty = tmp_path / "empty.edn"
+    empty.write_text("")
+    code, out, err = run_cli(capsys, "check", "--format", fmt, empty)
+    assert code == EXIT_USAGE and out == ""
+    assert_one_line_error(err, str(empty), "empty file")
+
+
+def test_an_edn_syntax_error_names_the_file(capsys, tmp_path, jepsen_files):
+    broken = tmp_path / "broken.edn"
+    first = jepsen_files["edn"].read_text().splitlines()[0]
+    broken.write_text(first + "\n{:index 1, :value [1 2}\n")
+    code, out, err = run_cli(capsys, "check", broken)
+    assert code == EXIT_USAGE and out == ""
+    assert_one_line_error(err, f"{broken}: line 2: expected ']'")
+
+
+@pytest.mark.parametrize("kind", ["edn", "jsonl", "one-line"])
+@pytest.mark.parametrize("command", ["replay", "export"])
+def test_replay_or_export_of_a_jepsen_file_points_to_check(capsys, jepsen_files, kind,
+                                                           command):
+    path = jepsen_files[kind]
+    code, out, err = run_cli(capsys, command, path)
+    assert code == EXIT_USAGE and out == ""
+    assert_one_line_error(err, str(path), "is a Jepsen history",
+                          f"kafkacheck check {path}")
+    assert "not JSON" not in err
+
+
+def test_check_as_kafkacheck_of_a_jepsen_file_points_to_the_format(capsys, jepsen_files):
+    path = jepsen_files["edn"]
+    code, out, err = run_cli(capsys, "check", "--format", "kafkacheck", path)
+    assert code == EXIT_USAGE
+    assert_one_line_error(err, str(path), "is a Jepsen history", "--format jepsen")
 
 
 # -- hunt ----------------------------------------------------------------------------------

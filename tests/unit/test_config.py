@@ -135,6 +135,34 @@ def test_an_offsets_topic_larger_than_the_cluster_is_refused():
         Config.from_settings({"kafkacheck.brokers": "2", "kafkacheck.replication.factor": "2"})
 
 
+def test_min_insync_replicas_above_replication_factor_is_refused():
+    # Kafka accepts this, but its meaning depends on the version (see model/config.py):
+    # refused rather than modelled one way silently.
+    with pytest.raises(ConfigError) as info:
+        Config.from_settings({"min.insync.replicas": "4"})
+    message = str(info.value)
+    assert message.startswith(
+        "min.insync.replicas=4 exceeds kafkacheck.replication.factor=3")
+    assert "NotEnoughReplicasException" in message and "KAFKA-15583" in message
+    assert "\n" not in message
+    with pytest.raises(ConfigError, match="min.insync.replicas=2 exceeds"):
+        Config.from_settings({"min.insync.replicas": "2",
+                              "kafkacheck.replication.factor": "1"})
+    config = Config.from_settings({"min.insync.replicas": "3"})
+    assert config.topic.min_insync_replicas == config.topic.replication_factor == 3
+
+
+def test_a_bad_min_insync_replicas_is_refused_by_the_cli(capsys, tmp_path):
+    from kafkacheck.cli import EXIT_USAGE, main
+
+    code = main(["hunt", "--set", "min.insync.replicas=5", "--examples", "1",
+                 "--out", str(tmp_path)])
+    err = capsys.readouterr().err
+    assert code == EXIT_USAGE
+    assert err.startswith("kafkacheck: error: min.insync.replicas=5 exceeds")
+    assert err.count("\n") == 1 and not list(tmp_path.iterdir())
+
+
 def test_parse_assignments():
     assert parse_assignments(["acks=1", " min.insync.replicas = 2 ", "x=a=b"]) == {
         "acks": "1", "min.insync.replicas": "2", "x": "a=b"}

@@ -34,7 +34,8 @@ def test_saved_run_replays_without_divergence(saved_path, lossy_run):
     assert not result.diverged
     assert result.diverged_at is None and result.reason == ""
     assert result.verdict is not None
-    assert set(result.verdict.anomalies) == set(saved.verdict["anomalies"]) == {"lost-write"}
+    assert set(result.verdict.anomalies) == set(saved.verdict["anomalies"]) == {"lost-write",
+                                                                               "unseen"}
     assert json.loads(json.dumps(result.verdict.to_json())) == saved.verdict
 
 

@@ -250,3 +250,129 @@ def test_error_messages_name_the_file(tmp_path, saved):
     doc["format"] = 99
     path = write(tmp_path / "named.json", doc)
     assert load_error(path).startswith(f"{path}: ")
+
+
+# -- every field the checkers and replay read is validated first ---------------------------
+
+
+def _internal(doc: dict, f: str) -> int:
+    """The first internal ``f`` event (for final-log: one whose log is not empty)."""
+    return next(i for i, e in enumerate(doc["events"]) if e["type"] == "internal"
+                and e["f"] == f and (f != "final-log" or e["value"]["records"]))
+
+
+@pytest.mark.parametrize("f, change, problem", [
+    ("final-log", lambda v: v.pop("partition"), "missing 'partition'"),
+    ("final-log", lambda v: v.update(partition="0"), "partition: unexpected '0'"),
+    ("final-log", lambda v: v.update(records={}), "records: unexpected {}"),
+    ("final-log", lambda v: v["records"].append(list(v["records"][-1])),
+     "records[1]: expected [1, value, key, producer, epoch]"),
+    ("final-log", lambda v: v["records"][0].pop(), "records[0]: expected [0, value"),
+    ("final-log", lambda v: v["records"][0].__setitem__(2, ["k0"]), "records[0]: expected"),
+    ("position", lambda v: v.update(offset=-1), "offset: unexpected -1"),
+    ("position", lambda v: v.update(offset="0"), "offset: unexpected '0'"),
+    ("position", lambda v: v.pop("partition"), "missing 'partition'"),
+    ("finish", lambda v: v.update(quiescent="yes"), "quiescent: unexpected 'yes'"),
+])
+def test_internal_events_the_checkers_read_are_validated(tmp_path, saved_clean, f, change,
+                                                         problem):
+    doc = document(saved_clean)
+    i = _internal(doc, f)
+    change(doc["events"][i]["value"])
+    message = load_error(write(tmp_path / "f.json", doc))
+    assert f"events[{i}].value: {problem}" in message
+
+
+def test_invariant_events_name_a_model_state_invariant(tmp_path, saved_clean):
+    doc = document(saved_clean)
+    good = {"name": "committed-prefix-changed", "key": 0, "offset": 0, "expected": 1,
+            "actual": 2}
+    i = len(doc["events"]) - 1
+    doc["events"].insert(i, {"index": i, "step": 0, "time": 0, "process": "monitor",
+                             "type": "internal", "f": "invariant", "value": good})
+    for j, e in enumerate(doc["events"]):
+        e["index"] = j
+    assert load_history(write(tmp_path / "ok.json", doc)).events[i].value == good
+    doc["events"][i]["value"] = {**good, "name": "lost-write"}
+    assert f"events[{i}].value: name: unexpected 'lost-write'" in load_error(
+        write(tmp_path / "bad.json", doc))
+
+
+def test_unknown_internal_events_are_accepted_if_their_value_is_an_object(tmp_path,
+                                                                          saved_clean):
+    # The model grows new internal kinds (register, metadata, ...) that no checker reads.
+    doc = document(saved_clean)
+    doc["events"][0]["f"] = "register"
+    doc["events"][0]["value"] = {"anything": [1, {"goes": None}]}
+    assert load_history(write(tmp_path / "ok.json", doc)).events[0].f == "register"
+    doc["events"][0]["value"] = ["not", "an", "object"]
+    assert "events[0].value: internal events carry an object" in load_error(
+        write(tmp_path / "bad.json", doc))
+
+
+@pytest.mark.parametrize("meta, problem", [
+    ([], "expected an object"),
+    ({"key": ["k0"]}, "key: expected a string or null"),
+    ({"key": "k0", "error": 7}, "error: expected a string"),
+    ({"rebalance-log": [{"keys": [[1]]}]}, "rebalance-log: expected"),
+    ({"rebalance-log": {"keys": [1]}}, "rebalance-log: expected"),
+])
+def test_meta_is_validated(tmp_path, saved, meta, problem):
+    doc = document(saved)
+    i = first_index(doc, "ok", "send")
+    doc["events"][i]["meta"] = meta
+    assert f"events[{i}].meta: {problem}" in load_error(write(tmp_path / "f.json", doc))
+
+
+@pytest.mark.parametrize("type_, f, value, problem", [
+    ("ok", "poll", [["poll", {}, {}]], "bad poll micro-op"),
+    ("ok", "poll", [["poll", {"0": [[-1, 1]]}]], "bad poll micro-op ['poll', {0: [[-1, 1]]}]"),
+    ("info", "crash", {}, "crash carries no value"),
+])
+def test_more_client_shapes(tmp_path, saved, type_, f, value, problem):
+    doc = document(saved)
+    i = first_index(doc, "ok", "send" if f == "crash" else f)
+    doc["events"][i].update(type=type_, f=f, value=value)
+    assert f"events[{i}].value: {problem}" in load_error(write(tmp_path / "f.json", doc))
+
+
+def test_unknown_event_fields_are_refused(tmp_path, saved):
+    doc = document(saved)
+    doc["events"][3]["extra"] = 1
+    assert "events[3]: unknown field(s) ['extra']" in load_error(write(tmp_path / "f.json", doc))
+
+
+@pytest.mark.parametrize("entry, problem", [
+    ({"kind": ["send"]}, "schedule[1].kind: expected a string, got ['send']"),
+    ({"kind": {"a": 1}}, "schedule[1].kind: expected a string"),
+])
+def test_schedule_kind_must_be_a_string(tmp_path, saved, entry, problem):
+    doc = document(saved)
+    doc["schedule"][1] = entry
+    assert problem in load_error(write(tmp_path / "f.json", doc))
+
+
+@pytest.mark.parametrize("field, value, problem", [
+    ("anomalies", [], "verdict.anomalies: expected an object"),
+    ("anomalies", {"lost-write": {}}, "verdict.anomalies.lost-write: expected a list"),
+    ("valid", "no", "verdict.valid: expected a boolean"),
+    ("stats", [], "verdict.stats: expected an object"),
+])
+def test_the_recorded_verdict_is_validated(tmp_path, saved, field, value, problem):
+    doc = document(saved)
+    doc["verdict"][field] = value
+    assert problem in load_error(write(tmp_path / "f.json", doc))
+
+
+@pytest.mark.parametrize("version", [1.0, True])
+def test_format_must_be_the_integer_1(tmp_path, saved, version):
+    doc = document(saved)
+    doc["format"] = version
+    assert "is not supported" in load_error(write(tmp_path / "f.json", doc))
+
+
+def test_long_bad_values_are_shortened_to_one_short_line(tmp_path, saved):
+    doc = document(saved)
+    doc["events"][2]["time"] = ["x" * 50] * 100
+    message = load_error(write(tmp_path / "f.json", doc))
+    assert len(message) < len(str(tmp_path)) + 150 and "\n" not in message
