@@ -1,16 +1,21 @@
 """Hunting: let Hypothesis drive the model under one configuration, save what it finds.
 
-A hunt stops at the first run showing an anomaly it is looking for, shrinks it, reduces
-the schedule to a 1-minimal one (:mod:`kafkacheck.minimize`) and saves that run under the
-output directory.  ``hunt_all`` repeats, ignoring what earlier rounds found, until a round
+A hunt stops at the first run showing an anomaly it is looking for, reduces its schedule
+to a 1-minimal one (:mod:`kafkacheck.minimize`) and saves that run under the output
+directory.  ``hunt_all`` repeats, ignoring what earlier rounds found, until a round
 finds nothing new: that is how the guarantee report lists every kind of anomaly a
 configuration shows, each with its own minimal history.
 
 Reproducibility: the same seed and settings give the same findings however a hunt is
-started.  Nothing outside the seed may steer it, so the one wall-clock limit in
-Hypothesis (shrinking stops after ``MAX_SHRINKING_SECONDS``, five minutes) is lifted for
-the duration of a hunt: shrinking is bounded by Hypothesis's count of successful shrinks
-instead, which does not depend on how busy the machine is.
+started.  Nothing outside the seed may steer it:
+
+* Hypothesis only generates: its shrinker stops on a wall-clock limit, so it would save
+  different histories on a busy machine and a quiet one; the reduction that follows
+  replays candidates deterministically.
+* Hypothesis mixes into its integer draws "local constants" scraped from the source of
+  every non-library module loaded so far, so the same hunt drew differently once
+  ``kafkacheck.cli`` (which holds the literal 130) had been imported, and would again
+  under pytest with test modules loaded.  A hunt runs with that pool empty.
 
 A run that breaks a model-state invariant is a bug in kafkacheck, not a finding: the hunt
 stops with :class:`ModelBugFound`, after saving the shrunk schedule under ``model-bugs/``.
@@ -26,7 +31,7 @@ from typing import Callable, Iterator
 import attrs
 from hypothesis import HealthCheck, Phase, Verbosity, settings
 from hypothesis import seed as hypothesis_seed
-from hypothesis.internal.conjecture import engine as hypothesis_engine
+from hypothesis.internal.conjecture import providers as hypothesis_providers
 from hypothesis.stateful import run_state_machine_as_test
 
 from invariants.model_state import ModelBugError
@@ -71,13 +76,23 @@ class HuntResult:
 
 
 @contextlib.contextmanager
-def _shrinking_without_a_clock() -> Iterator[None]:
-    saved = hypothesis_engine.MAX_SHRINKING_SECONDS
-    hypothesis_engine.MAX_SHRINKING_SECONDS = 10**9
+def _without_local_constants() -> Iterator[None]:
+    """Generation that depends only on the seed, not on which modules are loaded."""
+    original = getattr(hypothesis_providers, "_get_local_constants", None)
+    cache = getattr(hypothesis_providers, "CONSTANTS_CACHE", None)
+    if original is None:
+        yield
+        return
+    empty = hypothesis_providers.Constants()
+    hypothesis_providers._get_local_constants = lambda: empty
+    if cache is not None:
+        cache.cache.clear()
     try:
         yield
     finally:
-        hypothesis_engine.MAX_SHRINKING_SECONDS = saved
+        hypothesis_providers._get_local_constants = original
+        if cache is not None:
+            cache.cache.clear()
 
 
 def hunt(config: Config, *, examples: int = 100, steps: int = 60, seed: int = 0,
@@ -86,8 +101,8 @@ def hunt(config: Config, *, examples: int = 100, steps: int = 60, seed: int = 0,
          progress: Progress | None = None) -> HuntResult:
     """One hunt; returns what it found (and where it saved it).
 
-    ``shrink=False`` skips shrinking and minimising the counterexample: faster, for
-    tests and benchmarks that only need to know whether an anomaly is found."""
+    ``shrink=False`` skips minimising the counterexample: faster, for tests and
+    benchmarks that only need to know whether an anomaly is found."""
     machine = machine_for(config, ignore, target)
     if progress is not None:
         original_init = machine.__init__
@@ -107,7 +122,8 @@ def hunt(config: Config, *, examples: int = 100, steps: int = 60, seed: int = 0,
         verbosity=Verbosity.quiet,
         print_blob=False,
         report_multiple_bugs=False,
-        phases=(Phase.generate, Phase.shrink) if shrink else (Phase.generate,),
+        # Hypothesis only generates; kafkacheck.minimize reduces what it finds.
+        phases=(Phase.generate,),
         suppress_health_check=list(HealthCheck),
     )
     started = time.perf_counter()
@@ -115,7 +131,7 @@ def hunt(config: Config, *, examples: int = 100, steps: int = 60, seed: int = 0,
     path = None
     counts = (0, 0)
     try:
-        with _shrinking_without_a_clock():
+        with _without_local_constants():
             run_state_machine_as_test(hypothesis_seed(seed)(machine),
                                       settings=hypothesis_settings)
     except AnomalyFound:
@@ -124,7 +140,7 @@ def hunt(config: Config, *, examples: int = 100, steps: int = 60, seed: int = 0,
         wanted = frozenset(k for k in verdict.anomalies if k in verdict.invalid
                            and k not in ignore and (target is None or k in target))
         if shrink:
-            _, run = minimize(config, run.actions, wanted, progress)
+            _, run = minimize(config, run.actions, wanted, run.decisions, progress)
             verdict = run.verdict()
         anomalies = {k: v for k, v in verdict.anomalies.items() if k in wanted}
         counts = (len(run.actions), len(run.schedule) - len(run.actions))

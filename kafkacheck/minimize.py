@@ -1,20 +1,21 @@
-"""Counterexamples with nothing to spare: 1-minimal schedules.
+"""Counterexamples with nothing to spare: 1-minimal schedules, found deterministically.
 
-Hypothesis shrinks the *choices* that generated a run, which removes most of what is
-irrelevant but can leave actions behind (a delivery inside a flush that did not matter, a
-tick whose timer nothing waited for).  A reader who finds one needless step wonders what
-it is for, so after shrinking the schedule before the settle phase is reduced further:
-first in chunks, then one action at a time, keeping every removal after which the run
-(replayed, then settled afresh) still shows the same anomalies, until no single action
-can go.  An action that is no longer enabled where it now falls makes that candidate
-invalid, never an error.
+A hunt's failing run is reduced by replaying candidates, never by time: first whole
+driver decisions are removed (a ``flush`` is many deliveries, a ``nemesis`` a fault plus
+the clock steps after it), in halves, quarters, ... down to single decisions; then single
+actions, until no single action before the settle phase can go without losing the
+anomaly (1-minimal).  Every candidate is replayed and settled afresh; an action that is
+no longer enabled where it now falls makes that candidate invalid, never an error.
 
-Everything here is deterministic: a candidate is judged by replaying it, never by time.
+Why not Hypothesis's shrinker: it replays whole generated runs, thousands of them for one
+long stateful run, and only a wall-clock limit stops it, so the same hunt would save
+different histories on a busy machine and a quiet one.  Removing what the driver decided
+reaches the same kind of minimum with a cost bounded by the schedule's length.
 """
 
 from __future__ import annotations
 
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Sequence
 
 from kafkacheck.runner import Run
 from model.config import Config
@@ -33,38 +34,50 @@ def reproduce(config: Config, actions: Iterable[Any], keep: frozenset[str]) -> R
     return run if keep <= set(run.verdict().anomalies) else None
 
 
+def _reduce(chunks: list[list[Any]], test: Callable[[list[list[Any]]], Run | None],
+            best: Run) -> tuple[list[list[Any]], Run]:
+    """Remove runs of chunks, halving the run length down to one chunk, keeping every
+    removal ``test`` accepts."""
+    size = max(1, len(chunks) // 2)
+    while True:
+        start = 0
+        while start < len(chunks):
+            candidate = chunks[:start] + chunks[start + size:]
+            run = test(candidate)
+            if run is not None:
+                chunks, best = candidate, run
+            else:
+                start += size
+        if size == 1:
+            return chunks, best
+        size //= 2
+
+
 def minimize(config: Config, actions: list[Any], keep: frozenset[str],
-             progress: Progress | None = None) -> tuple[list[Any], Run]:
+             decisions: Sequence[int] = (), progress: Progress | None = None
+             ) -> tuple[list[Any], Run]:
     """A 1-minimal sub-sequence of ``actions`` still showing ``keep``, and its run.
 
     ``actions`` must itself reproduce (it is the schedule before the settle phase of a
-    run that showed ``keep``)."""
+    run that showed ``keep``); ``decisions`` are the offsets where the driver's
+    decisions begin."""
     best = reproduce(config, actions, keep)
     if best is None:
         raise ValueError("the schedule to minimise does not show the anomaly")
-    current = list(actions)
-    size = len(current) // 2
-    while size >= 1:
-        start = 0
-        while start < len(current):
-            candidate = current[:start] + current[start + size:]
-            run = reproduce(config, candidate, keep)
-            if run is not None:
-                current, best = candidate, run
-            else:
-                start += size
-        size //= 2
-    changed = True
-    while changed:          # the chunk pass ends with size 1; repeat until a fixpoint
-        changed = False
-        i = 0
-        while i < len(current):
-            candidate = current[:i] + current[i + 1:]
-            run = reproduce(config, candidate, keep)
-            if run is not None:
-                current, best, changed = candidate, run, True
-            else:
-                i += 1
+    bounds = sorted({0, *(d for d in decisions if 0 < d < len(actions)), len(actions)})
+    chunks = [list(actions[a:b]) for a, b in zip(bounds, bounds[1:])]
+
+    def test(candidate: list[list[Any]]) -> Run | None:
+        return reproduce(config, [x for chunk in candidate for x in chunk], keep)
+
+    chunks, best = _reduce(chunks, test, best)
+    singles = [[x] for chunk in chunks for x in chunk]
+    while True:          # one action at a time, until a pass removes nothing
+        before = len(singles)
+        singles, best = _reduce(singles, test, best)
+        if len(singles) == before:
+            break
+    current = [x for (x,) in singles]
     if progress is not None:
         progress(f"  minimised to {len(current)} actions (from {len(actions)})")
     return current, best

@@ -27,6 +27,9 @@ class Run:
         self._checked_version = -1
         # Where the settle phase began in the schedule (None until finish()).
         self.settle_from: int | None = None
+        # Where each driver decision's actions begin (a flush is many deliveries): the
+        # minimiser tries removing whole decisions before single actions.
+        self.decisions: list[int] = [0]
 
     def enabled(self, kind: str) -> list[Any]:
         """Enabled actions of one kind, computed once per step (drivers ask often)."""
@@ -59,6 +62,10 @@ class Run:
         self.settle_from = len(self.schedule)
         for action in settle(self.cluster):
             self.apply(action)
+
+    def end_decision(self) -> None:
+        if self.decisions[-1] != len(self.schedule):
+            self.decisions.append(len(self.schedule))
 
     @property
     def actions(self) -> list[Any]:

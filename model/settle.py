@@ -12,7 +12,7 @@ from typing import Any, Iterator
 from model import actions as a
 from model.cluster import Cluster
 
-SETTLE_TICK_MS = 500
+SETTLE_TICK_MS = 1000
 MAX_SETTLE_ROUNDS = 600
 
 
@@ -29,9 +29,11 @@ def settle(cluster: Cluster) -> Iterator[Any]:
     for _ in range(MAX_SETTLE_ROUNDS):
         if cluster.quiescent():
             break
-        for src, dst in cluster.ctx.network.ready_links():
-            if cluster.ctx.network.queues.get((src, dst)):
-                yield a.Deliver(src, dst)
+        network = cluster.ctx.network
+        for src, dst in network.ready_links():     # one round: what is queued now
+            for _ in range(len(network.queues[(src, dst)])):
+                if network.queues.get((src, dst)):
+                    yield a.Deliver(src, dst)
         for name, consumer in cluster.consumers.items():
             while consumer.can_process():
                 yield a.Process(name)

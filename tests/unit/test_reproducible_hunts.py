@@ -1,9 +1,10 @@
 """A hunt with the same seed and settings finds the same thing, however it is started.
 
 Two fresh processes with different string-hash seeds, one through the command line and
-one through the Python API, hunt the same configuration and must save byte-identical
-histories: nothing outside the seed (wall-clock limits, hash order, process state) may
-steer the search, its shrinking or the minimisation.
+one through the Python API, and this pytest process itself (with every test module
+loaded), hunt the same configuration and must save byte-identical histories: nothing
+outside the seed (wall-clock limits, hash order, which modules are loaded, process state)
+may steer the search or the minimisation.
 """
 
 from __future__ import annotations
@@ -39,8 +40,16 @@ def test_the_same_hunt_saves_the_same_file_from_the_cli_and_from_python(tmp_path
            "hunt(config, examples=60, steps=30, seed=3, target=frozenset({'lost-write'}),\n"
            f"     out_dir=Path({str(api_out)!r}))\n")
     _run([sys.executable, "-c", api], "987654")
+    from kafkacheck.hunt import hunt
+    from kafkacheck.matrix import hunt_config
+    from model.config import parse_assignments
+
+    here_out = tmp_path / "here"
+    hunt(hunt_config(parse_assignments(SETTINGS)), examples=60, steps=30, seed=3,
+         target=frozenset({"lost-write"}), out_dir=here_out)
     cli_files = sorted(cli_out.glob("*.json"))
-    api_files = sorted(api_out.glob("*.json"))
     assert len(cli_files) == 1, "the hunt should find lost-write with acks=1"
-    assert [p.name for p in cli_files] == [p.name for p in api_files]
-    assert cli_files[0].read_bytes() == api_files[0].read_bytes()
+    for other in (api_out, here_out):
+        files = sorted(other.glob("*.json"))
+        assert [p.name for p in files] == [p.name for p in cli_files]
+        assert files[0].read_bytes() == cli_files[0].read_bytes()
