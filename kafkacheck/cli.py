@@ -113,6 +113,10 @@ def cmd_replay(args: argparse.Namespace) -> int:
         saved = load_history(args.file)
     except HistoryFileError as error:
         raise UsageError(str(error)) from None
+    if saved.real is not None:
+        raise UsageError(
+            f"{args.file}: recorded on a real Kafka {saved.real.get('kafka-version', '')} "
+            f"cluster, which cannot be re-executed; use `kafkacheck check` to re-judge it")
     result = replay(saved)
     if result.diverged:
         print(f"diverged: {result.reason}")
@@ -157,6 +161,54 @@ def cmd_guarantees(args: argparse.Namespace) -> int:
                             doc_path=doc))
     print(f"wrote {doc}")
     return EXIT_OK
+
+
+def _faults(text: str) -> tuple[str, ...]:
+    names = tuple(sorted({f.strip() for f in text.split(",") if f.strip()}))
+    if not names:
+        raise argparse.ArgumentTypeError("expected fault kinds, e.g. crash,pause")
+    return names
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected seconds, got {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be positive, got {value}")
+    return value
+
+
+def cmd_real(args: argparse.Namespace) -> int:
+    from kafkacheck.real.run import RealOptions, RealRunError, run_real
+    from model.config import ConfigError as _ConfigError
+
+    try:
+        settings = parse_assignments(args.set)
+    except _ConfigError as error:
+        raise UsageError(str(error)) from None
+    options = RealOptions(settings=settings, kafka_version=args.kafka_version, seed=args.seed,
+                          duration_s=args.duration, rate=args.rate, faults=args.faults,
+                          out_dir=Path(args.out), offline=args.offline, keep=args.keep)
+    label = ", ".join(f"{k}={v}" for k, v in settings.items()) or "kafkacheck defaults"
+    _progress(f"real cluster run: {label}; faults {','.join(args.faults)} for about "
+              f"{args.duration:g}s, seed {args.seed}")
+    try:
+        result = run_real(options, progress=_progress)
+    except RealRunError as error:
+        raise UsageError(str(error)) from None
+    _print_verdict(result.verdict, args.json)
+    if not args.json:
+        sends = result.sends
+        print(f"real run on Kafka {result.version}: {sends['invoked']} sends ({sends['ok']} ok, "
+              f"{sends['info']} info, {sends['fail']} fail), {len(result.fault_log)} fault "
+              f"events in {result.workload_seconds:.0f}s of workload, "
+              f"{'quiescent' if result.quiescent else 'NOT quiescent'} after recovery, "
+              f"{result.seconds:.0f}s in all")
+        if result.path is not None:
+            print(f"saved: {result.path}")
+    return EXIT_FOUND if result.found else EXIT_OK
 
 
 def cmd_settings(args: argparse.Namespace) -> int:
@@ -239,6 +291,40 @@ def build_parser() -> argparse.ArgumentParser:
     guarantees.add_argument("--workers", type=_positive, default=None,
                             help="parallel processes (default: one per core)")
     guarantees.set_defaults(func=cmd_guarantees)
+
+    real = sub.add_parser(
+        "real", help="run the workload on a real Kafka cluster under faults and check it",
+        description="Start a 3-node KRaft cluster of a real Kafka release (jars from Maven, "
+                    "each node in its own network namespace), drive it with Kafka's Java "
+                    "client while injecting a seeded schedule of faults, then recover, read "
+                    "the final logs and judge the history with the same checkers as hunt. "
+                    "Needs Java 17, Maven (first run per release) and root for network "
+                    "namespaces. Exit 0 if nothing was found, 1 if an anomaly was found, 2 "
+                    "for unusable settings or environment.")
+    real.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
+                      help="a Kafka setting: the model's (see `kafkacheck settings`) or any "
+                           "producer, consumer or topic config, passed to Kafka unchanged")
+    real.add_argument("--kafka-version", default=None, metavar="VERSION",
+                      help="Kafka release (default: the newest 4.x that resolves; 3.9.1 "
+                           "works too)")
+    real.add_argument("--seed", type=_seed, default=0,
+                      help="seed of the fault schedule and the key choice (default 0)")
+    real.add_argument("--duration", type=_seconds, default=60.0, metavar="SECONDS",
+                      help="length of the faulted workload (default 60)")
+    real.add_argument("--rate", type=_seconds, default=50.0,
+                      help="sends per second per producer (default 50)")
+    real.add_argument("--faults", type=_faults, default=("client-crash", "crash", "partition",
+                                                           "pause"),
+                      help="fault families: crash, pause, partition, client-crash (default "
+                           "all); crash,pause,client-crash need no network namespaces")
+    real.add_argument("--out", default="histories/real",
+                      help="directory for the saved history (default histories/real/)")
+    real.add_argument("--offline", action="store_true",
+                      help="never contact Maven Central (the jars must be cached)")
+    real.add_argument("--keep", action="store_true",
+                      help="keep the run directory (broker logs) under ~/.cache/kafkacheck/runs")
+    real.add_argument("--json", action="store_true", help="print the verdict as JSON")
+    real.set_defaults(func=cmd_real)
 
     settings = sub.add_parser("settings", help="list every setting with its default")
     settings.set_defaults(func=cmd_settings)

@@ -37,38 +37,56 @@ class SavedHistory:
     verdict: dict[str, Any] | None
     seed: int | None
     path: Path | None = None
+    # Set for a history recorded on a real Kafka cluster (kafkacheck real): the release,
+    # the settings passed to Kafka, the fault schedule and the log of faults injected.
+    # Such a history has an empty ``schedule`` and cannot be replayed.
+    real: dict[str, Any] | None = None
+
+
+def _verdict_json(verdict: Verdict | dict[str, Any]) -> dict[str, Any]:
+    """A model Verdict, or an already merged verdict (``checking.check_all``)."""
+    return verdict.to_json() if isinstance(verdict, Verdict) else verdict
 
 
 def history_document(config: Config, schedule: list[Any], events: list[Event],
-                     verdict: Verdict, seed: int | None) -> dict[str, Any]:
-    return {
+                     verdict: Verdict | dict[str, Any], seed: int | None,
+                     real: dict[str, Any] | None = None) -> dict[str, Any]:
+    document = {
         "format": FORMAT,
         "tool": f"kafkacheck {__version__}",
         "config": config.to_settings(),
         "seed": seed,
         "schedule": [action_to_json(x) for x in schedule],
         "events": [e.to_json() for e in events],
-        "verdict": verdict.to_json(),
+        "verdict": _verdict_json(verdict),
     }
+    if real is not None:
+        document["real"] = real
+    return document
 
 
-def history_filename(config: Config, verdict: Verdict, schedule: list[Any],
-                     headline: str | None = None) -> str:
+def history_filename(config: Config, verdict: Verdict | dict[str, Any], schedule: list[Any],
+                     headline: str | None = None, real: dict[str, Any] | None = None) -> str:
     """Stable, readable names: the settings that differ from defaults, the first anomaly
-    and a digest of the schedule, so the same finding is saved once."""
+    and a digest of the schedule, so the same finding is saved once.  A real run's name
+    starts with ``real_`` and its digest covers the run's record (it has no schedule)."""
     settings = config.diff()
     slug = "_".join(f"{k}-{v}" for k, v in sorted(settings.items())) or "defaults"
     slug = re.sub(r"[^A-Za-z0-9._-]+", "-", slug).replace("kafkacheck.", "")
-    first = headline or next(iter(verdict.anomalies), "clean")
+    first = headline or next(iter(_verdict_json(verdict)["anomalies"]), "clean")
     digest = hashlib.sha256(json.dumps([action_to_json(x) for x in schedule]).encode())
+    if real is not None:
+        digest.update(json.dumps(real, sort_keys=True).encode())
+        slug = f"real_{slug}"
     return f"{slug}__{first}__{digest.hexdigest()[:10]}.json"
 
 
 def save_history(directory: Path, config: Config, schedule: list[Any], events: list[Event],
-                 verdict: Verdict, seed: int | None, headline: str | None = None) -> Path:
+                 verdict: Verdict | dict[str, Any], seed: int | None,
+                 headline: str | None = None, real: dict[str, Any] | None = None) -> Path:
     directory.mkdir(parents=True, exist_ok=True)
-    path = directory / history_filename(config, verdict, schedule, headline)
-    document = history_document(config, schedule, events, verdict, seed)
+    path = directory / history_filename(config, verdict, schedule, headline, real)
+    document = history_document(config, schedule, events, verdict, seed, real)
     tmp = path.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(document, separators=(",", ":")) + "\n")
     tmp.replace(path)
@@ -119,7 +137,10 @@ def parse_document(raw: Any, path: Path | None = None) -> SavedHistory:
     verdict = raw.get("verdict")
     if verdict is not None and not isinstance(verdict, dict):
         raise HistoryFileError(f"{where}field 'verdict' must be an object")
-    return SavedHistory(config, schedule, events, verdict, seed, path)
+    real = raw.get("real")
+    if real is not None and not isinstance(real, dict):
+        raise HistoryFileError(f"{where}field 'real' must be an object")
+    return SavedHistory(config, schedule, events, verdict, seed, path, real)
 
 
 _EVENT_FIELDS = {"index": int, "step": int, "time": int, "process": str, "type": str, "f": str}
