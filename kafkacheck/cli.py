@@ -105,6 +105,22 @@ def _print_verdict(verdict: dict[str, Any], as_json: bool) -> None:
         print(f"guarantee: {verdict['guarantee']}")
 
 
+def _print_summary(verdict: dict[str, Any], shown: int = 3, width: int = 240) -> None:
+    """A verdict for a long history: each anomaly's count and its first few details,
+    cut to one line each (``kafkacheck check --json`` on the saved file has them all)."""
+    anomalies = verdict["anomalies"]
+    if not anomalies:
+        print("valid: no anomalies")
+    for name, details in anomalies.items():
+        print(f"{name} ({len(details)}):")
+        for detail in details[:shown]:
+            line = json.dumps(detail)
+            print(f"  {line if len(line) <= width else line[:width - 3] + '...'}")
+        if len(details) > shown:
+            print(f"  ... {len(details) - shown} more")
+    print(f"guarantee: {verdict['guarantee']}")
+
+
 def cmd_replay(args: argparse.Namespace) -> int:
     from kafkacheck.replay import replay
     from kafkacheck.storage import HistoryFileError, load_history
@@ -181,9 +197,14 @@ def _seconds(text: str) -> float:
 
 
 def cmd_real(args: argparse.Namespace) -> int:
+    from kafkacheck.real.environment import ALL_FAULTS
     from kafkacheck.real.run import RealOptions, RealRunError, run_real
     from model.config import ConfigError as _ConfigError
 
+    unknown = sorted(set(args.faults) - ALL_FAULTS)
+    if unknown:
+        raise UsageError(f"unknown fault kind(s) {', '.join(unknown)}; choose from "
+                         f"{', '.join(sorted(ALL_FAULTS))}")
     try:
         settings = parse_assignments(args.set)
     except _ConfigError as error:
@@ -198,8 +219,10 @@ def cmd_real(args: argparse.Namespace) -> int:
         result = run_real(options, progress=_progress)
     except RealRunError as error:
         raise UsageError(str(error)) from None
-    _print_verdict(result.verdict, args.json)
-    if not args.json:
+    if args.json:
+        _print_verdict(result.verdict, True)
+    else:
+        _print_summary(result.verdict)
         sends = result.sends
         print(f"real run on Kafka {result.version}: {sends['invoked']} sends ({sends['ok']} ok, "
               f"{sends['info']} info, {sends['fail']} fail), {len(result.fault_log)} fault "

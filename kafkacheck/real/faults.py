@@ -60,9 +60,15 @@ class FaultSpec:
 
 
 def make_schedule(seed: int, families: tuple[str, ...] | frozenset[str], duration_s: float,
-                  partitions: int, clients: list[str], hold: tuple[float, float] = (5.0, 12.0),
+                  partitions: int | list[int], clients: list[str],
+                  hold: tuple[float, float] = (5.0, 12.0),
                   quiet: tuple[float, float] = (2.0, 6.0)) -> list[FaultSpec]:
-    """Faults filling ``duration_s`` seconds, drawn from ``random.Random(seed)``."""
+    """Faults filling ``duration_s`` seconds, drawn from ``random.Random(seed)``.
+
+    ``partitions`` are the partitions whose leaders may be targeted: the run passes those
+    its keys are written to (with the model's default 3 keys and 2 partitions every key
+    hashes to partition 1, and a fault on partition 0's leader would test nothing)."""
+    targets = list(range(partitions)) if isinstance(partitions, int) else list(partitions)
     from kafkacheck.real.workload import CRASH_POINTS
 
     rng = random.Random(seed)
@@ -71,7 +77,7 @@ def make_schedule(seed: int, families: tuple[str, ...] | frozenset[str], duratio
     elapsed = 0.0
     while kinds and elapsed < duration_s:
         kind = rng.choice(kinds)
-        partition = rng.randrange(partitions)
+        partition = rng.choice(targets)
         pick = rng.randrange(1 << 16)
         quiet_s = round(rng.uniform(*quiet), 1)
         hold_s = round(rng.uniform(*hold), 1)

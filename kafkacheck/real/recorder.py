@@ -46,5 +46,5 @@ class Recorder:
             self._history.time = self.now_ms()
             return self._history.add(process, type, f, value, meta)
 
-    def internal(self, node: str, f: str, **value: Any) -> Event:
-        return self.add(node, "internal", f, value)
+    def internal(self, process: str, f: str, /, **value: Any) -> Event:
+        return self.add(process, "internal", f, value)

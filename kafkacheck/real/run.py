@@ -43,6 +43,7 @@ from kafkacheck.real.recorder import Recorder
 from kafkacheck.real.settings import TOPIC, RealSettings, route
 from kafkacheck.real.workload import ConsumerApp, ProducerClient, keys_for, producer_loop
 from kafkacheck.storage import save_history
+from model.partitioner import partition_for_key
 
 Progress = Callable[[str], None]
 
@@ -400,9 +401,11 @@ def run_real(options: RealOptions, progress: Progress | None = None) -> RealResu
             + "; ".join(real.not_modelled.values()))
     producers_names = [f"p{i}" for i in range(config.workload.producers)]
     clients = producers_names + ["c0"]
+    written = sorted({partition_for_key(k, config.topic.partitions)
+                      for k in keys_for(config.workload.keys)})
     schedule = options.schedule if options.schedule is not None else make_schedule(
-        options.seed, tuple(sorted(families)), options.duration_s, config.topic.partitions,
-        clients, hold=options.hold_s, quiet=options.quiet_s)
+        options.seed, tuple(sorted(families)), options.duration_s, written, clients,
+        hold=options.hold_s, quiet=options.quiet_s)
     session = Session(artifacts, real, use_netns, options, say)
     previous = signal.getsignal(signal.SIGTERM)
     if threading.current_thread() is threading.main_thread():
