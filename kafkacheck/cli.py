@@ -211,7 +211,8 @@ def cmd_real(args: argparse.Namespace) -> int:
         raise UsageError(str(error)) from None
     options = RealOptions(settings=settings, kafka_version=args.kafka_version, seed=args.seed,
                           duration_s=args.duration, rate=args.rate, faults=args.faults,
-                          out_dir=Path(args.out), offline=args.offline, keep=args.keep)
+                          out_dir=Path(args.out), offline=args.offline, keep=args.keep,
+                          netns=False if args.no_netns else None)
     label = ", ".join(f"{k}={v}" for k, v in settings.items()) or "kafkacheck defaults"
     _progress(f"real cluster run: {label}; faults {','.join(args.faults)} for about "
               f"{args.duration:g}s, seed {args.seed}")
@@ -232,6 +233,41 @@ def cmd_real(args: argparse.Namespace) -> int:
         if result.path is not None:
             print(f"saved: {result.path}")
     return EXIT_FOUND if result.found else EXIT_OK
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from kafkacheck.real import compare as cmp
+    from kafkacheck.real.environment import ALL_FAULTS
+    from kafkacheck.real.run import RealRunError
+
+    unknown = sorted(set(args.faults) - ALL_FAULTS)
+    if unknown:
+        raise UsageError(f"unknown fault kind(s) {', '.join(unknown)}")
+    try:
+        base = parse_assignments(args.set)
+        configs = [cmp.parse_config(text) for text in args.config] if args.config \
+            else cmp.default_configs()
+    except (ConfigError, ValueError) as error:
+        raise UsageError(str(error)) from None
+    configs = [{**base, **c} for c in configs]
+    _progress(f"comparing {len(configs)} configurations: model hunts of {args.examples} runs "
+              f"a round, real runs of about {args.duration:g}s of faults each")
+    try:
+        rows = cmp.compare(configs, examples=args.examples, steps=args.steps, seed=args.seed,
+                           duration_s=args.duration, rate=args.rate, faults=args.faults,
+                           kafka_version=args.kafka_version, out_dir=Path(args.out),
+                           offline=args.offline, progress=_progress)
+    except RealRunError as error:
+        raise UsageError(str(error)) from None
+    print(cmp.terminal_table(rows))
+    command = "kafkacheck compare " + " ".join(sys.argv[2:]) if sys.argv[1:2] == ["compare"] \
+        else "kafkacheck compare"
+    doc = Path(args.doc)
+    cmp.write_doc(doc, cmp.markdown_table(rows, command=command.strip(),
+                                          examples=args.examples, steps=args.steps,
+                                          duration_s=args.duration))
+    print(f"wrote {doc}")
+    return EXIT_OK if all(r.agree is not False for r in rows) else EXIT_FOUND
 
 
 def cmd_settings(args: argparse.Namespace) -> int:
@@ -346,8 +382,41 @@ def build_parser() -> argparse.ArgumentParser:
                       help="never contact Maven Central (the jars must be cached)")
     real.add_argument("--keep", action="store_true",
                       help="keep the run directory (broker logs) under ~/.cache/kafkacheck/runs")
+    real.add_argument("--no-netns", action="store_true",
+                      help="run the nodes on loopback without namespaces (process faults only)")
     real.add_argument("--json", action="store_true", help="print the verdict as JSON")
     real.set_defaults(func=cmd_real)
+
+    compare = sub.add_parser(
+        "compare", help="hunt the model and run the real cluster per configuration, and "
+                        "tabulate where they agree",
+        description="For each configuration (default: the cells of the guarantee matrix), "
+                    "hunt the model and run a real Kafka cluster with the same settings, "
+                    "print a table of the anomalies each found and write it into "
+                    "docs/real-kafka.md. Exit 0 if every configuration agrees, 1 if some "
+                    "disagree, 2 for unusable settings or environment.")
+    compare.add_argument("--config", action="append", metavar="NAME=VALUE[,NAME=VALUE]",
+                         help="one configuration (repeatable; default: the guarantee matrix)")
+    compare.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
+                         help="a setting added to every configuration")
+    compare.add_argument("--examples", type=_positive, default=200,
+                         help="model runs per hunting round (default 200)")
+    compare.add_argument("--steps", type=_positive, default=100,
+                         help="maximum model steps per run (default 100)")
+    compare.add_argument("--seed", type=_seed, default=0)
+    compare.add_argument("--duration", type=_seconds, default=60.0, metavar="SECONDS",
+                         help="faulted workload per real run (default 60)")
+    compare.add_argument("--rate", type=_seconds, default=50.0,
+                         help="sends per second per producer (default 50)")
+    compare.add_argument("--faults", type=_faults, default=("client-crash", "crash",
+                                                              "partition", "pause"))
+    compare.add_argument("--kafka-version", default=None, metavar="VERSION")
+    compare.add_argument("--offline", action="store_true")
+    compare.add_argument("--out", default="histories/compare",
+                         help="where both sides' histories are saved (default "
+                              "histories/compare/)")
+    compare.add_argument("--doc", default="docs/real-kafka.md")
+    compare.set_defaults(func=cmd_compare)
 
     settings = sub.add_parser("settings", help="list every setting with its default")
     settings.set_defaults(func=cmd_settings)

@@ -36,7 +36,7 @@ from kafkacheck.real import procs
 from kafkacheck.real.build import Artifacts, prepare
 from kafkacheck.real.cluster import Cluster, Node
 from kafkacheck.real.driver import DriverDied, DriverTimeout, JavaClient
-from kafkacheck.real.environment import RealEnvironmentError, check_faults
+from kafkacheck.real.environment import NETWORK_FAULTS, RealEnvironmentError, check_faults
 from kafkacheck.real.faults import FaultActions, FaultSpec, Nemesis, make_schedule
 from kafkacheck.real.netns import CLIENTS, Network, NetnsError, remove_netns, stale_namespaces
 from kafkacheck.real.recorder import Recorder
@@ -67,6 +67,7 @@ class RealOptions:
     process_ms: float = 2.0
     hold_s: tuple[float, float] = (5.0, 12.0)
     quiet_s: tuple[float, float] = (2.0, 6.0)
+    netns: bool | None = None       # None: namespaces when permitted; False: loopback
 
 
 @attrs.frozen
@@ -392,7 +393,13 @@ def run_real(options: RealOptions, progress: Progress | None = None) -> RealResu
     started = time.monotonic()
     sweep(say)
     families = frozenset(options.faults)
-    use_netns = check_faults(families, procs.new_run_id())
+    if options.netns is False:
+        if families & NETWORK_FAULTS:
+            raise RealEnvironmentError("network faults need network namespaces; drop "
+                                       "--no-netns or run with --faults crash,pause")
+        use_netns = False
+    else:
+        use_netns = check_faults(families, procs.new_run_id())
     artifacts = prepare(options.kafka_version, offline=options.offline, progress=say)
     real = route(options.settings, config_names(artifacts))
     config = real.config

@@ -99,3 +99,16 @@ def test_nothing_is_left_behind(smoke):
     assert not (procs.cache_root() / "runs" / run_id).exists()
     found = subprocess.run(["pgrep", "-f", procs.MARKER + run_id], capture_output=True)
     assert found.stdout.strip() == b""
+
+
+def test_a_second_run_needs_no_maven(smoke, monkeypatch):
+    """The jars are cached per release: preparing again never calls Maven (so an offline
+    second run works), even with Maven gone from PATH."""
+    from kafkacheck.real.build import prepare
+
+    result, _, _ = smoke
+    monkeypatch.setenv("PATH", "/nonexistent")
+    monkeypatch.setattr("shutil.which",
+                        lambda name, *a, **k: "/usr/bin/java" if name == "java" else None)
+    artifacts = prepare(result.version, offline=True)
+    assert artifacts.version == result.version and artifacts.lib.is_dir()
