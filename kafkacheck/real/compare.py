@@ -16,7 +16,9 @@ question about the model.  Each disagreement is looked at and explained by hand 
 
 from __future__ import annotations
 
+import os
 import re
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any, Callable
 
@@ -78,27 +80,42 @@ def model_settings(settings: dict[str, str]) -> dict[str, str]:
     return {k: v for k, v in {**REAL_BASE, **settings}.items() if k in known}
 
 
+def _hunt_model(job: tuple[dict[str, str], int, int, int, str]) -> tuple[
+        frozenset[str] | None, int, str]:
+    """One configuration's model hunt (in a worker process): anomalies, runs, note."""
+    settings, examples, steps, seed, out_dir = job
+    try:
+        config = hunt_config(model_settings(settings))
+    except ConfigError as error:
+        return None, 0, str(error)
+    rounds = hunt_all(config, examples=examples, steps=steps, seed=seed,
+                      out_dir=Path(out_dir) / "model")
+    found = {name for r in rounds for name in r.anomalies}
+    return frozenset(found & set(COMPARED)), sum(r.runs for r in rounds), ""
+
+
 def compare(configs: list[dict[str, str]], *, examples: int, steps: int, seed: int,
             duration_s: float, rate: float, faults: tuple[str, ...],
             kafka_version: str | None, out_dir: Path, offline: bool = False,
-            progress: Progress | None = None) -> list[Row]:
+            workers: int | None = None, progress: Progress | None = None) -> list[Row]:
+    """Hunt the model for every configuration first (in parallel: it is CPU-bound and
+    nothing else runs yet), then run the real cluster for each, one at a time (a cluster
+    wants both cores to itself)."""
     say: Progress = progress or (lambda message: None)
+    jobs = [(settings, examples, steps, seed, str(out_dir)) for settings in configs]
+    workers = workers or min(len(jobs), os.cpu_count() or 1)
+    say(f"hunting the model for {len(jobs)} configurations ({workers} processes)")
+    if workers <= 1:
+        models = [_hunt_model(job) for job in jobs]
+    else:
+        with ProcessPoolExecutor(max_workers=workers) as pool:
+            models = list(pool.map(_hunt_model, jobs))
     rows = []
-    for number, settings in enumerate(configs, start=1):
+    for number, (settings, (model, runs, note)) in enumerate(zip(configs, models), start=1):
         label = ", ".join(f"{k}={v}" for k, v in settings.items())
-        say(f"[{number}/{len(configs)}] {label}: hunting the model ({examples} runs a round)")
-        model: frozenset[str] | None
-        try:
-            config = hunt_config(model_settings(settings))
-        except ConfigError as error:
-            model, runs, note = None, 0, str(error)
-        else:
-            rounds = hunt_all(config, examples=examples, steps=steps, seed=seed,
-                              out_dir=out_dir / "model")
-            found = {name for r in rounds for name in r.anomalies}
-            model, runs, note = frozenset(found & set(COMPARED)), sum(r.runs for r in rounds), ""
         say(f"[{number}/{len(configs)}] {label}: model found "
-            f"{', '.join(sorted(model)) if model else model}; running the real cluster")
+            f"{', '.join(sorted(model)) if model else ('nothing' if model is not None else note)}"
+            f" in {runs} runs; running the real cluster")
         result = run_real(RealOptions(settings=settings, kafka_version=kafka_version, seed=seed,
                                       duration_s=duration_s, rate=rate, faults=faults,
                                       out_dir=out_dir / "real", offline=offline), progress=say)

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import random
+import shutil
 import signal
 import subprocess
 import threading
@@ -94,7 +95,6 @@ def sweep(progress: Progress | None = None) -> list[str]:
     removed = []
     for run_dir in procs.stale_runs():
         killed = procs.sweep_processes(run_dir)
-        import shutil
         shutil.rmtree(run_dir, ignore_errors=True)
         removed.append(f"{run_dir.name} ({len(killed)} processes)")
     for netns in stale_namespaces():

@@ -343,11 +343,8 @@ class ConsumerApp:
         """Everything below each high watermark was returned, processed and committed."""
         if self.down.is_set() or self.client is None:
             return False
-        for p, hw in high_watermarks.items():
-            if self.position.get(p, -1) < hw or self.committed.get(p, 0) < hw:
-                if not (hw == 0 and self.position.get(p, -1) >= 0):
-                    return False
-        return True
+        return all(self.position.get(p, -1) >= hw and self.committed.get(p, 0) >= hw
+                   for p, hw in high_watermarks.items())
 
 
 def keys_for(count: int) -> list[str]:

@@ -199,3 +199,81 @@ def test_the_sweep_removes_only_a_dead_runs_leftovers(tmp_path, monkeypatch):
         subprocess.run(["ip", "netns", "del", f"{live}-hub"], capture_output=True)
         subprocess.run(["ip", "netns", "del", f"{dead}-hub"], capture_output=True)
     assert os.path.exists("/proc/self")
+
+
+# -- clear errors ------------------------------------------------------------------------
+
+
+def test_missing_java_is_one_clear_line(capsys, monkeypatch, tmp_path):
+    monkeypatch.setenv("KAFKACHECK_CACHE", str(tmp_path))
+    real_which = __import__("shutil").which
+    monkeypatch.setattr("shutil.which",
+                        lambda name, *a, **k: None if name == "java" else real_which(name))
+    assert main(["real", "--faults", "crash", "--out", str(tmp_path)]) == EXIT_USAGE
+    err = capsys.readouterr().err.splitlines()
+    assert err[-1].startswith("kafkacheck: error: `java` not found") and "Java 17" in err[-1]
+
+
+def test_an_unresolvable_release_is_one_clear_line(capsys, monkeypatch, tmp_path):
+    """Offline, so that Maven answers at once without asking Central for a release that
+    does not exist."""
+    monkeypatch.setenv("KAFKACHECK_CACHE", str(tmp_path))
+    assert main(["real", "--kafka-version", "0.0.1", "--offline", "--faults", "crash",
+                 "--out", str(tmp_path)]) == EXIT_USAGE
+    err = capsys.readouterr().err.splitlines()
+    assert err[-1].startswith("kafkacheck: error: the jars of Kafka 0.0.1 are not resolvable")
+    assert not (tmp_path / "kafka-0.0.1" / "lib").exists()
+
+
+def test_network_faults_without_namespaces_are_refused_with_the_alternative(capsys,
+                                                                              tmp_path):
+    assert main(["real", "--no-netns", "--faults", "crash,partition",
+                 "--out", str(tmp_path)]) == EXIT_USAGE
+    err = capsys.readouterr().err.splitlines()
+    assert "network faults need network namespaces" in err[-1] and "crash,pause" in err[-1]
+
+
+def test_without_namespace_permission_only_process_faults_run(monkeypatch):
+    import kafkacheck.real.environment as env
+
+    monkeypatch.setattr(env, "netns_problem", lambda run_id: "network namespaces need root")
+    with pytest.raises(RealEnvironmentError) as info:
+        env.check_faults(frozenset({"crash", "partition"}), "kcreal-0-0000")
+    message = str(info.value)
+    assert "network faults (partition) are unavailable" in message
+    assert "--faults crash" in message
+    assert env.check_faults(frozenset({"crash", "pause"}), "kcreal-0-0000") is False
+
+
+# -- compare's table -----------------------------------------------------------------------
+
+
+def _row(model, real):
+    from kafkacheck.real.compare import Row
+    from kafkacheck.real.run import RealResult
+
+    result = RealResult({"valid": not real, "anomalies": {n: [{}] for n in real}}, None,
+                        "4.4.0", route({}, NAMES), [], [], True, 1.0, 1.0,
+                        {"invoked": 1, "ok": 1, "info": 0, "fail": 0}, True)
+    return Row({"acks": "1"}, None if model is None else frozenset(model), 10, "",
+               frozenset(real), result)
+
+
+def test_agreement_names_each_sides_extra_anomalies():
+    assert _row({"lost-write"}, {"lost-write"}).cells()[3] == "yes"
+    cells = _row({"lost-write", "reorder"}, {"lost-write", "duplicate"}).cells()
+    assert cells[3] == "no (model only: reorder; real only: duplicate)"
+    assert _row(None, {"duplicate"}).cells()[1:4:2] == ["model cannot run", "n/a"]
+
+
+def test_compare_rewrites_only_its_table(tmp_path):
+    from kafkacheck.real.compare import BEGIN, END, markdown_table, write_doc
+
+    doc = tmp_path / "real-kafka.md"
+    doc.write_text(f"# Hand-written\n\nintro\n\n{BEGIN}\nold table\n{END}\n\nexplanations\n")
+    table = markdown_table([_row({"lost-write"}, {"lost-write"})], command="kafkacheck compare",
+                           examples=5, steps=10, duration_s=30)
+    write_doc(doc, table)
+    text = doc.read_text()
+    assert "old table" not in text and "| acks=1 |" in text
+    assert text.startswith("# Hand-written\n\nintro") and text.rstrip().endswith("explanations")
