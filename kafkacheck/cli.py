@@ -235,6 +235,20 @@ def cmd_real(args: argparse.Namespace) -> int:
     return EXIT_FOUND if result.found else EXIT_OK
 
 
+def _compare_command(args: argparse.Namespace) -> str:
+    """The command that reproduces a compare table (output paths left out: the doc must
+    not name this machine's directories)."""
+    parts = ["kafkacheck compare"]
+    parts += [f"--config {c}" for c in args.config or []]
+    parts += [f"--set {s}" for s in args.set]
+    parts += [f"--examples {args.examples}", f"--steps {args.steps}", f"--seed {args.seed}",
+              f"--duration {args.duration:g}", f"--rate {args.rate:g}",
+              f"--faults {','.join(args.faults)}"]
+    if args.kafka_version:
+        parts.append(f"--kafka-version {args.kafka_version}")
+    return " ".join(parts)
+
+
 def cmd_compare(args: argparse.Namespace) -> int:
     from kafkacheck.real import compare as cmp
     from kafkacheck.real.environment import ALL_FAULTS
@@ -260,8 +274,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     except RealRunError as error:
         raise UsageError(str(error)) from None
     print(cmp.terminal_table(rows))
-    command = "kafkacheck compare " + " ".join(sys.argv[2:]) if sys.argv[1:2] == ["compare"] \
-        else "kafkacheck compare"
+    command = _compare_command(args)
     doc = Path(args.doc)
     cmp.write_doc(doc, cmp.markdown_table(rows, command=command.strip(),
                                           examples=args.examples, steps=args.steps,
