@@ -223,6 +223,8 @@ def cmd_real(args: argparse.Namespace) -> int:
     if args.json:
         _print_verdict(result.verdict, True)
     else:
+        if result.found:
+            print(f"found: {', '.join(sorted(result.verdict['anomalies']))}")
         _print_summary(result.verdict)
         sends = result.sends
         print(f"real run on Kafka {result.version}: {sends['invoked']} sends ({sends['ok']} ok, "
