@@ -25,6 +25,7 @@ from typing import Any
 import attrs
 
 from kafkacheck.real.build import Artifacts
+from kafkacheck.real.errors import RealRunError
 from kafkacheck.real.netns import Network
 from kafkacheck.real.procs import MARKER, RunRegistry, kill_process
 
@@ -77,9 +78,17 @@ BROKER_BASE: dict[str, str] = {
 
 
 def cluster_id(run_id: str) -> str:
-    """A KRaft cluster id (a base64url UUID, 22 characters) derived from the run id."""
-    raw = hashlib.sha256(run_id.encode()).digest()[:16]
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+    """A KRaft cluster id (a base64url UUID, 22 characters) derived from the run id.
+
+    Never starting with ``-``: the storage tool would read it as an option (Kafka's own
+    ``Uuid.randomUuid`` skips such ids for the same reason)."""
+    counter = 0
+    while True:
+        raw = hashlib.sha256(f"{run_id}:{counter}".encode()).digest()[:16]
+        text = base64.urlsafe_b64encode(raw).decode().rstrip("=")
+        if not text.startswith("-"):
+            return text
+        counter += 1
 
 
 @attrs.define
@@ -187,7 +196,7 @@ class Cluster:
             self.registry.forget(f"format-{node.name}")
             if code != 0:
                 tail = (node.dir / "format.log").read_text().strip().splitlines()[-1:]
-                raise RuntimeError(f"formatting {node.name}'s storage failed: "
+                raise RealRunError(f"formatting {node.name}'s storage failed: "
                                    f"{tail[0] if tail else code}")
 
     # -- processes ----------------------------------------------------------------------

@@ -37,6 +37,7 @@ from kafkacheck.real import procs
 from kafkacheck.real.build import Artifacts, prepare
 from kafkacheck.real.cluster import Cluster, Node
 from kafkacheck.real.driver import DriverDied, DriverTimeout, JavaClient
+from kafkacheck.real.errors import RealRunError
 from kafkacheck.real.environment import NETWORK_FAULTS, RealEnvironmentError, check_faults
 from kafkacheck.real.faults import FaultActions, FaultSpec, Nemesis, make_schedule
 from kafkacheck.real.netns import CLIENTS, Network, NetnsError, remove_netns, stale_namespaces
@@ -47,10 +48,6 @@ from kafkacheck.storage import save_history
 from model.partitioner import partition_for_key
 
 Progress = Callable[[str], None]
-
-
-class RealRunError(RuntimeError):
-    """The cluster could not be brought up or judged; the message says what failed."""
 
 
 @attrs.frozen

@@ -277,3 +277,11 @@ def test_compare_rewrites_only_its_table(tmp_path):
     text = doc.read_text()
     assert "old table" not in text and "| acks=1 |" in text
     assert text.startswith("# Hand-written\n\nintro") and text.rstrip().endswith("explanations")
+
+
+def test_cluster_ids_never_look_like_an_option():
+    from kafkacheck.real.cluster import cluster_id
+
+    ids = [cluster_id(f"kcreal-{i}-0000") for i in range(3000)]
+    assert len(set(ids)) == len(ids)
+    assert all(len(i) == 22 and not i.startswith("-") for i in ids)
