@@ -58,7 +58,10 @@ def test_the_leader_was_killed_and_restarted(smoke):
     events = load_history(result.path).events
     crashes = [e for e in events if e.type == "internal" and e.f == "crash"]
     restarts = [e for e in events if e.type == "internal" and e.f == "restart"]
-    assert len(crashes) == 1 and crashes[0].value["target"] == f"leader of partition {hot}"
+    # "leader of partition 1", with "(unknown: picked a node)" if the Admin client could
+    # not say which node led it at that moment (then a node was killed all the same).
+    assert len(crashes) == 1
+    assert crashes[0].value["target"].startswith(f"leader of partition {hot}")
     assert [e.process for e in restarts] == [crashes[0].process]
     assert [entry["action"] for entry in result.fault_log] == ["kill", "restart"]
 
