@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: hunt test test-long bench clean
+.PHONY: hunt test test-long real bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -25,6 +25,11 @@ test: $(STAMP)
 # Deep hunts: many more runs per configuration (tens of minutes).
 test-long: $(STAMP)
 	$(BIN)/python -m pytest -q --long-hunts tests/test_hunts.py
+
+# Long runs against real Kafka clusters (tens of minutes; root, Java 17 and Maven): the
+# acceptance runs of docs/real-kafka.md.  The smoke test is part of `make test`.
+real: $(STAMP)
+	$(BIN)/python -m pytest -q -s --real-long tests/real
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/hunt_speed.py

@@ -123,11 +123,31 @@ def _print_verdict(verdict: dict[str, Any], as_json: bool) -> None:
         print(f"guarantee: {verdict['guarantee']}")
 
 
+def _print_summary(verdict: dict[str, Any], shown: int = 3, width: int = 240) -> None:
+    """A verdict for a long history: each anomaly's count and its first few details,
+    cut to one line each (``kafkacheck check --json`` on the saved file has them all)."""
+    anomalies = verdict["anomalies"]
+    if not anomalies:
+        print("valid: no anomalies")
+    for name, details in anomalies.items():
+        print(f"{name} ({len(details)}):")
+        for detail in details[:shown]:
+            line = json.dumps(detail)
+            print(f"  {line if len(line) <= width else line[:width - 3] + '...'}")
+        if len(details) > shown:
+            print(f"  ... {len(details) - shown} more")
+    print(f"guarantee: {verdict['guarantee']}")
+
+
 def cmd_replay(args: argparse.Namespace) -> int:
     from kafkacheck.checking import load_kafkacheck_history
     from kafkacheck.replay import replay
 
     saved = load_kafkacheck_history(Path(args.file))
+    if saved.real is not None:
+        raise UsageError(
+            f"{args.file}: recorded on a real Kafka {saved.real.get('kafka-version', '')} "
+            f"cluster, which cannot be re-executed; use `kafkacheck check` to re-judge it")
     result = replay(saved)
     if result.diverged:
         print(f"diverged: {result.reason}")
@@ -176,6 +196,112 @@ def cmd_guarantees(args: argparse.Namespace) -> int:
                             doc_path=doc))
     print(f"wrote {doc}")
     return EXIT_OK
+
+
+def _faults(text: str) -> tuple[str, ...]:
+    names = tuple(sorted({f.strip() for f in text.split(",") if f.strip()}))
+    if not names:
+        raise argparse.ArgumentTypeError("expected fault kinds, e.g. crash,pause")
+    return names
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected seconds, got {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be positive, got {value}")
+    return value
+
+
+def cmd_real(args: argparse.Namespace) -> int:
+    from kafkacheck.real.environment import ALL_FAULTS
+    from kafkacheck.real.run import RealOptions, RealRunError, run_real
+    from model.config import ConfigError as _ConfigError
+
+    unknown = sorted(set(args.faults) - ALL_FAULTS)
+    if unknown:
+        raise UsageError(f"unknown fault kind(s) {', '.join(unknown)}; choose from "
+                         f"{', '.join(sorted(ALL_FAULTS))}")
+    try:
+        settings = parse_assignments(args.set)
+    except _ConfigError as error:
+        raise UsageError(str(error)) from None
+    options = RealOptions(settings=settings, kafka_version=args.kafka_version, seed=args.seed,
+                          duration_s=args.duration, rate=args.rate, faults=args.faults,
+                          out_dir=Path(args.out), offline=args.offline, keep=args.keep,
+                          netns=False if args.no_netns else None)
+    label = ", ".join(f"{k}={v}" for k, v in settings.items()) or "kafkacheck defaults"
+    _progress(f"real cluster run: {label}; faults {','.join(args.faults)} for about "
+              f"{args.duration:g}s, seed {args.seed}")
+    try:
+        result = run_real(options, progress=_progress)
+    except RealRunError as error:
+        raise UsageError(str(error)) from None
+    if args.json:
+        _print_verdict(result.verdict, True)
+    else:
+        if result.found:
+            print(f"found: {', '.join(sorted(result.verdict['anomalies']))}")
+        _print_summary(result.verdict)
+        sends = result.sends
+        print(f"real run on Kafka {result.version}: {sends['invoked']} sends ({sends['ok']} ok, "
+              f"{sends['info']} info, {sends['fail']} fail), {len(result.fault_log)} fault "
+              f"events in {result.workload_seconds:.0f}s of workload, "
+              f"{'quiescent' if result.quiescent else 'NOT quiescent'} after recovery, "
+              f"{result.seconds:.0f}s in all")
+        if result.path is not None:
+            print(f"saved: {result.path}")
+    return EXIT_FOUND if result.found else EXIT_OK
+
+
+def _compare_command(args: argparse.Namespace) -> str:
+    """The command that reproduces a compare table (output paths left out: the doc must
+    not name this machine's directories)."""
+    parts = ["kafkacheck compare"]
+    parts += [f"--config {c}" for c in args.config or []]
+    parts += [f"--set {s}" for s in args.set]
+    parts += [f"--examples {args.examples}", f"--steps {args.steps}", f"--seed {args.seed}",
+              f"--duration {args.duration:g}", f"--rate {args.rate:g}",
+              f"--faults {','.join(args.faults)}"]
+    if args.kafka_version:
+        parts.append(f"--kafka-version {args.kafka_version}")
+    return " ".join(parts)
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from kafkacheck.real import compare as cmp
+    from kafkacheck.real.environment import ALL_FAULTS
+    from kafkacheck.real.run import RealRunError
+
+    unknown = sorted(set(args.faults) - ALL_FAULTS)
+    if unknown:
+        raise UsageError(f"unknown fault kind(s) {', '.join(unknown)}")
+    try:
+        base = parse_assignments(args.set)
+        configs = [cmp.parse_config(text) for text in args.config] if args.config \
+            else cmp.default_configs()
+    except (ConfigError, ValueError) as error:
+        raise UsageError(str(error)) from None
+    configs = [{**base, **c} for c in configs]
+    _progress(f"comparing {len(configs)} configurations: model hunts of {args.examples} runs "
+              f"a round, real runs of about {args.duration:g}s of faults each")
+    try:
+        rows = cmp.compare(configs, examples=args.examples, steps=args.steps, seed=args.seed,
+                           duration_s=args.duration, rate=args.rate, faults=args.faults,
+                           kafka_version=args.kafka_version, out_dir=Path(args.out),
+                           offline=args.offline, progress=_progress)
+    except RealRunError as error:
+        raise UsageError(str(error)) from None
+    print(cmp.terminal_table(rows))
+    command = _compare_command(args)
+    doc = Path(args.doc)
+    cmp.write_doc(doc, cmp.markdown_table(rows, command=command.strip(),
+                                          examples=args.examples, steps=args.steps,
+                                          duration_s=args.duration))
+    print(f"wrote {doc}")
+    return EXIT_OK if all(r.agree is not False for r in rows) else EXIT_FOUND
 
 
 def cmd_settings(args: argparse.Namespace) -> int:
@@ -258,6 +384,73 @@ def build_parser() -> argparse.ArgumentParser:
     guarantees.add_argument("--workers", type=_positive, default=None,
                             help="parallel processes (default: one per core)")
     guarantees.set_defaults(func=cmd_guarantees)
+
+    real = sub.add_parser(
+        "real", help="run the workload on a real Kafka cluster under faults and check it",
+        description="Start a 3-node KRaft cluster of a real Kafka release (jars from Maven, "
+                    "each node in its own network namespace), drive it with Kafka's Java "
+                    "client while injecting a seeded schedule of faults, then recover, read "
+                    "the final logs and judge the history with the same checkers as hunt. "
+                    "Needs Java 17, Maven (first run per release) and root for network "
+                    "namespaces. Exit 0 if nothing was found, 1 if an anomaly was found, 2 "
+                    "for unusable settings or environment.")
+    real.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
+                      help="a Kafka setting: the model's (see `kafkacheck settings`) or any "
+                           "producer, consumer or topic config, passed to Kafka unchanged")
+    real.add_argument("--kafka-version", default=None, metavar="VERSION",
+                      help="Kafka release (default: the newest 4.x that resolves; 3.9.1 "
+                           "works too)")
+    real.add_argument("--seed", type=_seed, default=0,
+                      help="seed of the fault schedule and the key choice (default 0)")
+    real.add_argument("--duration", type=_seconds, default=60.0, metavar="SECONDS",
+                      help="length of the faulted workload (default 60)")
+    real.add_argument("--rate", type=_seconds, default=50.0,
+                      help="sends per second per producer (default 50)")
+    real.add_argument("--faults", type=_faults, default=("client-crash", "crash", "partition",
+                                                           "pause"),
+                      help="fault families: crash, pause, partition, client-crash (default "
+                           "all); crash,pause,client-crash need no network namespaces")
+    real.add_argument("--out", default="histories/real",
+                      help="directory for the saved history (default histories/real/)")
+    real.add_argument("--offline", action="store_true",
+                      help="never contact Maven Central (the jars must be cached)")
+    real.add_argument("--keep", action="store_true",
+                      help="keep the run directory (broker logs) under ~/.cache/kafkacheck/runs")
+    real.add_argument("--no-netns", action="store_true",
+                      help="run the nodes on loopback without namespaces (process faults only)")
+    real.add_argument("--json", action="store_true", help="print the verdict as JSON")
+    real.set_defaults(func=cmd_real)
+
+    compare = sub.add_parser(
+        "compare", help="hunt the model and run the real cluster per configuration, and "
+                        "tabulate where they agree",
+        description="For each configuration (default: the cells of the guarantee matrix), "
+                    "hunt the model and run a real Kafka cluster with the same settings, "
+                    "print a table of the anomalies each found and write it into "
+                    "docs/real-kafka.md. Exit 0 if every configuration agrees, 1 if some "
+                    "disagree, 2 for unusable settings or environment.")
+    compare.add_argument("--config", action="append", metavar="NAME=VALUE[,NAME=VALUE]",
+                         help="one configuration (repeatable; default: the guarantee matrix)")
+    compare.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
+                         help="a setting added to every configuration")
+    compare.add_argument("--examples", type=_positive, default=200,
+                         help="model runs per hunting round (default 200)")
+    compare.add_argument("--steps", type=_positive, default=100,
+                         help="maximum model steps per run (default 100)")
+    compare.add_argument("--seed", type=_seed, default=0)
+    compare.add_argument("--duration", type=_seconds, default=60.0, metavar="SECONDS",
+                         help="faulted workload per real run (default 60)")
+    compare.add_argument("--rate", type=_seconds, default=50.0,
+                         help="sends per second per producer (default 50)")
+    compare.add_argument("--faults", type=_faults, default=("client-crash", "crash",
+                                                              "partition", "pause"))
+    compare.add_argument("--kafka-version", default=None, metavar="VERSION")
+    compare.add_argument("--offline", action="store_true")
+    compare.add_argument("--out", default="histories/compare",
+                         help="where both sides' histories are saved (default "
+                              "histories/compare/)")
+    compare.add_argument("--doc", default="docs/real-kafka.md")
+    compare.set_defaults(func=cmd_compare)
 
     settings = sub.add_parser("settings", help="list every setting with its default")
     settings.set_defaults(func=cmd_settings)

@@ -40,11 +40,20 @@ class SavedHistory:
     path: Path | None = None
     settle_from: int | None = None    # where the settle phase begins in the schedule
     evidence: tuple[str, ...] = ()    # the anomalies this history was saved (and minimised) for
+    # Set for a history recorded on a real Kafka cluster (kafkacheck real): the release,
+    # the settings passed to Kafka, the fault schedule and the log of faults injected.
+    # Such a history has an empty ``schedule`` and cannot be replayed.
+    real: dict[str, Any] | None = None
+
+
+def _verdict_json(verdict: Verdict | dict[str, Any]) -> dict[str, Any]:
+    """A model Verdict, or an already merged verdict (``invariants.verdict.judge``)."""
+    return verdict.to_json() if isinstance(verdict, Verdict) else verdict
 
 
 def history_document(config: Config, schedule: list[Any], events: list[Event],
-                     verdict: Verdict, seed: int | None,
-                     settle_from: int | None = None,
+                     verdict: Verdict | dict[str, Any], seed: int | None,
+                     real: dict[str, Any] | None = None, settle_from: int | None = None,
                      evidence: Iterable[str] = ()) -> dict[str, Any]:
     document = {
         "format": FORMAT,
@@ -53,33 +62,41 @@ def history_document(config: Config, schedule: list[Any], events: list[Event],
         "seed": seed,
         "schedule": [action_to_json(x) for x in schedule],
         "events": [e.to_json() for e in events],
-        "verdict": verdict.to_json(),
+        "verdict": _verdict_json(verdict),
     }
     if settle_from is not None:
         document["settle_from"] = settle_from
     if evidence:
         document["evidence"] = sorted(evidence)
+    if real is not None:
+        document["real"] = real
     return document
 
 
-def history_filename(config: Config, verdict: Verdict, schedule: list[Any],
-                     headline: str | None = None) -> str:
+def history_filename(config: Config, verdict: Verdict | dict[str, Any], schedule: list[Any],
+                     headline: str | None = None, real: dict[str, Any] | None = None) -> str:
     """Stable, readable names: the settings that differ from defaults, the first anomaly
-    and a digest of the schedule, so the same finding is saved once."""
+    and a digest of the schedule, so the same finding is saved once.  A real run's name
+    starts with ``real_`` and its digest covers the run's record (it has no schedule)."""
     settings = config.diff()
     slug = "_".join(f"{k}-{v}" for k, v in sorted(settings.items())) or "defaults"
     slug = re.sub(r"[^A-Za-z0-9._-]+", "-", slug).replace("kafkacheck.", "")
-    first = headline or next(iter(verdict.anomalies), "clean")
+    first = headline or next(iter(_verdict_json(verdict)["anomalies"]), "clean")
     digest = hashlib.sha256(json.dumps([action_to_json(x) for x in schedule]).encode())
+    if real is not None:
+        digest.update(json.dumps(real, sort_keys=True).encode())
+        slug = f"real_{slug}"
     return f"{slug}__{first}__{digest.hexdigest()[:10]}.json"
 
 
 def save_history(directory: Path, config: Config, schedule: list[Any], events: list[Event],
-                 verdict: Verdict, seed: int | None, headline: str | None = None,
+                 verdict: Verdict | dict[str, Any], seed: int | None,
+                 headline: str | None = None, real: dict[str, Any] | None = None,
                  settle_from: int | None = None, evidence: Iterable[str] = ()) -> Path:
     directory.mkdir(parents=True, exist_ok=True)
-    path = directory / history_filename(config, verdict, schedule, headline)
-    document = history_document(config, schedule, events, verdict, seed, settle_from, evidence)
+    path = directory / history_filename(config, verdict, schedule, headline, real)
+    document = history_document(config, schedule, events, verdict, seed, real, settle_from,
+                                evidence)
     tmp = path.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(document, separators=(",", ":")) + "\n")
     tmp.replace(path)
@@ -144,5 +161,8 @@ def parse_document(raw: Any, path: Path | None = None) -> SavedHistory:
     evidence = raw.get("evidence", [])
     if not isinstance(evidence, list) or not all(isinstance(x, str) for x in evidence):
         raise HistoryFileError(f"{where}field 'evidence' must be a list of anomaly names")
+    real = raw.get("real")
+    if real is not None and not isinstance(real, dict):
+        raise HistoryFileError(f"{where}field 'real' must be an object")
     return SavedHistory(config, schedule, events, verdict, seed, path, settle_from,
-                        tuple(evidence))
+                        tuple(evidence), real)

@@ -19,11 +19,25 @@ settings.load_profile("default")
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption("--long-hunts", action="store_true", default=False,
                      help="run hunt tests with ten times the budget (slow)")
+    parser.addoption("--real-long", action="store_true", default=False,
+                     help="also run the long real-cluster acceptance runs (tens of minutes; "
+                          "`make real`)")
 
 
 def pytest_configure(config: pytest.Config) -> None:
     if config.getoption("--long-hunts"):
         settings.load_profile("long")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """The long real-cluster runs are deselected (not skipped) unless --real-long."""
+    if config.getoption("--real-long"):
+        return
+    keep = [item for item in items if "real_long" not in item.keywords]
+    dropped = [item for item in items if "real_long" in item.keywords]
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = keep
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ from kafkacheck.storage import load_history, save_history
 from model import actions as a
 from model.config import Config, setting_names
 
-SUBCOMMANDS = ["hunt", "replay", "check", "export", "guarantees", "settings"]
+SUBCOMMANDS = ["hunt", "replay", "check", "export", "guarantees", "settings", "real", "compare"]
 
 
 def saved_run(directory, settings: dict, actions: list):
