@@ -330,8 +330,8 @@ def build_parser() -> argparse.ArgumentParser:
                                       "1 if an anomaly was found and saved.")
     hunt.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
                       help="a Kafka setting, e.g. --set acks=1 (see `kafkacheck settings`)")
-    hunt.add_argument("--examples", type=_positive, default=200,
-                      help="Hypothesis runs per hunt (default 200)")
+    hunt.add_argument("--examples", type=_positive, default=500,
+                      help="Hypothesis runs per hunt (default 500)")
     hunt.add_argument("--steps", type=_positive, default=100,
                       help="maximum steps per run before the settle phase (default 100)")
     hunt.add_argument("--seed", type=_seed, default=0, help="random seed (default 0)")

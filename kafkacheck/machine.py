@@ -81,15 +81,14 @@ class AnomalyFound(AssertionError):
 
 
 def _pick(kind: str) -> Any:
-    """A rule that applies one of the currently enabled actions of ``kind``."""
+    """A rule that applies one of the currently enabled actions of ``kind``.  The rule is
+    named after the kind: Hypothesis's swarm testing switches rules on and off by name."""
 
-    @precondition(lambda self: self._has(kind))
-    @rule(data=st.data())
     def pick(self: "KafkaMachine", data: st.DataObject) -> None:
         self._apply_one(data, kind)
 
-    pick.__name__ = kind.replace("-", "_")
-    return pick
+    pick.__name__ = pick.__qualname__ = kind.replace("-", "_")
+    return precondition(lambda self: self._has(kind))(rule(data=st.data())(pick))
 
 
 class KafkaMachine(RuleBasedStateMachine):
@@ -234,6 +233,11 @@ class KafkaMachine(RuleBasedStateMachine):
         for ms in wait:
             self._apply(a.Tick(ms))
             self.flush()
+
+    # A nemesis stands for a dozen decisions (a fault, its victim, the time it needs),
+    # so it gets three of the rule draws a single delivery gets one of.
+    nemesis_again = nemesis
+    nemesis_once_more = nemesis
 
     send = _pick("send")
     poll = _pick("poll")
