@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: hunt test test-long real bench clean
+.PHONY: hunt test test-long real bench bench-search clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -22,9 +22,10 @@ hunt: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
 
-# Deep hunts: many more runs per configuration (tens of minutes).
+# Deep hunts: ten times the runs per configuration, and every saved history checked for
+# minimality (tens of minutes).
 test-long: $(STAMP)
-	$(BIN)/python -m pytest -q --long-hunts tests/test_hunts.py
+	$(BIN)/python -m pytest -q --long-hunts tests/test_hunts.py tests/test_histories.py
 
 # Long runs against real Kafka clusters (tens of minutes; root, Java 17 and Maven): the
 # acceptance runs of docs/real-kafka.md.  The smoke test is part of `make test`.
@@ -34,6 +35,12 @@ real: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python benchmarks/hunt_speed.py
 	$(BIN)/python benchmarks/jepsen_check.py
+
+# How deep the search is: runs to first find per anomaly, and runs to find planted model
+# bugs (about an hour on two cores; docs/performance.md).
+bench-search: $(STAMP)
+	$(BIN)/python benchmarks/search_depth.py --markdown
+	$(BIN)/python benchmarks/seeded_bugs.py --markdown
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis

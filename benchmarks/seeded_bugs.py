@@ -35,7 +35,6 @@ import attrs  # noqa: E402
 from kafkacheck.hunt import ModelBugFound, hunt  # noqa: E402
 from kafkacheck.matrix import hunt_config  # noqa: E402
 from model import messages as m  # noqa: E402
-from model.broker import partition as partition_module  # noqa: E402
 from model.broker.partition import FollowerState, Partition  # noqa: E402
 from model.clients import consumer as consumer_module  # noqa: E402
 from model.clients import producer as producer_module  # noqa: E402

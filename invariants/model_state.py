@@ -51,6 +51,10 @@ class ModelBugError(AssertionError):
         super().__init__(f"model invariant {name} violated: {detail} (this is a bug in "
                          f"kafkacheck's model, not a finding about Kafka)")
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Crosses process boundaries (the guarantee matrix hunts in worker processes).
+        return (ModelBugError, (self.name, self.detail))
+
 
 # The findings ``ModelStateMonitor`` reports (``invariant`` events in a history carry
 # them); everything else it checks is a model bug and raises.
@@ -72,6 +76,11 @@ class ModelStateMonitor:
         # broker -> (incarnation, offset of its RegisterBrokerRecord)
         self.registered: dict[str, tuple[int, int]] = {}
         self.acted_epoch: dict[tuple[str, PartitionId], int] = {}
+        # The HW each leader incarnation of an epoch was last seen at.
+        self.hw_seen: dict[tuple[PartitionId, str, int], int] = {}
+        # Per committed offset: replicas the controller counted in the ISR but the leader
+        # did not when it committed it (empty almost always).
+        self.committed_unseen: dict[PartitionId, list[tuple[str, ...]]] = {}
         self.reported: set[tuple[str, PartitionId, int]] = set()
 
     def check(self, view: ClusterView) -> list[dict[str, Any]]:
@@ -95,16 +104,23 @@ class ModelStateMonitor:
             leader = partition.acting_leader()
             if leader is None:
                 continue
-            self._check_committed(p, leader.records, leader.hw, found)
+            # The leader's own view decides what it may commit; where the controller
+            # already counts a replica the leader does not, what the leader commits now
+            # is at risk if that replica is elected (see _check_committed).
+            unseen = tuple(r for r in partition.isr if r not in leader.maximal_isr)
+            advanced = leader.hw > self.hw_seen.get((p, leader.broker, leader.leader_epoch), -1)
+            self.hw_seen[(p, leader.broker, leader.leader_epoch)] = leader.hw
+            self._check_committed(p, leader.records, leader.hw, found, unseen)
             for name in leader.maximal_isr:
                 if name == leader.broker:
                     continue
                 member = partition.replicas[name]
-                if leader.hw > member.leo:
+                if advanced and leader.hw > member.leo:
                     raise ModelBugError("hw-exceeds-isr-leo", {
                         "partition": p, "leader": leader.broker, "hw": leader.hw,
                         "replica": name, "leo": member.leo})
-                if member.records[:leader.hw] != leader.records[:leader.hw]:
+                upto = min(leader.hw, member.leo)
+                if member.records[:upto] != leader.records[:upto]:
                     raise ModelBugError("isr-log-mismatch", {
                         "partition": p, "leader": leader.broker, "replica": name,
                         "hw": leader.hw})
@@ -169,9 +185,10 @@ class ModelStateMonitor:
     # -- the committed prefix ----------------------------------------------------------
 
     def _check_committed(self, p: PartitionId, records: Sequence, hw: int,
-                         found: list[dict[str, Any]]) -> None:
+                         found: list[dict[str, Any]], unseen: tuple[str, ...] = ()) -> None:
         committed = self.committed.setdefault(p, [])
         committed_at = self.committed_at.setdefault(p, [])
+        committed_unseen = self.committed_unseen.setdefault(p, [])
         changed_at = None
         overlap = min(len(committed), len(records))
         for offset in range(overlap):
@@ -186,16 +203,28 @@ class ModelStateMonitor:
             detail = {"key": p, "offset": changed_at,
                       "expected": committed[changed_at][1],
                       "actual": records[changed_at].value if changed_at < len(records) else None}
-            if self.unclean.get(p, 0) == committed_at[changed_at]:
+            raced = sorted({r for names in committed_unseen[changed_at:] for r in names})
+            if self.unclean.get(p, 0) != committed_at[changed_at]:
+                detail["cause"] = "unclean leader election"
+            elif raced:
+                # Partition.makeLeader re-applies metadata at an equal partition epoch and
+                # so can discard the leader's in-flight ISR expansion; the controller then
+                # counts a replica the leader does not, and electing it loses what the
+                # leader committed without it.  Kafka's code allows it; it is a finding.
+                detail["cause"] = (f"the controller counted {raced} in the ISR while the "
+                                   f"leader did not when these records were committed")
+            else:
                 raise ModelBugError("committed-prefix-changed", detail)
             self._report(found, "committed-prefix-changed", p, changed_at, detail)
             del committed[changed_at:]
             del committed_at[changed_at:]
+            del committed_unseen[changed_at:]
         if hw > len(committed):
             count = self.unclean.get(p, 0)
             for record in records[len(committed):hw]:
                 committed.append((record.epoch, record.value))
                 committed_at.append(count)
+                committed_unseen.append(unseen)
 
     def _report(self, found: list[dict[str, Any]], name: str, partition: PartitionId,
                 offset: int, detail: dict[str, Any]) -> None:

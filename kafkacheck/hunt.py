@@ -36,7 +36,7 @@ from hypothesis.stateful import run_state_machine_as_test
 
 from invariants.model_state import ModelBugError
 from kafkacheck.machine import AnomalyFound, machine_for
-from kafkacheck.minimize import minimize
+from kafkacheck.minimize import ModelBugInCandidate, minimize
 from kafkacheck.storage import save_history
 from model.config import Config
 
@@ -54,6 +54,9 @@ class ModelBugFound(Exception):
         self.runs = runs
         where = f"; the schedule is saved in {path}" if path else ""
         super().__init__(f"{error}{where}")
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (ModelBugFound, (self.error, self.path, self.runs))
 
 
 @attrs.frozen
@@ -140,7 +143,11 @@ def hunt(config: Config, *, examples: int = 100, steps: int = 60, seed: int = 0,
         wanted = frozenset(k for k in verdict.anomalies if k in verdict.invalid
                            and k not in ignore and (target is None or k in target))
         if shrink:
-            _, run = minimize(config, run.actions, wanted, run.decisions, progress)
+            try:
+                _, run = minimize(config, run.actions, wanted, run.decisions, progress)
+            except ModelBugInCandidate as found:
+                raise ModelBugFound(found.error, _save_model_bug(config, found.run, seed)
+                                    if out_dir is not None else None, machine.runs) from found
             verdict = run.verdict()
         anomalies = {k: v for k, v in verdict.anomalies.items() if k in wanted}
         counts = (len(run.actions), len(run.schedule) - len(run.actions))
@@ -149,8 +156,8 @@ def hunt(config: Config, *, examples: int = 100, steps: int = 60, seed: int = 0,
                                 verdict, seed, headline=min(anomalies) if anomalies else None,
                                 settle_from=run.settle_from, evidence=anomalies)
     except ModelBugError as error:
-        raise ModelBugFound(error, _save_model_bug(config, machine.last_bug, seed),
-                            machine.runs) from error
+        raise ModelBugFound(error, _save_model_bug(config, machine.last_bug, seed)
+                            if out_dir is not None else None, machine.runs) from error
     return HuntResult(config, examples, steps, seed, anomalies, path, machine.runs,
                       machine.steps, time.perf_counter() - started, *counts)
 

@@ -17,20 +17,34 @@ from __future__ import annotations
 
 from typing import Any, Callable, Iterable, Sequence
 
+from invariants.model_state import ModelBugError
 from kafkacheck.runner import Run
 from model.config import Config
 
 Progress = Callable[[str], None]
 
 
+class ModelBugInCandidate(Exception):
+    """A candidate schedule broke a model invariant: every candidate is a run the model
+    allows, so this is a model bug found while minimising; ``run`` shows it."""
+
+    def __init__(self, error: Exception, run: Run) -> None:
+        super().__init__(str(error))
+        self.error = error
+        self.run = run
+
+
 def reproduce(config: Config, actions: Iterable[Any], keep: frozenset[str]) -> Run | None:
     """The finished run of ``actions`` + the settle phase, if it shows all of ``keep``."""
     run = Run(config)
-    for action in actions:
-        if not run.cluster.is_enabled(action):
-            return None
-        run.apply(action)
-    run.finish()
+    try:
+        for action in actions:
+            if not run.cluster.is_enabled(action):
+                return None
+            run.apply(action)
+        run.finish()
+    except ModelBugError as error:
+        raise ModelBugInCandidate(error, run) from error
     return run if keep <= set(run.verdict().anomalies) else None
 
 

@@ -7,7 +7,6 @@ from typing import Any
 from invariants.check import check_events
 from invariants.guarantees import guarantee
 from model.history import Event
-from model.broker.log import Record
 
 
 class History:

@@ -141,3 +141,35 @@ def test_the_monitor_catches_a_broker_that_publishes_before_catching_up(monkeypa
     s.do(a.Crash(leader)).tick(10000)                 # epoch 1 elsewhere
     with pytest.raises(ModelBugError, match="role-before-registration"):
         s.do(a.Restart(leader))
+
+
+def test_a_replayed_metadata_update_can_discard_an_isr_expansion_in_flight() -> None:
+    """Kafka's Partition.makeLeader re-applies a partition state whose partition epoch
+    equals the leader's ("allowed because the partition epoch is also updated by the
+    AlterPartition response"), and so replaces a pending ISR expansion with the committed
+    ISR; the expansion's answer is then ignored.  With the metadata log slow to arrive, the
+    controller counts a replica the leader no longer does, and the leader commits records
+    that replica lacks.  The model reproduces this as Kafka's code does: it is not a model
+    bug, and data lost through it would be a finding (committed-prefix-changed with its
+    cause), not a stopped hunt.  The schedule is one a hunt found (minimised)."""
+    import json
+    from pathlib import Path
+
+    from kafkacheck.runner import Run
+    from model.actions import action_from_json
+    from model.config import Config
+
+    data = json.loads((Path(__file__).parent / "data" / "isr_view_race.json").read_text())
+    run = Run(Config.from_settings(data["config"]))
+    for action in data["schedule"]:
+        run.apply(action_from_json(action))
+    cluster = run.cluster
+    raced = []
+    for p, state in cluster.controller.partitions.items():
+        leader = cluster.broker_actors[state.leader].partitions[p]
+        for replica in state.isr:
+            if (replica not in leader.maximal_isr()
+                    and cluster.broker_actors[replica].logs[p].leo < leader.log.hw):
+                raced.append((p, replica))
+    assert raced, "the controller's ISR should hold a replica behind the leader's HW"
+    run.finish()

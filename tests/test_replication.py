@@ -155,6 +155,7 @@ def test_an_isr_exactly_min_insync_replicas_large_accepts_acks_all_writes() -> N
     """The refusal is for an ISR *smaller* than min.insync.replicas (inSyncSize < minIsr)."""
     s = Scenario(acks="all", retries=0, **{"min.insync.replicas": "3"})
     p = s.partition()
+    assert len(s.replica(s.leader(p), p).isr) == 3
     s.send().flush(6)
     assert len(s.ops("send", "ok")) == 1
 
