@@ -22,6 +22,10 @@ do: that is a bug in kafkacheck, never a finding about Kafka, so it raises
   ISR, which could then be elected without records the HW declared committed.
 * ``isr-log-mismatch``: below the leader's HW, a member of its maximal ISR holds
   different records.
+* ``isr-joined-behind-hw``: a leader added a replica to its maximal ISR (an expansion in
+  flight) without every record below the leader's HW (``Partition.isFollowerInSync`` requires the follower's log end
+  to reach the HW, and a replica that could be elected without committed records is
+  exactly what the ISR exists to prevent).
 * ``committed-prefix-changed`` under clean elections only.
 
 One property is a finding, not a bug, and is returned for the history instead:
@@ -78,6 +82,8 @@ class ModelStateMonitor:
         self.acted_epoch: dict[tuple[str, PartitionId], int] = {}
         # The HW each leader incarnation of an epoch was last seen at.
         self.hw_seen: dict[tuple[PartitionId, str, int], int] = {}
+        # The maximal ISR each leader incarnation of an epoch was last seen with.
+        self.maximal_seen: dict[tuple[PartitionId, str, int], frozenset[str]] = {}
         # Per committed offset: replicas the controller counted in the ISR but the leader
         # did not when it committed it (empty almost always).
         self.committed_unseen: dict[PartitionId, list[tuple[str, ...]]] = {}
@@ -108,13 +114,24 @@ class ModelStateMonitor:
             # already counts a replica the leader does not, what the leader commits now
             # is at risk if that replica is elected (see _check_committed).
             unseen = tuple(r for r in partition.isr if r not in leader.maximal_isr)
-            advanced = leader.hw > self.hw_seen.get((p, leader.broker, leader.leader_epoch), -1)
-            self.hw_seen[(p, leader.broker, leader.leader_epoch)] = leader.hw
+            key = (p, leader.broker, leader.leader_epoch)
+            advanced = leader.hw > self.hw_seen.get(key, -1)
+            self.hw_seen[key] = leader.hw
+            maximal = frozenset(leader.maximal_isr)
+            # Only the leader's own expansions (AlterPartition in flight) are held to the
+            # HW: a replica can also come back through a replayed metadata update of the
+            # same partition epoch (below), which is Kafka's race, not the model's.
+            joined = maximal - self.maximal_seen.get(key, maximal) - set(leader.committed_isr)
+            self.maximal_seen[key] = maximal
             self._check_committed(p, leader.records, leader.hw, found, unseen)
             for name in leader.maximal_isr:
                 if name == leader.broker:
                     continue
                 member = partition.replicas[name]
+                if name in joined and leader.hw > member.leo:
+                    raise ModelBugError("isr-joined-behind-hw", {
+                        "partition": p, "leader": leader.broker, "hw": leader.hw,
+                        "replica": name, "leo": member.leo})
                 if advanced and leader.hw > member.leo:
                     raise ModelBugError("hw-exceeds-isr-leo", {
                         "partition": p, "leader": leader.broker, "hw": leader.hw,

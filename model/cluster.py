@@ -384,14 +384,16 @@ class Cluster:
                 known = broker.metadata.partitions.get(p)
                 log = broker.logs[p]
                 if partition is None:
-                    role = (False, -1, ())
+                    role = (False, -1, (), ())
                 else:
-                    role = (partition.leader == b, partition.leader_epoch,
-                            partition.maximal_isr() if partition.leader == b else ())
+                    leads = partition.leader == b
+                    role = (leads, partition.leader_epoch,
+                            partition.maximal_isr() if leads else (),
+                            partition.isr if leads else ())
                 replicas[b] = ReplicaView(
                     b, broker.alive, role[0], role[1], log.hw, log.records, role[2],
                     known.leader if known is not None else None,
-                    known.leader_epoch if known is not None else -1)
+                    known.leader_epoch if known is not None else -1, role[3])
             partitions.append(PartitionView(p, state.leader, state.leader_epoch, state.isr,
                                             replicas))
         image = self.controller.image

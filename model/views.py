@@ -25,6 +25,7 @@ class ReplicaView(NamedTuple):
     maximal_isr: tuple[str, ...] = ()   # as this replica, if leader, counts it
     metadata_leader: str | None = None  # what the broker's own metadata copy says
     metadata_epoch: int = -1
+    committed_isr: tuple[str, ...] = ()  # the ISR this replica, if leader, last had confirmed
 
     @property
     def leo(self) -> int:

@@ -22,15 +22,16 @@ R1, R2 = Record(0, 0, "k", 1, "p0"), Record(0, 1, "k", 2, "p0")
 
 
 def replica(name: str, *, leader: bool, epoch: int = 1, hw: int = 0, records=(),
-            maximal: tuple = ("b0", "b1")) -> ReplicaView:
+            maximal: tuple = ("b0", "b1"), committed: tuple = ("b0",)) -> ReplicaView:
     return ReplicaView(name, True, leader, epoch, hw, list(records),
-                       maximal if leader else (), "b0", epoch)
+                       maximal if leader else (), "b0", epoch, committed if leader else ())
 
 
 def cluster(leader_records=(), follower_records=(), hw=0, *, log=(), epoch=1,
-            active=True) -> ClusterView:
+            active=True, maximal: tuple = ("b0", "b1")) -> ClusterView:
     partition = PartitionView(0, "b0", epoch, ("b0", "b1"), {
-        "b0": replica("b0", leader=True, epoch=epoch, hw=hw, records=leader_records),
+        "b0": replica("b0", leader=True, epoch=epoch, hw=hw, records=leader_records,
+                      maximal=maximal),
         "b1": replica("b1", leader=False, epoch=epoch, records=follower_records)})
     return ClusterView([partition], list(log), {"b0": active, "b1": True})
 
@@ -42,6 +43,33 @@ def state(leader: str | None, isr: tuple, epoch: int, partition_epoch: int) -> P
 def test_a_high_watermark_beyond_a_maximal_isr_member_is_a_model_bug() -> None:
     with pytest.raises(ModelBugError, match="hw-exceeds-isr-leo"):
         ModelStateMonitor().check(cluster([R1], [], hw=1))
+
+
+def test_a_replica_joining_the_isr_below_the_high_watermark_is_a_model_bug() -> None:
+    """Kafka's Partition.isFollowerInSync admits a follower to the ISR only once its log
+    end reaches the leader's HW: b1 joins with nothing while the HW is 1."""
+    monitor = ModelStateMonitor()
+    monitor.check(cluster([R1], [], hw=1, maximal=("b0",)))
+    with pytest.raises(ModelBugError, match="isr-joined-behind-hw"):
+        monitor.check(cluster([R1], [], hw=1, maximal=("b0", "b1")))
+
+
+def test_a_replica_back_through_the_committed_isr_is_not_an_expansion() -> None:
+    """Partition.makeLeader may replay a same-epoch partition state whose ISR names a
+    replica the leader had stopped counting (test below): that is Kafka's race, so only
+    the leader's own expansions in flight are held to the HW."""
+    monitor = ModelStateMonitor()
+    monitor.check(cluster([R1], [], hw=1, maximal=("b0",)))
+    view = cluster([R1], [], hw=1)
+    view.partitions[0].replicas["b0"] = replica("b0", leader=True, hw=1, records=[R1],
+                                                committed=("b0", "b1"))
+    monitor.check(view)
+
+
+def test_a_replica_joining_the_isr_at_the_high_watermark_is_fine() -> None:
+    monitor = ModelStateMonitor()
+    monitor.check(cluster([R1], [], hw=1, maximal=("b0",)))
+    assert monitor.check(cluster([R1], [R1], hw=1, maximal=("b0", "b1"))) == []
 
 
 def test_isr_members_that_disagree_below_the_high_watermark_are_a_model_bug() -> None:
