@@ -38,6 +38,7 @@ from model import messages as m  # noqa: E402
 from model.broker.partition import FollowerState, Partition  # noqa: E402
 from model.clients import consumer as consumer_module  # noqa: E402
 from model.clients import producer as producer_module  # noqa: E402
+from model.controller import controller as controller_module  # noqa: E402
 from model.controller import replication_control  # noqa: E402
 from model.metadata import PartitionRecord  # noqa: E402
 
@@ -67,6 +68,14 @@ def _patched(owner: Any, attribute: str, replacement: Any) -> Iterator[None]:
         yield
     finally:
         setattr(owner, attribute, original)
+
+
+@contextlib.contextmanager
+def _patched_everywhere(attribute: str, replacement: Any) -> Iterator[None]:
+    """A function of ``replication_control`` that the controller imported by name."""
+    with _patched(replication_control, attribute, replacement), \
+            _patched(controller_module, attribute, replacement):
+        yield
 
 
 def _lost_request_not_written() -> contextlib.AbstractContextManager:
@@ -109,7 +118,7 @@ def _no_leader_epoch_bump() -> contextlib.AbstractContextManager:
             return record
         return attrs.evolve(record, state=attrs.evolve(record.state,
                                                        leader_epoch=state.leader_epoch))
-    return _patched(replication_control, "change_partition", change)
+    return _patched_everywhere("change_partition", change)
 
 
 def _hw_over_committed_isr() -> contextlib.AbstractContextManager:
@@ -144,12 +153,18 @@ def _caught_up_forever() -> contextlib.AbstractContextManager:
     return _patched(FollowerState, "is_caught_up", lambda self, *args: True)
 
 
-def _commit_returned_offsets() -> contextlib.AbstractContextManager:
+def _commit_past_processed() -> contextlib.AbstractContextManager:
+    """The commit names the offset *after* the next one to read (Kafka commits the next
+    offset to consume; adding one more is the classic mistake)."""
     original = consumer_module.Consumer.commit
 
     def commit(self: Any) -> None:
-        self.processed = dict(self.returned)      # commits what poll returned, not processed
-        original(self)
+        processed = self.processed
+        self.processed = {p: offset + 1 for p, offset in processed.items()}
+        try:
+            original(self)
+        finally:
+            self.processed = processed
     return _patched(consumer_module.Consumer, "commit", commit)
 
 
@@ -158,7 +173,7 @@ def _unclean_when_disabled() -> contextlib.AbstractContextManager:
 
     def remove(state: Any, broker: str, *, active: Any, unclean_allowed: bool) -> Any:
         return original(state, broker, active=active, unclean_allowed=True)
-    return _patched(replication_control, "remove_from_isr", remove)
+    return _patched_everywhere("remove_from_isr", remove)
 
 
 BUGS = [
@@ -181,8 +196,8 @@ BUGS = [
               _truncate_to_hw_on_becoming_follower),
     SeededBug("isr-never-shrinks", "a silent follower is never removed from the ISR",
               _caught_up_forever),
-    SeededBug("commit-returned-offsets", "commit-after-processing commits what poll "
-              "returned instead of what was processed", _commit_returned_offsets,
+    SeededBug("commit-past-processed", "commit-after-processing commits one past the next "
+              "offset to read", _commit_past_processed,
               {**SAFE, "kafkacheck.commit.strategy": "after-processing"}),
     SeededBug("unclean-when-disabled", "an unclean election although it is disabled",
               _unclean_when_disabled),

@@ -59,3 +59,19 @@ def test_a_batch_in_flight_expires_at_the_delivery_timeout() -> None:
     s.tick(30000)
     (expired,) = s.ops("send", "info")
     assert expired.meta["error"] == "DELIVERY_TIMEOUT"
+
+
+def test_a_request_lost_with_its_connection_may_have_been_written() -> None:
+    """``Sender.handleProduceResponse`` with a disconnection: Kafka's client cannot know
+    whether the broker appended the batch, so an exhausted send is reported as uncertain
+    (an ``info`` in the history), never as a definite failure: the record is in the log."""
+    s = Scenario(acks="1", retries=0, **{"request.timeout.ms": "5000"})
+    p = s.partition()
+    leader = s.leader(p)
+    s.send().deliver("p0", leader)                      # appended, answer on its way
+    s.do(a.Partition(("p0",)))                          # cut the client off: answer lost
+    s.tick(10000)
+    assert not s.ops("send", "fail")
+    (uncertain,) = s.ops("send", "info")
+    assert uncertain.meta["error"] == "NETWORK_EXCEPTION"
+    assert s.values(leader, p) == [1]
