@@ -21,6 +21,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from benchmarks.tables import print_table  # noqa: E402
 from kafkacheck.hunt import hunt  # noqa: E402
 from kafkacheck.matrix import hunt_config  # noqa: E402
 
@@ -61,14 +62,7 @@ def main() -> None:
                      str(max(runs)) if runs else "-",
                      f"{statistics.median(seconds):.1f}" if seconds else "-"))
     header = ("case", "found", "median runs", "most runs", "median seconds")
-    if args.markdown:
-        print("| " + " | ".join(header) + " |\n|" + "---|" * len(header))
-        for row in rows:
-            print("| " + " | ".join(row) + " |")
-    else:
-        for row in (header, *rows):
-            print("  ".join(str(x).ljust(16) for x in row))
-
+    print_table(header, rows, markdown=args.markdown, width=16)
 
 if __name__ == "__main__":
     main()

@@ -32,6 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import attrs  # noqa: E402
 
+from benchmarks.tables import print_table  # noqa: E402
 from kafkacheck.hunt import ModelBugFound, hunt  # noqa: E402
 from kafkacheck.matrix import hunt_config  # noqa: E402
 from model import messages as m  # noqa: E402
@@ -126,15 +127,8 @@ def _hw_over_committed_isr() -> contextlib.AbstractContextManager:
 
 
 def _consumer_reads_above_hw() -> contextlib.AbstractContextManager:
-    original = Partition.fetch
-
-    def fetch(self: Partition, req: m.FetchRequest) -> m.FetchResponse:
-        response = original(self, req)
-        if req.replica is None and response.error is None and response.diverging is None:
-            records = tuple(self.log.records[req.fetch_offset:self.log.leo])
-            response = attrs.evolve(response, records=records, high_watermark=self.log.leo)
-        return response
-    return _patched(Partition, "fetch", fetch)
+    """Consumers are served everything the leader has, not only what is below the HW."""
+    return _patched(Partition, "_readable", lambda self, req: self.log.leo)
 
 
 def _truncate_to_hw_on_becoming_follower() -> contextlib.AbstractContextManager:
@@ -244,14 +238,7 @@ def main() -> None:
                      str(max(found)) if found else "-", "; ".join(sorted(how)) or "-",
                      f"{time.perf_counter() - started:.0f}s"))
     header = ("bug", "found", "median runs", "most runs", "how", "time")
-    if args.markdown:
-        print("| " + " | ".join(header) + " |\n|" + "---|" * len(header))
-        for row in rows:
-            print("| " + " | ".join(row) + " |")
-    else:
-        for row in (header, *rows):
-            print("  ".join(str(x).ljust(14) for x in row))
-
+    print_table(header, rows, markdown=args.markdown, width=14)
 
 if __name__ == "__main__":
     main()

@@ -52,7 +52,7 @@ def hunt_budget(request: pytest.FixtureRequest) -> int:
 
 
 @pytest.fixture(autouse=True, scope="session")
-def seeded_bug() -> Iterator[None]:
+def planted_bug_from_environment() -> Iterator[None]:
     """``KAFKACHECK_SEEDED_BUG=<name> pytest ...`` plants one of the realistic bugs of
     ``benchmarks/seeded_bugs.py`` for the whole session, to measure which tests notice it
     (docs/performance.md).  Unset, nothing is planted."""

@@ -222,7 +222,9 @@ class Consumer:
             epoch, end = resp.diverging
             self._reset_to(p, max(0, min(end, self.positions[p])), "truncation")  # type: ignore
             return
-        self.buffer[p] = [r for r in resp.records if r.offset < resp.high_watermark]
+        # The broker bounds what a read_uncommitted consumer may see by the HW
+        # (FetchIsolation.HIGH_WATERMARK); the Java client takes what it is given.
+        self.buffer[p] = list(resp.records)
 
     # -- timers, connections, crash ----------------------------------------------------
 
