@@ -6,10 +6,7 @@ The default budget keeps the whole suite to a few minutes on two cores; ``--long
 
 from __future__ import annotations
 
-import importlib.util
 import os
-from pathlib import Path
-from typing import Iterator
 
 import pytest
 from hypothesis import HealthCheck, settings
@@ -32,6 +29,23 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def pytest_configure(config: pytest.Config) -> None:
     if config.getoption("--long-hunts"):
         settings.load_profile("long")
+    _plant_bug_from_environment(config)
+
+
+def _plant_bug_from_environment(config: pytest.Config) -> None:
+    """``KAFKACHECK_SEEDED_BUG=<name> pytest ...`` plants one of the realistic bugs of
+    ``benchmarks/seeded_bugs.py`` for the whole session, to measure which tests notice it
+    (docs/performance.md).  Unset, nothing is planted."""
+    name = os.environ.get("KAFKACHECK_SEEDED_BUG")
+    if not name:
+        return
+    from tests.seeded import seeded_bugs
+    bugs = seeded_bugs().BY_NAME
+    if name not in bugs:
+        raise pytest.UsageError(f"KAFKACHECK_SEEDED_BUG={name}: not one of {', '.join(bugs)}")
+    planted = bugs[name].plant()
+    planted.__enter__()
+    config.add_cleanup(lambda: planted.__exit__(None, None, None))
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -49,24 +63,3 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 def hunt_budget(request: pytest.FixtureRequest) -> int:
     """Multiplier applied to every hunt test's number of runs."""
     return 10 if request.config.getoption("--long-hunts") else 1
-
-
-@pytest.fixture(autouse=True, scope="session")
-def planted_bug_from_environment() -> Iterator[None]:
-    """``KAFKACHECK_SEEDED_BUG=<name> pytest ...`` plants one of the realistic bugs of
-    ``benchmarks/seeded_bugs.py`` for the whole session, to measure which tests notice it
-    (docs/performance.md).  Unset, nothing is planted."""
-    name = os.environ.get("KAFKACHECK_SEEDED_BUG")
-    if not name:
-        yield
-        return
-    path = Path(__file__).resolve().parent.parent / "benchmarks" / "seeded_bugs.py"
-    spec = importlib.util.spec_from_file_location("kafkacheck_seeded_bugs", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    if name not in module.BY_NAME:
-        raise pytest.UsageError(f"KAFKACHECK_SEEDED_BUG={name}: not one of "
-                                f"{', '.join(module.BY_NAME)}")
-    with module.BY_NAME[name].plant():
-        yield

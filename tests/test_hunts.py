@@ -17,6 +17,7 @@ import pytest
 from invariants.guarantees import guarantee
 from kafkacheck.hunt import hunt
 from kafkacheck.matrix import hunt_config
+from tests.seeded import seeded_bugs
 
 pytestmark = pytest.mark.hunt
 
@@ -25,7 +26,7 @@ pytestmark = pytest.mark.hunt
 NEVER = frozenset({"lost-write", "unseen", "processed-zero-times", "uncommitted-read",
                    "inconsistent-offsets", "committed-prefix-changed", "unsettled", "G1a"})
 SAFE_PRODUCER = {"acks": "all", "min.insync.replicas": "2"}
-SAFE_BUDGET = 400      # runs; benchmarks/seeded_bugs.py: planted bugs need at most ~130
+SAFE_BUDGET = 600      # runs; benchmarks/seeded_bugs.py: the deepest planted bug found needed 571
 FIND_BUDGET = 1500     # an upper bound: these stop at the first find
 
 
@@ -94,3 +95,19 @@ def test_one_request_in_flight_keeps_per_key_order(hunt_budget: int) -> None:
     settings = {"acks": "all", "max.in.flight.requests.per.connection": "1"}
     result = _hunt(settings, frozenset({"reorder"}), SAFE_BUDGET * hunt_budget)
     assert result.anomalies == {}
+
+
+@pytest.mark.parametrize("bug", ["isr-rejoin-before-hw", "lost-request-not-written",
+                                 "no-leader-epoch-bump"])
+def test_the_safe_budget_is_deep_enough_to_find_planted_bugs(bug: str) -> None:
+    """The "finds nothing" hunts above mean something only if the same hunt (settings,
+    seed, budget) finds a realistic bug when one is planted: each of these stops it within
+    SAFE_BUDGET, as an anomaly it must never show or a broken model invariant."""
+    from kafkacheck.hunt import ModelBugFound
+    with seeded_bugs().BY_NAME[bug].plant():
+        try:
+            result = _hunt(SAFE_PRODUCER, NEVER, SAFE_BUDGET)
+        except ModelBugFound as found:
+            assert found.runs <= SAFE_BUDGET
+            return
+    assert set(result.anomalies) & NEVER
