@@ -15,6 +15,9 @@ do: that is a bug in kafkacheck, never a finding about Kafka, so it raises
 * ``stale-leader-after-restart``: a restarted broker leads in a leader epoch the
   controller had already superseded when the broker registered.
 * ``clean-election-outside-isr``: a leader elected without ``unclean`` was not in the ISR.
+* ``unclean-election-disabled``: an unclean election of a partition whose topic has
+  ``unclean.leader.election.enable=false`` (``PartitionChangeBuilder`` elects only from
+  the ISR then, and leaves the partition leaderless).
 * ``fenced-leader``: the controller's leader of a partition is fenced or unregistered.
 * ``metadata-epoch-regressed``: a partition's leader or partition epoch went backwards in
   the metadata log.
@@ -39,7 +42,7 @@ Kafka.
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 from model.metadata import (BrokerFencingRecord, PartitionId, PartitionRecord, PartitionState,
                             RegisterBrokerRecord)
@@ -68,7 +71,11 @@ INVARIANT_NAMES = ("committed-prefix-changed",)
 class ModelStateMonitor:
     """Follows the metadata log and the replicas from step to step."""
 
-    def __init__(self) -> None:
+    def __init__(self, unclean_allowed: Callable[[PartitionId], bool] = lambda p: True
+                 ) -> None:
+        # Whether a partition's topic allows unclean elections, from the run's config
+        # (not from the controller, whose decisions this checks).
+        self.unclean_allowed = unclean_allowed
         # Per partition: the committed prefix as (epoch, value), and for each offset how
         # many unclean elections the partition had had when it became committed.
         self.committed: dict[PartitionId, list[tuple[int, int]]] = {}
@@ -172,6 +179,9 @@ class ModelStateMonitor:
                 raise ModelBugError("clean-election-outside-isr", {
                     "partition": p, "offset": offset, "leader": new.leader,
                     "isr": list(old.isr)})
+        if record.unclean and not self.unclean_allowed(p):
+            raise ModelBugError("unclean-election-disabled", {
+                "partition": p, "offset": offset, "leader": new.leader})
         if record.unclean:
             self.unclean[p] = self.unclean.get(p, 0) + 1
         self.states[p] = new

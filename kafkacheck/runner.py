@@ -21,7 +21,11 @@ class Run:
     def __init__(self, config: Config) -> None:
         self.config = config
         self.cluster = Cluster(config)
-        self.monitor = ModelStateMonitor()
+        unclean = config.topic.unclean_leader_election_enable
+        # The workload topic's partitions are numbered; internal topics (named) keep
+        # the broker default, no unclean elections.
+        self.monitor = ModelStateMonitor(
+            unclean_allowed=lambda p: unclean and isinstance(p, int))
         self.schedule: list[Any] = []
         self._enabled: dict[str, list[Any]] | None = None
         self._checked_version = -1

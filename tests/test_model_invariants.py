@@ -91,6 +91,16 @@ def test_a_clean_election_from_outside_the_isr_is_a_model_bug() -> None:
     ModelStateMonitor().check(cluster(log=log))
 
 
+def test_an_unclean_election_the_topic_does_not_allow_is_a_model_bug() -> None:
+    """PartitionChangeBuilder elects outside the ISR only when the topic's
+    unclean.leader.election.enable is true; otherwise the partition stays leaderless."""
+    log = [PartitionRecord(state("b0", ("b0",), 0, 0)),
+           PartitionRecord(state("b1", ("b1",), 1, 1), unclean=True)]
+    with pytest.raises(ModelBugError, match="unclean-election-disabled"):
+        ModelStateMonitor(unclean_allowed=lambda p: False).check(cluster(log=log, epoch=1))
+    ModelStateMonitor(unclean_allowed=lambda p: True).check(cluster(log=log, epoch=1))
+
+
 def test_a_leader_epoch_going_backwards_in_the_metadata_log_is_a_model_bug() -> None:
     log = [PartitionRecord(state("b0", ("b0",), 2, 2)),
            PartitionRecord(state("b1", ("b1",), 1, 3))]
