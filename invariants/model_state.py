@@ -95,9 +95,21 @@ class ModelStateMonitor:
         # did not when it committed it (empty almost always).
         self.committed_unseen: dict[PartitionId, list[tuple[str, ...]]] = {}
         self.reported: set[tuple[str, PartitionId, int]] = set()
+        # The first violation: a broken run stays broken, and later checks (a teardown
+        # that settles the run) report that one, not what follows from it.
+        self.broken: ModelBugError | None = None
 
     def check(self, view: ClusterView) -> list[dict[str, Any]]:
         """Raise :class:`ModelBugError` on a broken invariant; return findings."""
+        if self.broken is not None:
+            raise self.broken
+        try:
+            return self._check(view)
+        except ModelBugError as error:
+            self.broken = error
+            raise
+
+    def _check(self, view: ClusterView) -> list[dict[str, Any]]:
         self._follow_metadata(view.metadata_log)
         for broker in view.brokers:
             incarnation, offset = self.registered.get(broker.broker, (-1, 0))

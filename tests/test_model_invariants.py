@@ -101,6 +101,17 @@ def test_an_unclean_election_the_topic_does_not_allow_is_a_model_bug() -> None:
     ModelStateMonitor(unclean_allowed=lambda p: True).check(cluster(log=log, epoch=1))
 
 
+def test_a_broken_run_keeps_reporting_its_first_violation() -> None:
+    """Later checks (a teardown settling the run) must not replace the first model bug
+    with one that only follows from it (the metadata log read twice)."""
+    monitor = ModelStateMonitor(unclean_allowed=lambda p: False)
+    log = [PartitionRecord(state("b0", ("b0",), 0, 0)),
+           PartitionRecord(state("b1", ("b1",), 1, 1), unclean=True)]
+    for _ in range(2):
+        with pytest.raises(ModelBugError, match="unclean-election-disabled"):
+            monitor.check(cluster(log=log, epoch=1))
+
+
 def test_a_leader_epoch_going_backwards_in_the_metadata_log_is_a_model_bug() -> None:
     log = [PartitionRecord(state("b0", ("b0",), 2, 2)),
            PartitionRecord(state("b1", ("b1",), 1, 3))]
