@@ -14,6 +14,7 @@ from invariants.verdict import judge
 from invariants.model_state import ModelStateMonitor
 from model.cluster import Cluster
 from model.config import Config
+from model.metadata import is_user_partition
 from model.settle import settle
 
 
@@ -22,10 +23,9 @@ class Run:
         self.config = config
         self.cluster = Cluster(config)
         unclean = config.topic.unclean_leader_election_enable
-        # The workload topic's partitions are numbered; internal topics (named) keep
-        # the broker default, no unclean elections.
+        # Internal topics keep the broker default: no unclean elections.
         self.monitor = ModelStateMonitor(
-            unclean_allowed=lambda p: unclean and isinstance(p, int))
+            unclean_allowed=lambda p: unclean and is_user_partition(p))
         self.schedule: list[Any] = []
         self._enabled: dict[str, list[Any]] | None = None
         self._checked_version = -1

@@ -222,3 +222,16 @@ def test_a_replayed_metadata_update_can_discard_an_isr_expansion_in_flight() -> 
                 raced.append((p, replica))
     assert raced, "the controller's ISR should hold a replica behind the leader's HW"
     run.finish()
+
+
+def test_a_run_knows_its_topic_forbids_unclean_elections() -> None:
+    """The run's monitor reads unclean.leader.election.enable from the configuration, so
+    a controller electing outside the ISR anyway (a planted bug) stops the run."""
+    from tests.seeded import seeded_bugs
+    from tests.test_scenarios import shrink_isr_to_leader
+    with seeded_bugs().BY_NAME["unclean-when-disabled"].plant():
+        s = Scenario(acks="all")
+        p = s.partition()
+        shrink_isr_to_leader(s, p)
+        with pytest.raises(ModelBugError, match="unclean-election-disabled"):
+            s.do(a.Crash(s.leader(p))).tick(10000)
