@@ -60,10 +60,12 @@ class Cluster:
         # their fetching the metadata log.
         for broker in self.broker_actors.values():
             registration = self.controller.image.brokers[broker.name]
-            broker.bootstrap(list(self.controller.log), registration.broker_epoch)
+            broker.bootstrap(list(self.controller.log), registration.broker_epoch,
+                             self.controller.allocate_producer_ids(broker.name))
         for broker in self.broker_actors.values():
             broker.take_roles()
-        self.producers = {name: Producer(name, self.ctx, self.controller.leader_of)
+        self.producers = {name: Producer(name, self.ctx, self.controller.leader_of,
+                                         self.brokers)
                           for name in self.producer_names}
         self.consumers = {name: Consumer(name, self.ctx, self.controller.leader_of,
                                          self.brokers)
@@ -234,8 +236,11 @@ class Cluster:
         reachable = [b for b in self.brokers if self.alive(b)
                      and self.ctx.network.connected(b, CONTROLLER)]
         for name in reachable:
-            if self.broker_actors[name].broker_epoch is not None:
-                self._heartbeat(self.broker_actors[name])
+            broker = self.broker_actors[name]
+            if broker.broker_epoch is not None:
+                self._heartbeat(broker)
+                if broker.needs_producer_ids:
+                    broker.producer_ids = self.controller.allocate_producer_ids(name)
         self.controller.expire_sessions()
         for name in reachable:
             broker = self.broker_actors[name]

@@ -5,10 +5,14 @@ paste ``--set acks=1 --set min.insync.replicas=2`` from a real client or broker 
 Settings that are not Kafka configs (cluster size, workload shape, the consumer's commit
 strategy) live under the ``kafkacheck.`` prefix so they can never be mistaken for Kafka's.
 
-Where kafkacheck does not model a Kafka feature yet (idempotence, transactions,
-auto-commit) the setting exists with the value that switches the feature off, and any
-other value is refused with a message saying so: a silently ignored setting would give a
-verdict real Kafka would not give.
+``kafka.version`` picks the release whose behaviour is modelled (:mod:`model.versions`);
+defaults that changed by release (``acks``, ``enable.idempotence``) follow it when they
+are not set, exactly as the Java client resolves them.
+
+Where kafkacheck does not model a Kafka feature yet (transactions, auto-commit) the
+setting exists with the value that switches the feature off, and any other value is
+refused with a message saying so: a silently ignored setting would give a verdict real
+Kafka would not give.
 """
 
 from __future__ import annotations
@@ -16,6 +20,8 @@ from __future__ import annotations
 from typing import Any, Callable, Iterator
 
 import attrs
+
+from model import versions
 
 
 class ConfigError(ValueError):
@@ -92,6 +98,33 @@ def _not_modelled(feature: str, off_value: str, parse: Callable[[str], Any]) -> 
     return checked
 
 
+def _version(text: str) -> str:
+    value = str(text).strip()
+    try:
+        versions.parse_release(value)
+    except ValueError as error:
+        raise ConfigError(str(error)) from None
+    return value
+
+
+_version.__doc__ = " | ".join(versions.PRESETS)
+
+
+@attrs.frozen
+class KafkaConfig:
+    """Which Kafka release is modelled (brokers and clients alike)."""
+
+    version: str = _setting(
+        "kafka.version", versions.NEWEST, _version,
+        "the Kafka release whose behaviour is modelled; release-dependent defaults "
+        "(acks, enable.idempotence) follow it when not set (docs/model.md, Versions)",
+    )
+
+    @property
+    def behaviours(self) -> versions.Behaviours:
+        return versions.behaviours(self.version)
+
+
 @attrs.frozen
 class TopicConfig:
     """The single topic's shape and its topic-level configs."""
@@ -151,11 +184,15 @@ class BrokerConfig:
 class ProducerConfig:
     acks: str = _setting(
         "acks", "all", _choice("0", "1", "all", aliases={"-1": "all"}),
-        "0: no response; 1: leader appended; all: the whole ISR has it",
+        "0: no response; 1: leader appended; all: the whole ISR has it (when not set: "
+        "all since 3.0.0, 1 before, KIP-679)",
     )
     enable_idempotence: bool = _setting(
-        "enable.idempotence", False, _not_modelled("the idempotent producer", "false", _bool),
-        "Kafka 3.0+ defaults to true; kafkacheck models the non-idempotent producer",
+        "enable.idempotence", True, _bool,
+        "producer id, epoch and sequence numbers, so the leader drops a retried batch it "
+        "already has; when not set: true since 3.0.0 (not applied in 3.0.0/3.1.0, "
+        "KAFKA-13598), silently false with acks!=all, retries=0 or more than 5 in flight "
+        "(KAFKA-13673)",
     )
     retries: int = _setting("retries", 2147483647, _int(0), "resends of a failed batch")
     max_in_flight_requests_per_connection: int = _setting(
@@ -228,6 +265,7 @@ class WorkloadConfig:
 class Config:
     """The whole configuration: one section per kind of Kafka config."""
 
+    kafka: KafkaConfig = attrs.field(factory=KafkaConfig)
     topic: TopicConfig = attrs.field(factory=TopicConfig)
     broker: BrokerConfig = attrs.field(factory=BrokerConfig)
     producer: ProducerConfig = attrs.field(factory=ProducerConfig)
@@ -235,6 +273,17 @@ class Config:
     workload: WorkloadConfig = attrs.field(factory=WorkloadConfig)
 
     def __attrs_post_init__(self) -> None:
+        if self.producer.enable_idempotence:
+            conflict = idempotence_conflict(self.producer)
+            if conflict is not None:
+                raise ConfigError(conflict)
+            if not self.kafka.behaviours.idempotent_epoch_bump:
+                # Before KIP-360 the idempotent producer reset its producer id on a
+                # sequence error, dropping every partition's sequences: not modelled.
+                raise ConfigError(
+                    f"enable.idempotence=true with kafka.version={self.kafka.version}: the "
+                    "idempotent producer before 2.5 (no KIP-360 epoch bump) is not "
+                    "modelled yet")
         if self.topic.replication_factor > self.broker.brokers:
             raise ConfigError(
                 f"kafkacheck.replication.factor={self.topic.replication_factor} exceeds "
@@ -275,6 +324,8 @@ class Config:
             except ConfigError as error:
                 raise ConfigError(f"{name}: {error}") from None
             sections[section] = attrs.evolve(sections[section], **{field.name: value})
+        sections["producer"] = _resolve_producer_defaults(
+            sections["producer"], sections["kafka"].behaviours, set(settings))
         return Config(**sections)
 
     def to_settings(self) -> dict[str, Any]:
@@ -283,16 +334,63 @@ class Config:
                 for s, field in _all_fields()}
 
     def diff(self) -> dict[str, Any]:
-        """Only the settings that differ from kafkacheck's defaults."""
+        """Only the settings that differ from kafkacheck's defaults; ``acks`` and
+        ``enable.idempotence`` only where they differ from what this release and the
+        other settings make their default (``acks=1`` silently turns idempotence off,
+        so ``enable.idempotence=false`` is not a difference then)."""
+        mine = self.to_settings()
         base = Config().to_settings()
-        return {k: v for k, v in self.to_settings().items() if base[k] != v}
+        base["acks"] = self.kafka.behaviours.default_acks
+        unset = {k: v for k, v in mine.items() if k != "enable.idempotence"}
+        base["enable.idempotence"] = Config.from_settings(unset).producer.enable_idempotence
+        return {k: v for k, v in mine.items() if base[k] != v}
 
     @classmethod
     def from_settings(cls, settings: dict[str, Any]) -> "Config":
         return cls().with_settings(settings)
 
 
-_SECTIONS = ("topic", "broker", "producer", "consumer", "workload")
+def idempotence_conflict(producer: ProducerConfig) -> str | None:
+    """Kafka's ``ConfigException`` text for ``enable.idempotence=true`` set together with
+    a setting it cannot work with, checked in Kafka's order
+    (``ProducerConfig.postProcessAndValidateIdempotenceConfigs``), or None."""
+    if producer.retries == 0:
+        return "Must set retries to non-zero when using the idempotent producer."
+    if producer.acks != "all":
+        return ("Must set acks to all in order to use the idempotent producer. "
+                "Otherwise we cannot guarantee idempotence.")
+    if producer.max_in_flight_requests_per_connection > MAX_IN_FLIGHT_FOR_IDEMPOTENCE:
+        return ("Must set max.in.flight.requests.per.connection to at most "
+                f"{MAX_IN_FLIGHT_FOR_IDEMPOTENCE} to use the idempotent producer.")
+    return None
+
+
+#: ``MAX_IN_FLIGHT_REQUESTS_PER_CONNECTION_FOR_IDEMPOTENCE``: the broker keeps the last
+#: five batches of each producer, so more in flight could not all be deduplicated.
+MAX_IN_FLIGHT_FOR_IDEMPOTENCE = 5
+
+
+def _resolve_producer_defaults(producer: ProducerConfig, behaviours: versions.Behaviours,
+                               given: set[str]) -> ProducerConfig:
+    """Release-dependent producer defaults, as the Java client resolves them when the
+    user did not set them: ``acks`` (KIP-679; an explicitly idempotent producer before
+    3.0 had ``acks`` forced to all, ``ProducerConfig.maybeOverrideAcksAndRetries``), then
+    ``enable.idempotence`` (KIP-679, KAFKA-13598, and KAFKA-13673's silent disabling on a
+    conflicting setting)."""
+    if "acks" not in given:
+        explicitly_idempotent = "enable.idempotence" in given and producer.enable_idempotence
+        producer = attrs.evolve(
+            producer, acks="all" if explicitly_idempotent else behaviours.default_acks)
+    if "enable.idempotence" not in given:
+        enabled = (behaviours.idempotence_by_default
+                   and behaviours.idempotence_default_applied
+                   and idempotence_conflict(attrs.evolve(producer, enable_idempotence=True))
+                   is None)
+        producer = attrs.evolve(producer, enable_idempotence=enabled)
+    return producer
+
+
+_SECTIONS = ("kafka", "topic", "broker", "producer", "consumer", "workload")
 
 
 def _all_fields() -> Iterator[tuple[str, attrs.Attribute]]:
@@ -302,6 +400,7 @@ def _all_fields() -> Iterator[tuple[str, attrs.Attribute]]:
 
 
 _SECTION_TYPES = {
+    "kafka": KafkaConfig,
     "topic": TopicConfig,
     "broker": BrokerConfig,
     "producer": ProducerConfig,

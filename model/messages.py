@@ -17,6 +17,8 @@ from __future__ import annotations
 import attrs
 
 from model.broker.log import Record
+from model.broker.producer_state import (  # noqa: F401  (error codes the leader returns)
+    INVALID_PRODUCER_EPOCH, OUT_OF_ORDER_SEQUENCE_NUMBER)
 from model.metadata import MetadataRecord, PartitionId, PartitionState
 
 NONE = None
@@ -36,6 +38,10 @@ INVALID_REQUEST = "INVALID_REQUEST"
 DUPLICATE_BROKER_REGISTRATION = "DUPLICATE_BROKER_REGISTRATION"
 STALE_BROKER_EPOCH = "STALE_BROKER_EPOCH"
 
+UNKNOWN_PRODUCER_ID = "UNKNOWN_PRODUCER_ID"
+DUPLICATE_SEQUENCE_NUMBER = "DUPLICATE_SEQUENCE_NUMBER"
+COORDINATOR_LOAD_IN_PROGRESS = "COORDINATOR_LOAD_IN_PROGRESS"
+
 NO_BROKER_EPOCH = -1   # a consumer's fetch, or skipping broker-epoch checks (KIP-903)
 
 
@@ -44,12 +50,18 @@ NO_BROKER_EPOCH = -1   # a consumer's fetch, or skipping broker-epoch checks (KI
 
 @attrs.frozen(slots=True)
 class ProduceRequest:
+    """One batch of one record; an idempotent producer's batch carries its producer id,
+    epoch and the batch's sequence (-1 for a non-idempotent producer)."""
+
     corr: int
     partition: int
     key: str
     value: int
     acks: str
     timeout_ms: int
+    producer_id: int = -1
+    producer_epoch: int = -1
+    sequence: int = -1
 
 
 @attrs.frozen(slots=True)
@@ -104,6 +116,25 @@ class ListOffsetsResponse:
     partition: int
     error: str | None
     offset: int
+
+
+# -- producer ids ----------------------------------------------------------------------
+
+
+@attrs.frozen(slots=True)
+class InitProducerIdRequest:
+    """``InitProducerId`` with no transactional id: an idempotent producer asks any
+    broker for a fresh producer id (``TransactionCoordinator.handleInitProducerId``)."""
+
+    corr: int
+
+
+@attrs.frozen(slots=True)
+class InitProducerIdResponse:
+    corr: int
+    error: str | None
+    producer_id: int = -1
+    producer_epoch: int = -1
 
 
 # -- the group coordinator -----------------------------------------------------------------

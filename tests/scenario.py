@@ -22,6 +22,9 @@ class Scenario:
         # One partition keeps each link's FIFO to one conversation, so scripts can say
         # exactly which message arrives next.
         settings.setdefault("kafkacheck.partitions", "1")
+        # Scripts of the non-idempotent producer count every message on a link; those of
+        # the idempotent one (InitProducerId first) say enable.idempotence=true.
+        settings.setdefault("enable.idempotence", "false")
         self.run = Run(Config.from_settings(settings))
         self.cluster = self.run.cluster
 

@@ -26,6 +26,7 @@ from model import messages as m
 from model.broker.group_coordinator import GroupCoordinator
 from model.broker.log import ReplicaLog
 from model.broker.partition import Partition, TopicSettings
+from model.broker.producer_state import BatchHeader
 from model.context import CONTROLLER, Context
 from model.metadata import MetadataImage, PartitionId
 
@@ -52,17 +53,23 @@ class Broker:
         self.ctx.network.listen(self.name, False)
         self.metadata_fetch: int | None = None
         self.partitions: dict[PartitionId, Partition] = {}
+        # RPCProducerIdManager: the block of producer ids this process hands out (held in
+        # memory: a restarted broker asks the controller for a new block).
+        self.producer_ids: tuple[int, int] | None = None
         self.isr_checks_from = self.ctx.now
         self.last_isr_check = self.ctx.now
 
     # -- lifecycle ---------------------------------------------------------------------
 
-    def bootstrap(self, records: list[Any], broker_epoch: int) -> None:
-        """Start the run already registered, caught up and serving (the cluster was up
-        before the first action); :meth:`take_roles` follows once every broker is."""
+    def bootstrap(self, records: list[Any], broker_epoch: int,
+                  producer_ids: tuple[int, int]) -> None:
+        """Start the run already registered, caught up and serving, with a block of
+        producer ids (the cluster was up before the first action); :meth:`take_roles`
+        follows once every broker is."""
         for record in records:
             self.metadata.apply(record)
         self.broker_epoch = broker_epoch
+        self.producer_ids = producer_ids
         self._set_serving()
 
     def take_roles(self) -> None:
@@ -78,8 +85,12 @@ class Broker:
         self.ctx.touch()
 
     def restart(self) -> None:
+        """A new process: it loads each log, rebuilding its producer state
+        (``LogLoader.load`` -> ``rebuildProducerState``)."""
         self.alive = True
         self.incarnation += 1
+        for log in self.logs.values():
+            log.reload_producer_state()
         self._start()
         self._fetch_metadata()
         self.ctx.touch()
@@ -177,6 +188,8 @@ class Broker:
                 partition.on_alter_partition_response(message)
         elif isinstance(message, m.ListOffsetsRequest):
             self._on_list_offsets(src, generation, message)
+        elif isinstance(message, m.InitProducerIdRequest):
+            self._on_init_producer_id(src, generation, message)
         elif isinstance(message, m.FindCoordinatorRequest):
             self.coordinator.find_coordinator(src, generation, message)
         elif isinstance(message, m.OffsetCommitRequest):
@@ -198,7 +211,27 @@ class Broker:
             complete(m.NOT_LEADER_OR_FOLLOWER, None)
             return
         partition.append_as_leader([(req.key, req.value, src)], req.acks, req.timeout_ms,
-                                   complete)
+                                   complete, BatchHeader(req.producer_id, req.producer_epoch,
+                                                         req.sequence))
+
+    def _on_init_producer_id(self, src: str, generation: int,
+                             req: m.InitProducerIdRequest) -> None:
+        """``TransactionCoordinator.handleInitProducerId`` without a transactional id: a
+        fresh producer id at epoch 0 from this broker's block; with no block yet (a
+        restarted broker, until its next exchange with the controller) the retriable
+        COORDINATOR_LOAD_IN_PROGRESS (``RPCProducerIdManager.generateProducerId``)."""
+        if self.producer_ids is None or self.producer_ids[0] >= self.producer_ids[1]:
+            self.producer_ids = None
+            self.reply(src, generation, m.InitProducerIdResponse(
+                req.corr, m.COORDINATOR_LOAD_IN_PROGRESS))
+            return
+        producer_id, end = self.producer_ids
+        self.producer_ids = (producer_id + 1, end)
+        self.reply(src, generation, m.InitProducerIdResponse(req.corr, None, producer_id, 0))
+
+    @property
+    def needs_producer_ids(self) -> bool:
+        return self.producer_ids is None
 
     def _on_list_offsets(self, src: str, generation: int, req: m.ListOffsetsRequest) -> None:
         partition = self.partitions.get(req.partition)

@@ -14,21 +14,31 @@ from __future__ import annotations
 
 import attrs
 
+from model.broker.producer_state import (NO_PRODUCER_EPOCH, NO_PRODUCER_ID, NO_SEQUENCE,
+                                         ProducerStates)
+
 UNDEFINED_EPOCH = -1
 UNDEFINED_OFFSET = -1
 
 
 @attrs.frozen(slots=True)
 class Record:
+    """One record, in a batch of its own (the model's producer sends one record per
+    batch), with the batch header an idempotent producer fills in (KIP-98): producer id,
+    producer epoch and base sequence; a non-idempotent producer leaves them at -1."""
+
     offset: int
     epoch: int
     key: str
     value: int
     producer: str
+    producer_id: int = NO_PRODUCER_ID
+    producer_epoch: int = NO_PRODUCER_EPOCH
+    sequence: int = NO_SEQUENCE
 
 
 class ReplicaLog:
-    __slots__ = ("records", "epochs", "hw", "flushed")
+    __slots__ = ("records", "epochs", "hw", "flushed", "producers", "snapshots")
 
     def __init__(self) -> None:
         self.records: list[Record] = []
@@ -36,6 +46,11 @@ class ReplicaLog:
         self.epochs: list[tuple[int, int]] = []
         self.hw = 0
         self.flushed = 0
+        # Built from the records as they are appended, by leader and follower alike, and
+        # reloaded after a truncation or a restart (ProducerStateManager).  The offsets of
+        # the producer-state snapshot files, which are on disk like the log.
+        self.producers = ProducerStates()
+        self.snapshots: list[int] = []
 
     @property
     def leo(self) -> int:
@@ -58,10 +73,14 @@ class ReplicaLog:
             self.epochs.pop()
         self.epochs.append((epoch, offset))
 
-    def append(self, epoch: int, key: str, value: int, producer: str) -> Record:
-        record = Record(len(self.records), epoch, key, value, producer)
+    def append(self, epoch: int, key: str, value: int, producer: str,
+               producer_id: int = NO_PRODUCER_ID, producer_epoch: int = NO_PRODUCER_EPOCH,
+               sequence: int = NO_SEQUENCE) -> Record:
+        record = Record(len(self.records), epoch, key, value, producer, producer_id,
+                        producer_epoch, sequence)
         self.assign_epoch_start(epoch, record.offset)
         self.records.append(record)
+        self.producers.update(record)
         return record
 
     def append_replicated(self, record: Record) -> None:
@@ -69,6 +88,7 @@ class ReplicaLog:
         assert record.offset == len(self.records), "replication must be contiguous"
         self.assign_epoch_start(record.epoch, record.offset)
         self.records.append(record)
+        self.producers.update(record)
 
     def truncate_to(self, offset: int) -> int:
         """Drop every record at or above ``offset``; returns how many were dropped.
@@ -85,7 +105,19 @@ class ReplicaLog:
             self.epochs.pop()
         self.hw = min(self.hw, offset)
         self.flushed = min(self.flushed, offset)
+        if dropped:
+            self.reload_producer_state()
         return dropped
+
+    def reload_producer_state(self) -> None:
+        """``UnifiedLog.rebuildProducerState`` at the log end: drop snapshots past it,
+        load the latest one left, replay the records after it, snapshot the end."""
+        end = len(self.records)
+        self.snapshots = [s for s in self.snapshots if s <= end]
+        latest = self.snapshots[-1] if self.snapshots else None
+        self.producers = ProducerStates.reload(self.records, latest)
+        if latest is None or end > latest:
+            self.snapshots.append(end)
 
     def end_offset_for_epoch(self, epoch: int) -> tuple[int, int]:
         """Kafka's ``LeaderEpochFileCache.endOffsetFor`` (KIP-101, KIP-279).

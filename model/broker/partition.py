@@ -21,6 +21,7 @@ import attrs
 
 from model import messages as m
 from model.broker.log import ReplicaLog
+from model.broker.producer_state import NO_HEADER, BatchHeader
 from model.context import CONTROLLER
 from model.metadata import PartitionId, PartitionState
 
@@ -189,22 +190,39 @@ class Partition:
     # -- leader: appends ---------------------------------------------------------------
 
     def append_as_leader(self, records: list[tuple[str, int, str]], acks: str,
-                         timeout_ms: int, complete: Completion) -> None:
+                         timeout_ms: int, complete: Completion,
+                         header: BatchHeader = NO_HEADER) -> None:
         """``Partition.appendRecordsToLeader`` followed, for ``acks=all``, by a
-        ``DelayedProduce``; ``complete`` gets the outcome."""
+        ``DelayedProduce``; ``complete`` gets the outcome.  An idempotent producer's
+        batch (``header``) is first checked against the producer state: a duplicate is
+        answered with the original batch's offset, once the HW passes it for acks=all
+        (the ``DelayedProduce`` waits for the duplicate's own last offset)."""
         if not self.is_leader:
             complete(m.NOT_LEADER_OR_FOLLOWER, None)
             return
         if acks == "all" and len(self.isr) < self.effective_min_isr():
             complete(m.NOT_ENOUGH_REPLICAS, None)
             return
-        first = self.log.leo
-        for key, value, producer in records:
-            record = self.log.append(self.leader_epoch, key, value, producer)
-            self.ctx.event(self.name, "append", partition=self.partition,
-                           offset=record.offset, epoch=record.epoch, value=record.value)
+        check = self.log.producers.validate(header.producer_id, header.producer_epoch,
+                                            header.sequence)
+        if check.error is not None:
+            complete(check.error, None)
+            return
+        if check.duplicate_of is not None:
+            first = check.duplicate_of
+            required = first + len(records)
+            self.ctx.event(self.name, "duplicate", partition=self.partition, offset=first,
+                           producer_id=header.producer_id, sequence=header.sequence)
+        else:
+            first = self.log.leo
+            for key, value, producer in records:
+                record = self.log.append(self.leader_epoch, key, value, producer,
+                                         *header.fields())
+                self.ctx.event(self.name, "append", partition=self.partition,
+                               offset=record.offset, epoch=record.epoch, value=record.value)
+            required = self.log.leo
         if acks == "all":
-            self.delayed.append(DelayedAppend(first, self.log.leo,
+            self.delayed.append(DelayedAppend(first, required,
                                               self.ctx.now + timeout_ms, complete))
         else:
             complete(None, first)

@@ -25,13 +25,15 @@ import attrs
 
 from model import messages as m
 from model.context import Context
+from model.clients.idempotence import IdempotenceManager
 from model.clients.partitioner import partition_for_key
 
 # Errors that a leader returns only before appending: the attempt certainly wrote nothing.
-_NOT_APPENDED = frozenset({m.NOT_ENOUGH_REPLICAS})
+_NOT_APPENDED = frozenset({m.NOT_ENOUGH_REPLICAS, m.OUT_OF_ORDER_SEQUENCE_NUMBER,
+                           m.INVALID_PRODUCER_EPOCH})
 
 
-@attrs.define(slots=True)
+@attrs.define(slots=True, eq=False)
 class Batch:
     partition: int
     key: str
@@ -42,6 +44,13 @@ class Batch:
     retry_at: int = 0
     last_error: str | None = None
     process: str = ""
+    # The idempotent producer's header (``ProducerBatch.setProducerState``), set at the
+    # first drain; ``reopened`` after an epoch bump rewrote it, until it is sent again.
+    producer_id: int = -1
+    producer_epoch: int = -1
+    sequence: int = -1
+    in_retry: bool = False
+    reopened: bool = False
 
 
 @attrs.define(slots=True)
@@ -49,14 +58,19 @@ class InFlight:
     batch: Batch
     broker: str
     sent_at: int
+    # Failed by delivery.timeout.ms while its request was still unanswered: the request
+    # still counts against max.in.flight, and a late success still moves the sequences.
+    expired: bool = False
 
 
 class Producer:
     def __init__(self, name: str, ctx: Context,
-                 metadata: Callable[[int], tuple[str | None, int]]) -> None:
+                 metadata: Callable[[int], tuple[str | None, int]],
+                 brokers: list[str]) -> None:
         self.name = name
         self.ctx = ctx
         self.lookup = metadata
+        self.brokers = brokers
         self.alive = True
         self.incarnation = 0
         self._reset()
@@ -72,6 +86,11 @@ class Producer:
         self.leaders: dict[int, str | None] = {}
         self.metadata_at = -1
         self.refresh_metadata()
+        # A new producer instance has no producer id: it asks for one before sending.
+        self.idempotence = (IdempotenceManager()
+                            if self.ctx.config.producer.enable_idempotence else None)
+        self.init_pending: tuple[int, str] | None = None   # (corr, broker)
+        self.init_retry_at = 0
 
     # -- metadata ----------------------------------------------------------------------
 
@@ -98,11 +117,21 @@ class Producer:
         self.drain()
 
     def idle(self) -> bool:
-        return not self.in_flight and not any(self.queues.values())
+        return (not self.in_flight and not any(self.queues.values())
+                and self.init_pending is None)
 
     # -- the sender loop ---------------------------------------------------------------
 
     def drain(self) -> None:
+        """One pass of ``Sender.runOnce``: the idempotent producer's bookkeeping first
+        (resolve sequences, bump the epoch, get a producer id), then draining."""
+        idempotence = self.idempotence
+        if idempotence is not None:
+            idempotence.resolve_sequences()
+            idempotence.bump_epoch_if_needed()
+            if not idempotence.has_producer_id:
+                self._init_producer_id()
+                return
         config = self.ctx.config.producer
         now = self.ctx.now
         per_broker: dict[str, int] = {}
@@ -122,6 +151,10 @@ class Producer:
                     break
                 if per_broker.get(leader, 0) >= config.max_in_flight_requests_per_connection:
                     break
+                if idempotence is not None:
+                    if not idempotence.may_drain(batch):
+                        break
+                    idempotence.assign(batch)
                 queue.popleft()
                 self._transmit(batch, leader)
                 if config.acks != "0":
@@ -137,8 +170,10 @@ class Producer:
         config = self.ctx.config.producer
         corr = self.ctx.next_corr()
         batch.attempts += 1
+        batch.reopened = False
         request = m.ProduceRequest(corr, batch.partition, batch.key, batch.value,
-                                   config.acks, config.request_timeout_ms)
+                                   config.acks, config.request_timeout_ms,
+                                   batch.producer_id, batch.producer_epoch, batch.sequence)
         sent = self.ctx.send(self.name, leader, request)
         assert sent, "drain sends only to ready nodes"
         if config.acks == "0":
@@ -147,13 +182,56 @@ class Producer:
             return
         self.in_flight[corr] = InFlight(batch, leader, self.ctx.now)
 
+    # -- the producer id (idempotence) -------------------------------------------------
+
+    def _init_producer_id(self) -> None:
+        """``InitProducerId`` (no transactional id) to the least loaded ready broker, one
+        request at a time, retried after ``retry.backoff.ms``."""
+        if self.init_pending is not None or self.ctx.now < self.init_retry_at:
+            return
+        load = {b: 0 for b in self.brokers}
+        for flight in self.in_flight.values():
+            load[flight.broker] += 1
+        ready = [b for b in self.brokers if self.ctx.network.accepts(self.name, b)]
+        if not ready:
+            self.init_retry_at = self.ctx.now + self.ctx.config.producer.retry_backoff_ms
+            return
+        broker = min(ready, key=lambda b: (load[b], self.brokers.index(b)))
+        corr = self.ctx.next_corr()
+        self.ctx.send(self.name, broker, m.InitProducerIdRequest(corr))
+        self.init_pending = (corr, broker)
+
+    def _on_init_producer_id(self, resp: m.InitProducerIdResponse) -> None:
+        if self.init_pending is None or self.init_pending[0] != resp.corr:
+            return
+        self.init_pending = None
+        assert self.idempotence is not None
+        if resp.error is None:
+            self.idempotence.set_producer_id(resp.producer_id, resp.producer_epoch)
+            self.ctx.event(self.name, "producer-id", producer_id=resp.producer_id,
+                           producer_epoch=resp.producer_epoch)
+        else:
+            self.init_retry_at = self.ctx.now + self.ctx.config.producer.retry_backoff_ms
+
+    # -- responses ---------------------------------------------------------------------
+
     def receive(self, src: str, generation: int, message: Any) -> None:
+        if isinstance(message, m.InitProducerIdResponse):
+            self._on_init_producer_id(message)
+            self.drain()
+            return
         if not isinstance(message, m.ProduceResponse):
             raise TypeError(f"producer cannot handle {type(message).__name__}")
         flight = self.in_flight.pop(message.corr, None)
         if flight is None:
             return
-        if message.error is None:
+        if flight.expired:
+            # The send already failed; a success still counts as acknowledged.
+            if message.error is None and self.idempotence is not None:
+                self.idempotence.completed(flight.batch)
+        elif message.error is None:
+            if self.idempotence is not None:
+                self.idempotence.completed(flight.batch)
             self._complete(flight.batch, "ok", message.offset, None)
         else:
             self._failed_attempt(flight.batch, message.error,
@@ -161,6 +239,7 @@ class Producer:
         self.drain()
 
     def _failed_attempt(self, batch: Batch, error: str, written: bool) -> None:
+        """``Sender.completeBatch`` for an error: retry (``canRetry``) or fail."""
         config = self.ctx.config.producer
         batch.maybe_written |= written
         batch.last_error = error
@@ -168,11 +247,33 @@ class Producer:
                      m.UNKNOWN_LEADER_EPOCH, m.REQUEST_TIMED_OUT):
             self.refresh_metadata()
         expired = self.ctx.now - batch.created >= config.delivery_timeout_ms
-        if batch.attempts > config.retries or expired:
+        retries_left = batch.attempts <= config.retries
+        idempotence = self.idempotence
+        # Sender.canRetry: the idempotence verdict (which may ask for an epoch bump) is
+        # only reached when the batch still has time and retries left.
+        retriable = (retries_left and not expired
+                     and (idempotence is None or idempotence.can_retry(batch, error)))
+        if not retriable:
+            if idempotence is not None:
+                idempotence.failed(batch, error, adjust=retries_left)
             self._complete(batch, "info" if batch.maybe_written else "fail", None, error)
             return
         batch.retry_at = self.ctx.now + config.retry_backoff_ms
-        self.queues[batch.partition].appendleft(batch)
+        batch.in_retry = True
+        self._reenqueue(batch)
+
+    def _reenqueue(self, batch: Batch) -> None:
+        """``RecordAccumulator.reenqueue``: at the head of its partition's queue, and for
+        the idempotent producer in sequence order among the other retries
+        (``insertInSequenceOrder``)."""
+        queue = self.queues[batch.partition]
+        ahead = []
+        while (self.idempotence is not None and queue and queue[0].sequence != -1
+               and queue[0].sequence < batch.sequence):
+            ahead.append(queue.popleft())
+        queue.appendleft(batch)
+        for earlier in reversed(ahead):
+            queue.appendleft(earlier)
 
     def _complete(self, batch: Batch, outcome: str, offset: int | None, error: str | None) -> None:
         value: Any = [offset, batch.value] if outcome == "ok" else batch.value
@@ -199,26 +300,35 @@ class Producer:
         for queue in self.queues.values():
             for batch in [b for b in queue if now - b.created >= config.delivery_timeout_ms]:
                 queue.remove(batch)
-                self._complete(batch, "info" if batch.maybe_written else "fail", None,
-                               "DELIVERY_TIMEOUT")
-        # A late response to a batch expired in flight is ignored.
+                self._expire(batch, "info" if batch.maybe_written else "fail")
+        # A batch expired in flight: its request stays outstanding until answered or its
+        # connection closes; a late error is ignored.
         for corr, flight in sorted(self.in_flight.items()):
-            if now - flight.batch.created >= config.delivery_timeout_ms:
-                del self.in_flight[corr]
-                self._complete(flight.batch, "info", None, "DELIVERY_TIMEOUT")
+            if not flight.expired and now - flight.batch.created >= config.delivery_timeout_ms:
+                flight.expired = True
+                self._expire(flight.batch, "info")
         self.drain()
         timed_out = {f.broker for f in self.in_flight.values()
                      if now - f.sent_at >= config.request_timeout_ms}
         for broker in sorted(timed_out):
             self.ctx.close(self.name, broker)
 
+    def _expire(self, batch: Batch, outcome: str) -> None:
+        if self.idempotence is not None:
+            self.idempotence.expired(batch)
+        self._complete(batch, outcome, None, "DELIVERY_TIMEOUT")
+
     def on_disconnect(self, peer: str) -> None:
         lost = sorted((c, f) for c, f in self.in_flight.items() if f.broker == peer)
         for corr, flight in lost:
             del self.in_flight[corr]
+        if self.init_pending is not None and self.init_pending[1] == peer:
+            self.init_pending = None
+            self.init_retry_at = self.ctx.now + self.ctx.config.producer.retry_backoff_ms
         # Requeue in original order: the earliest must end up at the head.
         for corr, flight in reversed(lost):
-            self._failed_attempt(flight.batch, m.NETWORK_EXCEPTION, written=True)
+            if not flight.expired:
+                self._failed_attempt(flight.batch, m.NETWORK_EXCEPTION, written=True)
 
     # -- crash -------------------------------------------------------------------------
 

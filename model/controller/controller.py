@@ -31,6 +31,10 @@ from model.metadata import (BrokerFencingRecord, MetadataImage, MetadataRecord, 
                             PartitionRecord, PartitionState, RegisterBrokerRecord)
 
 
+#: ``ProducerIdsBlock.PRODUCER_ID_BLOCK_SIZE``.
+PRODUCER_ID_BLOCK_SIZE = 1000
+
+
 class Controller:
     name = CONTROLLER
 
@@ -45,6 +49,8 @@ class Controller:
         self.cluster = ClusterControl(self.image, ctx.config.broker.broker_session_timeout_ms)
         # Parked metadata fetches (a long poll): broker -> (corr, generation, offset).
         self.waiting: dict[str, tuple[int, int, int]] = {}
+        # ProducerIdControlManager: the next producer id no broker has been given yet.
+        self.next_producer_id = 0
         self._bootstrap(assignment)
 
     def _bootstrap(self, assignment: dict[PartitionId, tuple[str, ...]]) -> None:
@@ -203,6 +209,14 @@ class Controller:
         if unfence:
             self._unfence(request.broker)
         return response
+
+    def allocate_producer_ids(self, broker: str) -> tuple[int, int]:
+        """``AllocateProducerIds``: the next block of ``PRODUCER_ID_BLOCK_SIZE`` ids,
+        never handed out again (``ProducerIdControlManager``; the block's end is a
+        ``ProducerIdsRecord`` in the metadata log, so no id is reused after a failover)."""
+        start = self.next_producer_id
+        self.next_producer_id += PRODUCER_ID_BLOCK_SIZE
+        return start, self.next_producer_id
 
     def on_disconnect(self, peer: str) -> None:
         self.waiting.pop(peer, None)

@@ -87,7 +87,7 @@ def test_settings_lists_every_setting(capsys):
     ("acks=2", ("acks: must be one of 0, 1, all", "'2'")),
     ("nosuch=1", ("unknown setting 'nosuch'", "min.insync.replicas")),
     ("acks", ("expected NAME=VALUE",)),
-    ("enable.idempotence=true", ("enable.idempotence", "not modelled")),
+    ("kafka.version=3.0", ("kafka.version: must be one of", "3.0.0")),
     ("kafkacheck.replication.factor=5", ("exceeds kafkacheck.brokers=3",)),
 ])
 def test_hunt_with_a_bad_setting_exits_2(capsys, tmp_path, assignment, fragments):

@@ -1,0 +1,96 @@
+"""Kafka releases, and the behaviours kafkacheck switches by release.
+
+``kafka.version`` names one release preset.  A preset is not a list of features but a
+release number: each behaviour that changed between releases is a :class:`Change` that
+says which Jira or KIP changed it and from which release (including backports to older
+release lines), and :func:`behaviours` evaluates every change for the chosen release.
+A new version-dependent mechanism (pre-KIP-101 truncation, KIP-966's eligible leader
+replicas, KIP-890's transaction defences) arrives as one more :class:`Change` and one
+more field of :class:`Behaviours`; the presets stay as they are.
+
+What is *not* switched by version is documented in ``docs/model.md``: in particular the
+replication model is KRaft's (Kafka 3.3+) for every preset.
+"""
+
+from __future__ import annotations
+
+import attrs
+
+Release = tuple[int, int, int]
+
+#: The release presets ``kafka.version`` accepts, each standing for the newest patch
+#: release of its line that kafkacheck knows of.  The newest is the default; it is also
+#: the default Kafka of ``kafkacheck real``.
+PRESETS: dict[str, Release] = {
+    "2.4": (2, 4, 1),
+    "3.0.0": (3, 0, 0),
+    "3.5": (3, 5, 2),
+    "3.6": (3, 6, 2),
+    "3.9": (3, 9, 1),
+    "4.0": (4, 0, 0),
+    "4.4": (4, 4, 0),
+}
+NEWEST = "4.4"
+
+
+@attrs.frozen
+class Change:
+    """One behaviour change: present in ``release`` when it is at least the first
+    release of its line that has it (``fixed_in`` lists one release per line that
+    received the change, the last entry covering every later line)."""
+
+    name: str
+    source: str
+    fixed_in: tuple[Release, ...]
+
+    def present_in(self, release: Release) -> bool:
+        for first in sorted(self.fixed_in):
+            if release[:2] == first[:2]:
+                return release >= first
+        return release >= max(self.fixed_in)
+
+
+IDEMPOTENCE_BY_DEFAULT = Change(
+    "enable.idempotence defaults to true, acks to all",
+    "KIP-679, KAFKA-10619 (3.0.0)", ((3, 0, 0),))
+IDEMPOTENCE_DEFAULT_APPLIED = Change(
+    "the enable.idempotence default is applied (3.0.0 and 3.1.0 ignore it)",
+    "KAFKA-13598 (fixed in 3.0.1, 3.1.1, 3.2.0)", ((3, 0, 1), (3, 1, 1), (3, 2, 0)))
+IDEMPOTENT_EPOCH_BUMP = Change(
+    "an idempotent producer bumps its epoch locally instead of resetting its producer id",
+    "KIP-360, KAFKA-8710 (2.5.0)", ((2, 5, 0),))
+
+CHANGES = (IDEMPOTENCE_BY_DEFAULT, IDEMPOTENCE_DEFAULT_APPLIED, IDEMPOTENT_EPOCH_BUMP)
+
+
+@attrs.frozen
+class Behaviours:
+    """Every version-dependent behaviour of one release, as booleans the model reads."""
+
+    release: Release
+    idempotence_by_default: bool
+    idempotence_default_applied: bool
+    idempotent_epoch_bump: bool
+
+    @property
+    def default_acks(self) -> str:
+        """``acks`` when not set: ``all`` since KIP-679 (3.0.0), ``1`` before."""
+        return "all" if self.idempotence_by_default else "1"
+
+
+def parse_release(name: str) -> Release:
+    """The release a preset name stands for; the error lists the presets."""
+    release = PRESETS.get(str(name).strip())
+    if release is None:
+        raise ValueError(f"must be one of {', '.join(PRESETS)}; got {name!r}")
+    return release
+
+
+def behaviours(name: str) -> Behaviours:
+    release = parse_release(name)
+    return Behaviours(
+        release,
+        idempotence_by_default=IDEMPOTENCE_BY_DEFAULT.present_in(release),
+        idempotence_default_applied=IDEMPOTENCE_DEFAULT_APPLIED.present_in(release),
+        idempotent_epoch_bump=IDEMPOTENT_EPOCH_BUMP.present_in(release),
+    )
