@@ -240,6 +240,7 @@ class KafkaMachine(RuleBasedStateMachine):
     nemesis_once_more = nemesis
 
     send = _pick("send")
+    resend = _pick("resend")
     poll = _pick("poll")
     process = _pick("process")
     commit = _pick("commit")

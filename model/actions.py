@@ -82,6 +82,16 @@ class Send:
 
 
 @attrs.frozen(slots=True)
+class Resend:
+    """The application sends again the oldest record whose send it did not see
+    acknowledged before its producer restarted (``kafkacheck.producer.loop=
+    resend-after-restart``): a new ``producer.send`` of the same key and value."""
+
+    client: str
+    kind: ClassVar[str] = "resend"
+
+
+@attrs.frozen(slots=True)
 class Poll:
     client: str
     kind: ClassVar[str] = "poll"
@@ -123,14 +133,15 @@ class Finish:
 
 
 Action = (
-    Deliver | Tick | Crash | Restart | Partition | Heal | Send | Poll | Process | Commit
+    Deliver | Tick | Crash | Restart | Partition | Heal | Send | Resend | Poll | Process
+    | Commit
     | ClientCrash | ClientRestart | Finish
 )
 
 ACTION_TYPES: dict[str, type] = {
     cls.kind: cls
-    for cls in (Deliver, Tick, Crash, Restart, Partition, Heal, Send, Poll, Process,
-                Commit, ClientCrash, ClientRestart, Finish)
+    for cls in (Deliver, Tick, Crash, Restart, Partition, Heal, Send, Resend, Poll,
+                Process, Commit, ClientCrash, ClientRestart, Finish)
 }
 
 

@@ -131,6 +131,8 @@ class Cluster:
         for name in self.producer_names:
             if self.producers[name].alive:
                 acts.extend(a.Send(name, k) for k in self.keys)
+                if self.producers[name].can_resend():
+                    acts.append(a.Resend(name))
                 acts.append(a.ClientCrash(name))
             else:
                 acts.append(a.ClientRestart(name))
@@ -181,6 +183,9 @@ class Cluster:
             if action.partition is not None:
                 return action.partition < self.config.topic.partitions
             return action.key in self.keys
+        if kind == "resend":
+            producer = self.producers.get(action.client)
+            return producer is not None and producer.alive and producer.can_resend()
         if kind == "client-crash":
             return action.client in self.clients and self.alive(action.client)
         if kind == "client-restart":
@@ -305,6 +310,9 @@ class Cluster:
 
     def _do_send(self, act: a.Send) -> None:
         self.producers[act.client].send(act.key, act.partition)
+
+    def _do_resend(self, act: a.Resend) -> None:
+        self.producers[act.client].resend()
 
     def _do_poll(self, act: a.Poll) -> None:
         self.consumers[act.client].poll()

@@ -213,6 +213,12 @@ class ProducerConfig:
     metadata_max_age_ms: int = _setting(
         "metadata.max.age.ms", 300000, _int(1), "cached metadata is refreshed after this long"
     )
+    application_loop: str = _setting(
+        "kafkacheck.producer.loop", "send-and-forget",
+        _choice("send-and-forget", "resend-after-restart"),
+        "the producing application: send each record once; or, after its producer "
+        "restarts, send again every record it did not see acknowledged",
+    )
 
 
 @attrs.frozen

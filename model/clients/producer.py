@@ -73,6 +73,9 @@ class Producer:
         self.brokers = brokers
         self.alive = True
         self.incarnation = 0
+        # The application's own record of sends it did not see acknowledged (durable
+        # input it can read again): (key, partition, value, incarnation that sent it).
+        self.unconfirmed: list[tuple[str, int, int, int]] = []
         self._reset()
 
     def _reset(self) -> None:
@@ -101,10 +104,11 @@ class Producer:
 
     # -- application calls -------------------------------------------------------------
 
-    def send(self, key: str, partition: int | None = None) -> None:
+    def send(self, key: str, partition: int | None = None, value: int | None = None) -> None:
         if partition is None:
             partition = partition_for_key(key, self.ctx.config.topic.partitions)
-        value = self.ctx.next_value()
+        if value is None:
+            value = self.ctx.next_value()
         if self.free_lanes:
             lane = self.free_lanes.pop(0)
         else:
@@ -115,6 +119,22 @@ class Producer:
         self.queues[partition].append(Batch(partition, key, value, self.ctx.now,
                                             process=process))
         self.drain()
+
+    def can_resend(self) -> bool:
+        return any(sent < self.incarnation for *_, sent in self.unconfirmed)
+
+    def resend(self) -> None:
+        """The application loop sends again the oldest record an earlier incarnation did
+        not see acknowledged: a new send of the same key and value."""
+        index = next(i for i, (*_, sent) in enumerate(self.unconfirmed)
+                     if sent < self.incarnation)
+        key, partition, value, _ = self.unconfirmed.pop(index)
+        self.send(key, partition, value)
+
+    def _remember_unconfirmed(self, batch: "Batch") -> None:
+        if self.ctx.config.producer.application_loop == "resend-after-restart":
+            self.unconfirmed.append((batch.key, batch.partition, batch.value,
+                                     self.incarnation))
 
     def idle(self) -> bool:
         return (not self.in_flight and not any(self.queues.values())
@@ -282,6 +302,8 @@ class Producer:
             meta["error"] = error
         self.ctx.history.add(batch.process, outcome, "send",
                              [["send", batch.partition, value]], meta)
+        if outcome != "ok":
+            self._remember_unconfirmed(batch)
         if outcome != "info":
             self.free_lanes.append(int(batch.process.rsplit(":", 1)[1]))
             self.free_lanes.sort()
@@ -341,6 +363,7 @@ class Producer:
             meta = {"key": batch.key, "error": "CLIENT_CRASHED"}
             self.ctx.history.add(batch.process, "info", "send",
                                  [["send", batch.partition, batch.value]], meta)
+            self._remember_unconfirmed(batch)
         self.alive = False
         self.ctx.history.add(f"{self.name}:{self.incarnation}", "info", "crash", None)
 

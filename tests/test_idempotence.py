@@ -1,0 +1,288 @@
+"""The idempotent producer, broker and client, each test written from Kafka's behaviour.
+
+Broker: ``UnifiedLog.analyzeAndValidateProducerState``, ``ProducerStateEntry``,
+``ProducerAppendInfo``, ``ProducerStateManager``.  Client: ``TransactionManager``,
+``Sender``, ``RecordAccumulator`` (KIP-98, KIP-360).
+"""
+
+from __future__ import annotations
+
+from model import actions as a
+from model import messages as m
+from model.broker.log import ReplicaLog
+from model.broker.producer_state import ProducerStates
+from model.clients.idempotence import IdempotenceManager
+from model.clients.producer import Batch
+from tests.scenario import Scenario
+
+
+def idempotent(**settings: str) -> Scenario:
+    return Scenario(**{"enable.idempotence": "true", **settings})
+
+
+def init_producer_id(s: Scenario) -> Scenario:
+    """Deliver the producer's InitProducerId and its answer."""
+    pending = s.cluster.producers["p0"].init_pending
+    assert pending is not None, "no InitProducerId in flight"
+    return s.deliver("p0", pending[1]).deliver(pending[1], "p0")
+
+
+def written_log(*headers: tuple[int, int, int]) -> ReplicaLog:
+    log = ReplicaLog()
+    for producer_id, epoch, sequence in headers:
+        log.append(0, "k", len(log.records), "p0", producer_id, epoch, sequence)
+    return log
+
+
+# -- the broker's producer state ------------------------------------------------------
+
+
+def test_a_retried_batch_is_answered_with_its_original_offset() -> None:
+    """ProducerStateEntry.findDuplicateBatch: a batch of the current epoch whose sequence
+    one of the last five batches has is not appended again."""
+    log = written_log((7, 0, 0), (7, 0, 1))
+    check = log.producers.validate(7, 0, 0)
+    assert check.duplicate_of == 0 and check.error is None
+
+
+def test_the_duplicate_window_is_the_last_five_batches() -> None:
+    """NUM_BATCHES_TO_RETAIN = 5: the sixth batch pushes the first out of the window, and
+    the first's retry is then out of sequence."""
+    log = written_log(*[(7, 0, seq) for seq in range(6)])
+    assert log.producers.validate(7, 0, 1).duplicate_of == 1
+    assert log.producers.validate(7, 0, 0).error == m.OUT_OF_ORDER_SEQUENCE_NUMBER
+
+
+def test_a_duplicate_of_an_older_epoch_is_not_a_duplicate_but_a_fenced_epoch() -> None:
+    """findDuplicateBatch compares the epoch; checkProducerEpoch then refuses it."""
+    log = written_log((7, 0, 0), (7, 1, 0))
+    assert log.producers.validate(7, 0, 0).error == m.INVALID_PRODUCER_EPOCH
+
+
+def test_sequences_must_follow_on_within_an_epoch_and_start_at_zero_in_a_new_one() -> None:
+    """ProducerAppendInfo.checkSequence."""
+    log = written_log((7, 0, 0), (7, 0, 1))
+    assert log.producers.validate(7, 0, 3).error == m.OUT_OF_ORDER_SEQUENCE_NUMBER
+    assert log.producers.validate(7, 0, 2).error is None
+    assert log.producers.validate(7, 1, 1).error == m.OUT_OF_ORDER_SEQUENCE_NUMBER
+    assert log.producers.validate(7, 1, 0).error is None
+
+
+def test_a_producer_id_without_state_is_accepted_at_any_sequence() -> None:
+    """checkSequence: "accept writes with any sequence number" when the producer has no
+    current epoch (since KIP-360, 2.5.0; no UNKNOWN_PRODUCER_ID on produce)."""
+    assert ProducerStates().validate(7, 0, 4).error is None
+    assert written_log((8, 0, 0)).producers.validate(7, 3, 9).error is None
+
+
+def test_a_truncation_reloads_the_state_from_the_last_snapshot_and_the_log() -> None:
+    """ProducerStateManager.truncateAndReload: a snapshot keeps only each producer's last
+    batch, so after a reload the duplicate window may be shorter than five batches."""
+    log = written_log((7, 0, 0), (7, 0, 1), (7, 0, 2))
+    log.reload_producer_state()                       # as a restarted broker does
+    assert log.snapshots == [3]
+    log.append(0, "k", 3, "p0", 7, 0, 3)
+    log.append(0, "k", 4, "p0", 7, 0, 4)
+    log.truncate_to(4)
+    assert [b.sequence for b in log.producers.entries[7].batches] == [2, 3]
+    assert log.producers.validate(7, 0, 1).error == m.OUT_OF_ORDER_SEQUENCE_NUMBER
+    assert log.producers.validate(7, 0, 3).duplicate_of == 3
+    assert log.producers.validate(7, 0, 4).error is None
+
+
+def test_a_retry_after_its_first_attempt_landed_is_not_written_twice() -> None:
+    """The point of idempotence: the same lost response that duplicates a record without
+    it (test_scenarios) leaves one copy, acknowledged with the original offset."""
+    s = idempotent()
+    p = s.partition()
+    leader = s.leader(p)
+    s.send()
+    init_producer_id(s)
+    s.deliver("p0", leader)                        # appended; the response is queued
+    s.tick(30000)                                  # request.timeout.ms: connection closed
+    s.tick(100).deliver("p0", leader)
+    assert s.values(leader, p) == [1]
+    assert s.internal("duplicate")[0].value["offset"] == 0
+
+
+def test_a_new_leader_knows_the_producers_of_the_records_it_replicated() -> None:
+    """Followers build producer state while replicating (origin REPLICATION), so a retry
+    that reaches the new leader after a failover is still recognised."""
+    s = idempotent(acks="all")
+    p = s.partition()
+    leader = s.leader(p)
+    s.send()
+    init_producer_id(s)
+    s.deliver("p0", leader)
+    for follower in s.followers(p):
+        s.fetch_round(follower, p)
+    follower = s.followers(p)[0]
+    assert s.log(follower, p).producers.validate(0, 0, 0).duplicate_of == 0
+
+
+def test_a_restarted_broker_rebuilds_producer_state_from_its_log() -> None:
+    """LogLoader.load -> rebuildProducerState: a process kill keeps the log, and the
+    state is rebuilt from it (with no snapshot yet, from the whole log)."""
+    s = idempotent()
+    p = s.partition()
+    leader = s.leader(p)
+    s.send()
+    init_producer_id(s)
+    s.deliver("p0", leader)
+    s.do(a.Crash(leader)).do(a.Restart(leader))
+    assert s.log(leader, p).producers.validate(0, 0, 0).duplicate_of == 0
+
+
+# -- producer ids --------------------------------------------------------------------------
+
+
+def test_nothing_is_sent_before_the_producer_has_an_id() -> None:
+    """RecordAccumulator.shouldStopDrainBatchesForPartition: no valid producer id, no
+    drain; InitProducerId goes to the least loaded broker."""
+    s = idempotent()
+    s.send()
+    queued = list(s.cluster.ctx.network.queues[("p0", "b0")])
+    assert [type(msg) for _, msg in queued] == [m.InitProducerIdRequest]
+    init_producer_id(s)
+    leader = s.leader(s.partition())
+    (_, produce), = list(s.cluster.ctx.network.queues[("p0", leader)])
+    assert (produce.producer_id, produce.producer_epoch, produce.sequence) == (0, 0, 0)
+
+
+def test_a_restarted_broker_has_no_producer_ids_until_the_controller_gives_it_a_block() -> None:
+    """RPCProducerIdManager: the first InitProducerId after a broker starts is answered
+    COORDINATOR_LOAD_IN_PROGRESS (retriable) while it asks for a block; ids are never
+    reused (ProducerIdControlManager hands out blocks of 1000)."""
+    s = idempotent()
+    s.do(a.Crash("b0"))
+    s.restart("b0")
+    assert s.cluster.broker_actors["b0"].producer_ids == (3000, 4000)  # asked while ticking
+    for broker in s.cluster.broker_actors.values():
+        broker.producer_ids = None                  # as every broker right after a start
+    s.send()
+    init_producer_id(s)
+    assert s.cluster.producers["p0"].idempotence.producer_id == -1
+    s.tick(1000)                                    # blocks arrive with the heartbeats
+    init_producer_id(s)                             # retried after retry.backoff.ms
+    assert s.cluster.producers["p0"].idempotence.producer_id >= 4000
+
+
+def test_a_restarted_producer_gets_a_new_producer_id() -> None:
+    """A new KafkaProducer instance starts without a producer id: its records can never
+    be recognised as retries of the old instance's (hence duplicates on resend)."""
+    s = idempotent()
+    s.send()
+    init_producer_id(s)
+    s.do(a.ClientCrash("p0")).do(a.ClientRestart("p0")).send()
+    init_producer_id(s)
+    assert s.cluster.producers["p0"].idempotence.producer_id == 1
+
+
+# -- the client's sequence bookkeeping -------------------------------------------------
+
+
+def batch(partition: int = 0) -> Batch:
+    return Batch(partition, "k", 0, 0)
+
+
+def manager() -> IdempotenceManager:
+    idem = IdempotenceManager()
+    idem.set_producer_id(7, 0)
+    return idem
+
+
+def test_a_sequence_is_assigned_once_at_the_first_drain() -> None:
+    idem = manager()
+    first, second = batch(), batch()
+    idem.assign(first)
+    idem.assign(second)
+    idem.assign(first)                               # a retry keeps its sequence
+    assert (first.sequence, second.sequence) == (0, 1)
+
+
+def test_a_retry_goes_only_as_the_lowest_sequence_in_flight() -> None:
+    """shouldStopDrainBatchesForPartition: "effectively reduces our in flight request
+    count to 1" while retrying."""
+    idem = manager()
+    first, second = batch(), batch()
+    idem.assign(first)
+    idem.assign(second)
+    assert not idem.may_drain(second) and idem.may_drain(first)
+    assert idem.may_drain(batch())                   # new batches still may go
+
+
+def test_out_of_order_on_the_next_batch_bumps_the_epoch_and_renumbers_in_flight() -> None:
+    """TransactionManager.canRetry / bumpIdempotentProducerEpoch (KIP-360): the batch
+    right after the last acknowledged one was refused (a real gap): epoch + 1, and the
+    partition's in-flight batches start again at sequence 0."""
+    idem = manager()
+    first, second = batch(), batch()
+    idem.assign(first)
+    idem.assign(second)
+    assert idem.can_retry(first, m.OUT_OF_ORDER_SEQUENCE_NUMBER)
+    idem.bump_epoch_if_needed()
+    assert idem.producer_epoch == 1
+    assert [(b.producer_epoch, b.sequence, b.reopened) for b in (first, second)] == [
+        (1, 0, True), (1, 1, True)]
+
+
+def test_out_of_order_behind_an_unacknowledged_batch_is_retried_without_a_bump() -> None:
+    idem = manager()
+    first, second = batch(), batch()
+    idem.assign(first)
+    idem.assign(second)
+    assert idem.can_retry(second, m.OUT_OF_ORDER_SEQUENCE_NUMBER)
+    assert not idem.epoch_bump_required
+
+
+def test_an_expired_retried_batch_blocks_new_batches_until_resolved() -> None:
+    """Sender.sendProducerData: an expired batch that was retried marks its partition
+    unresolved; once nothing is in flight, the epoch is bumped unless everything sent
+    was acknowledged (maybeResolveSequences)."""
+    idem = manager()
+    expired, queued = batch(), batch()
+    idem.assign(expired)
+    expired.in_retry = True
+    idem.expired(expired)
+    assert not idem.may_drain(queued)
+    idem.resolve_sequences()
+    assert idem.epoch_bump_required
+    idem.bump_epoch_if_needed()
+    assert idem.may_drain(queued)
+    idem.assign(queued)
+    assert (queued.producer_epoch, queued.sequence) == (1, 0)
+
+
+def test_an_older_epoch_is_not_retriable() -> None:
+    assert not manager().can_retry(batch(), m.INVALID_PRODUCER_EPOCH)
+
+
+# -- the application's resend loop -----------------------------------------------------
+
+
+def test_an_application_resend_after_a_producer_restart_is_a_duplicate_even_when_idempotent() -> None:
+    """Idempotence deduplicates the producer's own retries only: a restarted producer is
+    a new producer id, so the application's resend of a record whose acknowledgement it
+    never saw is a new record (KIP-98: only transactions carry identity across
+    producer instances)."""
+    s = idempotent(**{"kafkacheck.producer.loop": "resend-after-restart"})
+    p = s.partition()
+    leader = s.leader(p)
+    s.send()
+    init_producer_id(s)
+    s.deliver("p0", leader)                            # appended, not yet acknowledged
+    s.do(a.ClientCrash("p0")).do(a.ClientRestart("p0"))
+    assert s.cluster.is_enabled(a.Resend("p0"))
+    s.do(a.Resend("p0"))
+    init_producer_id(s)
+    s.deliver("p0", leader)
+    assert s.values(leader, p) == [1, 1]
+    assert not s.cluster.is_enabled(a.Resend("p0"))
+    s.finish()
+    assert s.anomalies()["duplicate"][0]["offsets"] == [0, 1]
+
+
+def test_send_and_forget_never_resends() -> None:
+    s = idempotent()
+    s.send().do(a.ClientCrash("p0")).do(a.ClientRestart("p0"))
+    assert not s.cluster.is_enabled(a.Resend("p0"))
