@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 
 from invariants.guarantees import DUPLICATION, LOSS, ORDER, VISIBILITY
-from kafkacheck.matrix import HUNT_BASE, CellResult
+from kafkacheck.matrix import HUNT_BASE, MATRIX_AXES, CellResult, hunt_config
 
 GUARANTEE_MEANING = {
     "exactly-once": "no loss and no duplicate found",
@@ -16,25 +16,59 @@ GUARANTEE_MEANING = {
 }
 
 
-def _cell_columns(cell: CellResult) -> list[str]:
+def _found_columns(cell: CellResult) -> list[str]:
     found = cell.anomalies
+
     def pick(names: tuple[str, ...]) -> str:
         return ", ".join(n for n in sorted(found) if n in names) or "-"
+
+    return [cell.guarantee, pick(LOSS), pick(DUPLICATION), pick(ORDER), pick(VISIBILITY)]
+
+
+def _idempotence(cell: CellResult) -> str:
+    """Whether the producer ended up idempotent, as Kafka's client resolves it."""
+    return "on" if hunt_config(cell.settings).producer.enable_idempotence else "off"
+
+
+def _matrix_columns(cell: CellResult) -> list[str]:
     return [cell.settings["acks"], cell.settings["min.insync.replicas"],
-            cell.settings["kafkacheck.commit.strategy"], cell.guarantee, pick(LOSS),
-            pick(DUPLICATION), pick(ORDER), pick(VISIBILITY)]
+            cell.settings["kafkacheck.commit.strategy"], _idempotence(cell),
+            *_found_columns(cell)]
 
 
-HEADERS = ["acks", "min.insync.replicas", "commit", "guarantee", "loss", "duplicates",
-           "order", "visibility"]
+def _producer_columns(cell: CellResult) -> list[str]:
+    label = ", ".join(f"{k}={v}" for k, v in cell.settings.items())
+    return [label, _idempotence(cell), *_found_columns(cell)]
 
 
-def terminal_table(cells: list[CellResult]) -> str:
-    rows = [HEADERS] + [_cell_columns(c) for c in cells]
-    widths = [max(len(r[i]) for r in rows) for i in range(len(HEADERS))]
+FOUND_HEADERS = ["guarantee", "loss", "duplicates", "order", "visibility"]
+HEADERS = ["acks", "min.insync.replicas", "commit", "idempotence", *FOUND_HEADERS]
+PRODUCER_HEADERS = ["configuration", "idempotence", *FOUND_HEADERS]
+
+
+def _is_matrix_cell(cell: CellResult) -> bool:
+    return set(cell.settings) == set(MATRIX_AXES)
+
+
+def _table(headers: list[str], rows: list[list[str]]) -> str:
+    rows = [headers] + rows
+    widths = [max(len(r[i]) for r in rows) for i in range(len(headers))]
     lines = ["  ".join(v.ljust(w) for v, w in zip(row, widths)).rstrip() for row in rows]
     lines.insert(1, "  ".join("-" * w for w in widths))
     return "\n".join(lines)
+
+
+def terminal_table(cells: list[CellResult]) -> str:
+    out = [_table(HEADERS, [_matrix_columns(c) for c in cells if _is_matrix_cell(c)])]
+    producer = [_producer_columns(c) for c in cells if not _is_matrix_cell(c)]
+    if producer:
+        out.append(_table(PRODUCER_HEADERS, producer))
+    return "\n\n".join(out)
+
+
+def _markdown_table(headers: list[str], rows: list[list[str]]) -> list[str]:
+    return (["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+            + ["| " + " | ".join(row) + " |" for row in rows])
 
 
 def markdown(cells: list[CellResult], *, examples: int, steps: int, seed: int,
@@ -52,17 +86,26 @@ def markdown(cells: list[CellResult], *, examples: int, steps: int, seed: int,
         "hunts for anything else; the hunt ends with a round that finds nothing new. Each",
         "history's length is given as the actions the hunt chose, then the settle phase's.",
         "",
-        f"Every cell uses kafkacheck's defaults (Kafka's, see `docs/model.md`) plus {base};",
-        "the producer is not idempotent (idempotence is not modelled yet).",
+        f"Every cell uses kafkacheck's defaults (Kafka's, see `docs/model.md`) plus {base}.",
+        "The producer is idempotent where Kafka's client makes it so: by default since 3.0,",
+        "silently not with `acks` other than `all` (KAFKA-13673); the idempotence column says",
+        "which.",
         "",
         "Guarantees: " + "; ".join(f"**{g}**: {m}" for g, m in GUARANTEE_MEANING.items()) + ".",
         "\"Not found\" is evidence from the runs made, not proof.",
         "",
-        "| " + " | ".join(HEADERS) + " |",
-        "|" + "---|" * len(HEADERS),
+        *_markdown_table(HEADERS, [_matrix_columns(c) for c in cells if _is_matrix_cell(c)]),
     ]
-    for cell in cells:
-        out.append("| " + " | ".join(_cell_columns(cell)) + " |")
+    producer = [c for c in cells if not _is_matrix_cell(c)]
+    if producer:
+        out += ["", "## The producer", "",
+                "The producer's own share, on replication that loses nothing "
+                "(`acks=all`, `min.insync.replicas=2`, commit after processing): retries",
+                "without idempotence, one request in flight, Kafka's default idempotent "
+                "producer, Kafka 3.0.0 (whose client ignored the idempotence default,",
+                "KAFKA-13598), and an application that resends what it did not see "
+                "acknowledged after its producer restarted (a new producer id).", "",
+                *_markdown_table(PRODUCER_HEADERS, [_producer_columns(c) for c in producer])]
     out += ["", "## Evidence", ""]
     for cell in cells:
         label = ", ".join(f"{k}={v}" for k, v in cell.settings.items())

@@ -84,17 +84,42 @@ def test_unclean_leader_election_loses_acknowledged_writes(hunt_budget: int) -> 
     assert guarantee(result.anomalies) in ("at-most-once", "none")
 
 
+NO_IDEMPOTENCE = {"acks": "all", "enable.idempotence": "false"}
+
+
 def test_retries_without_idempotence_reorder_keys(hunt_budget: int) -> None:
     """max.in.flight.requests.per.connection > 1 with retries and no idempotence: a
     retried batch can land after a later one (Kafka documents this)."""
-    result = _hunt({"acks": "all"}, frozenset({"reorder"}), FIND_BUDGET * hunt_budget)
+    result = _hunt(NO_IDEMPOTENCE, frozenset({"reorder"}), FIND_BUDGET * hunt_budget)
     assert "reorder" in result.anomalies
 
 
+def test_retries_without_idempotence_duplicate(hunt_budget: int) -> None:
+    """A retried batch whose first attempt was written is written again."""
+    result = _hunt(NO_IDEMPOTENCE, frozenset({"duplicate"}), FIND_BUDGET * hunt_budget)
+    assert "duplicate" in result.anomalies
+
+
 def test_one_request_in_flight_keeps_per_key_order(hunt_budget: int) -> None:
-    settings = {"acks": "all", "max.in.flight.requests.per.connection": "1"}
+    settings = {**NO_IDEMPOTENCE, "max.in.flight.requests.per.connection": "1"}
     result = _hunt(settings, frozenset({"reorder"}), SAFE_BUDGET * hunt_budget)
     assert result.anomalies == {}
+
+
+def test_kafka_3_0_0_defaults_duplicate(hunt_budget: int) -> None:
+    """KAFKA-13598: Kafka 3.0.0's client ignored the enable.idempotence default, so its
+    default producer retries without idempotence and duplicates."""
+    result = _hunt({"kafka.version": "3.0.0"}, frozenset({"duplicate"}),
+                   FIND_BUDGET * hunt_budget)
+    assert "duplicate" in result.anomalies
+
+
+def test_an_application_resend_after_a_producer_restart_duplicates(hunt_budget: int) -> None:
+    """Idempotence covers the producer's own retries only: an application that resends
+    after a restart (a new producer id) writes duplicates."""
+    settings = {"acks": "all", "kafkacheck.producer.loop": "resend-after-restart"}
+    result = _hunt(settings, frozenset({"duplicate"}), FIND_BUDGET * hunt_budget)
+    assert "duplicate" in result.anomalies
 
 
 @pytest.mark.parametrize("bug", ["isr-rejoin-before-hw", "lost-request-not-written",

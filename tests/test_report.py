@@ -42,8 +42,8 @@ def test_the_report_links_every_finding_to_a_saved_history(tmp_path: Path) -> No
     for link in links:
         assert (doc.parent / link).resolve().exists()
     table = terminal_table(results)
-    assert table.splitlines()[0].split()[:4] == ["acks", "min.insync.replicas", "commit",
-                                                 "guarantee"]
+    assert table.splitlines()[0].split()[:5] == ["acks", "min.insync.replicas", "commit",
+                                                 "idempotence", "guarantee"]
     assert lossy.guarantee in table.splitlines()[2]
     if not safe.anomalies:
         assert "None found in" in text
@@ -54,7 +54,7 @@ def test_the_guarantees_command_prints_and_writes_the_report(
 ) -> None:
     import kafkacheck.matrix as matrix
 
-    monkeypatch.setattr(matrix, "matrix_settings", lambda: [
+    monkeypatch.setattr(matrix, "report_settings", lambda: [
         {"acks": "0", "min.insync.replicas": "1",
          "kafkacheck.commit.strategy": "before-processing"}])
     doc = tmp_path / "guarantees.md"
@@ -65,3 +65,38 @@ def test_the_guarantees_command_prints_and_writes_the_report(
     assert "guarantee" in out.out and f"wrote {doc}" in out.out
     assert "[1/1]" in out.err, "progress goes to stderr"
     assert doc.read_text().startswith("# Delivery guarantees per configuration")
+
+
+def test_producer_rows_get_their_own_table_and_a_repeated_configuration_is_hunted_once(
+        tmp_path: Path) -> None:
+    """The report's producer rows: the effective idempotence is shown (acks=1 turns the
+    default off, KAFKA-13673), and a row configuring exactly what a matrix cell does is
+    the same hunt, reused rather than run twice."""
+    from kafkacheck.matrix import producer_settings
+    assert {"min.insync.replicas": "2"} in producer_settings()
+    cells = [{"acks": "all", "min.insync.replicas": "2",
+              "kafkacheck.commit.strategy": "after-processing"},
+             {"min.insync.replicas": "2"},
+             {"acks": "1", "min.insync.replicas": "2"}]
+    calls: list[dict[str, str]] = []
+    import kafkacheck.matrix as matrix
+    original = matrix._hunt_cell
+
+    def counting(job):
+        calls.append(job[0])
+        return original(job)
+
+    matrix._hunt_cell = counting
+    try:
+        results = hunt_matrix(examples=10, steps=20, seed=0, out_dir=None, cells=cells,
+                              workers=1)
+    finally:
+        matrix._hunt_cell = original
+    assert len(calls) == 2
+    assert results[1].rounds == results[0].rounds and results[1].settings == cells[1]
+    table = terminal_table(results).split("\n\n")[1].splitlines()
+    assert table[0].split()[:3] == ["configuration", "idempotence", "guarantee"]
+    assert table[2].split()[:2] == ["min.insync.replicas=2", "on"]
+    assert table[3].split()[:3] == ["acks=1,", "min.insync.replicas=2", "off"]
+    text = markdown(results, examples=10, steps=20, seed=0, doc_path=tmp_path / "g.md")
+    assert "## The producer" in text

@@ -76,6 +76,11 @@ def _text(value: Any) -> str:
 def route(user: dict[str, str], names: dict[str, list[str]]) -> RealSettings:
     """Route ``REAL_BASE`` overridden by ``user``; ``names`` are Kafka's own config names
     per client kind and for topics (from the Java driver's ``config-names``)."""
+    if "kafka.version" in user:
+        # Every Kafka a real run can start (4.0.0 and later) behaves alike in what the
+        # model switches by release, so the model runs its newest preset.
+        raise UsageError("kafka.version picks the model's Kafka release; a real run "
+                         "chooses its Kafka with --kafka-version")
     settings = {**REAL_BASE, **user}
     known = set(setting_names())
     producer_names, consumer_names = set(names["producer"]), set(names["consumer"])

@@ -62,7 +62,7 @@ def test_model_settings_reach_kafka_under_their_own_names():
     real = route({"acks": "1", "min.insync.replicas": "2",
                   "kafkacheck.commit.strategy": "before-processing"}, NAMES)
     assert real.producer["acks"] == "1"
-    assert real.producer["enable.idempotence"] == "false"      # the model's producer
+    assert real.producer["enable.idempotence"] == "false"   # acks=1 turns the default off
     assert real.topic == {"min.insync.replicas": "2", "unclean.leader.election.enable": "false"}
     assert real.broker["replica.lag.time.max.ms"] == REAL_BASE["replica.lag.time.max.ms"]
     assert real.consumer["auto.offset.reset"] == "earliest"
@@ -80,9 +80,20 @@ def test_other_kafka_settings_pass_through_unchanged():
 
 
 def test_a_feature_the_model_lacks_still_goes_to_kafka():
-    real = route({"enable.idempotence": "true"}, NAMES)
+    real = route({"enable.auto.commit": "true"}, NAMES)
+    assert real.consumer["enable.auto.commit"] == "true"
+    assert not real.model_can_run and "enable.auto.commit" in real.not_modelled
+
+
+def test_the_default_producer_is_kafkas_idempotent_one_on_both_sides():
+    real = route({}, NAMES)
     assert real.producer["enable.idempotence"] == "true"
-    assert not real.model_can_run and "enable.idempotence" in real.not_modelled
+    assert real.config.producer.enable_idempotence
+
+
+def test_the_model_release_is_not_a_real_run_setting():
+    with pytest.raises(UsageError, match="--kafka-version"):
+        route({"kafka.version": "3.0.0"}, NAMES)
 
 
 @pytest.mark.parametrize("pair", [{"acks": "2"}, {"no.such.setting": "1"},
