@@ -213,6 +213,11 @@ class ProducerConfig:
     metadata_max_age_ms: int = _setting(
         "metadata.max.age.ms", 300000, _int(1), "cached metadata is refreshed after this long"
     )
+    batch_size: int = _setting(
+        "batch.size", 16384, _int(0),
+        "bytes per batch: records sent to a partition while its batch waits are sent, "
+        "retried and deduplicated together; 0 disables batching",
+    )
     application_loop: str = _setting(
         "kafkacheck.producer.loop", "send-and-forget",
         _choice("send-and-forget", "resend-after-restart"),

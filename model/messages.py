@@ -50,13 +50,12 @@ NO_BROKER_EPOCH = -1   # a consumer's fetch, or skipping broker-epoch checks (KI
 
 @attrs.frozen(slots=True)
 class ProduceRequest:
-    """One batch of one record; an idempotent producer's batch carries its producer id,
-    epoch and the batch's sequence (-1 for a non-idempotent producer)."""
+    """One batch of (key, value) records; an idempotent producer's batch carries its
+    producer id, epoch and base sequence (-1 for a non-idempotent producer)."""
 
     corr: int
     partition: int
-    key: str
-    value: int
+    records: tuple[tuple[str, int], ...]
     acks: str
     timeout_ms: int
     producer_id: int = -1

@@ -12,7 +12,7 @@ from model import messages as m
 from model.broker.log import ReplicaLog
 from model.broker.producer_state import ProducerStates
 from model.clients.idempotence import IdempotenceManager
-from model.clients.producer import Batch
+from model.clients.producer import Batch, PendingRecord
 from tests.scenario import Scenario
 
 
@@ -30,7 +30,7 @@ def init_producer_id(s: Scenario) -> Scenario:
 def written_log(*headers: tuple[int, int, int]) -> ReplicaLog:
     log = ReplicaLog()
     for producer_id, epoch, sequence in headers:
-        log.append(0, "k", len(log.records), "p0", producer_id, epoch, sequence)
+        log.append_batch(0, [("k", len(log.records), "p0")], producer_id, epoch, sequence)
     return log
 
 
@@ -75,16 +75,41 @@ def test_a_producer_id_without_state_is_accepted_at_any_sequence() -> None:
     assert written_log((8, 0, 0)).producers.validate(7, 3, 9).error is None
 
 
+def test_records_sent_while_their_batch_waits_share_it_and_its_sequence_range() -> None:
+    """RecordAccumulator.append adds to the partition's open batch; the broker matches a
+    retry against a retained batch's whole sequence range (batchWithSequenceRange)."""
+    log = ReplicaLog()
+    log.append_batch(0, [("k", 0, "p0"), ("k", 1, "p0")], 7, 0, 0)
+    assert log.producers.validate(7, 0, 0, count=2).duplicate_of == 0
+    assert log.producers.validate(7, 0, 0, count=1).error == m.OUT_OF_ORDER_SEQUENCE_NUMBER
+    assert log.producers.validate(7, 0, 2).error is None
+    s = idempotent()
+    s.send().send()                                  # both wait for the producer id
+    init_producer_id(s)
+    leader = s.leader(s.partition())
+    (_, produce), = list(s.cluster.ctx.network.queues[("p0", leader)])
+    assert [value for _, value in produce.records] == [1, 2]
+
+
+def test_batch_size_zero_disables_batching() -> None:
+    s = idempotent(**{"batch.size": "0"})
+    s.send().send()
+    init_producer_id(s)
+    leader = s.leader(s.partition())
+    requests = [msg for _, msg in s.cluster.ctx.network.queues[("p0", leader)]]
+    assert [(r.sequence, len(r.records)) for r in requests] == [(0, 1), (1, 1)]
+
+
 def test_a_truncation_reloads_the_state_from_the_last_snapshot_and_the_log() -> None:
     """ProducerStateManager.truncateAndReload: a snapshot keeps only each producer's last
     batch, so after a reload the duplicate window may be shorter than five batches."""
     log = written_log((7, 0, 0), (7, 0, 1), (7, 0, 2))
     log.reload_producer_state()                       # as a restarted broker does
     assert log.snapshots == [3]
-    log.append(0, "k", 3, "p0", 7, 0, 3)
-    log.append(0, "k", 4, "p0", 7, 0, 4)
+    log.append_batch(0, [("k", 3, "p0")], 7, 0, 3)
+    log.append_batch(0, [("k", 4, "p0")], 7, 0, 4)
     log.truncate_to(4)
-    assert [b.sequence for b in log.producers.entries[7].batches] == [2, 3]
+    assert [b.last_sequence for b in log.producers.entries[7].batches] == [2, 3]
     assert log.producers.validate(7, 0, 1).error == m.OUT_OF_ORDER_SEQUENCE_NUMBER
     assert log.producers.validate(7, 0, 3).duplicate_of == 3
     assert log.producers.validate(7, 0, 4).error is None
@@ -120,17 +145,21 @@ def test_a_new_leader_knows_the_producers_of_the_records_it_replicated() -> None
     assert s.log(follower, p).producers.validate(0, 0, 0).duplicate_of == 0
 
 
-def test_a_restarted_broker_rebuilds_producer_state_from_its_log() -> None:
-    """LogLoader.load -> rebuildProducerState: a process kill keeps the log, and the
-    state is rebuilt from it (with no snapshot yet, from the whole log)."""
-    s = idempotent()
+def test_a_broker_restarted_after_a_kill_keeps_each_producers_last_batch_only() -> None:
+    """LogLoader.recoverLog -> recoverSegment replays the active segment and snapshots
+    its end; the load then reads that snapshot (ProducerStateManager.readSnapshot: one
+    batch per producer).  So the last batch is still recognised, an earlier one not."""
+    s = idempotent(**{"kafkacheck.keys": "1"})
     p = s.partition()
     leader = s.leader(p)
     s.send()
     init_producer_id(s)
-    s.deliver("p0", leader)
+    s.deliver("p0", leader).send().deliver("p0", leader)
+    assert [r.sequence for r in s.log(leader, p).records] == [0, 1]
     s.do(a.Crash(leader)).do(a.Restart(leader))
-    assert s.log(leader, p).producers.validate(0, 0, 0).duplicate_of == 0
+    producers = s.log(leader, p).producers
+    assert producers.validate(0, 0, 1).duplicate_of == 1
+    assert producers.validate(0, 0, 0).error == m.OUT_OF_ORDER_SEQUENCE_NUMBER
 
 
 # -- producer ids --------------------------------------------------------------------------
@@ -181,8 +210,8 @@ def test_a_restarted_producer_gets_a_new_producer_id() -> None:
 # -- the client's sequence bookkeeping -------------------------------------------------
 
 
-def batch(partition: int = 0) -> Batch:
-    return Batch(partition, "k", 0, 0)
+def batch(partition: int = 0, records: int = 1) -> Batch:
+    return Batch(partition, 0, [PendingRecord("k", i, "p0:0:0") for i in range(records)])
 
 
 def manager() -> IdempotenceManager:
@@ -286,3 +315,16 @@ def test_send_and_forget_never_resends() -> None:
     s = idempotent()
     s.send().do(a.ClientCrash("p0")).do(a.ClientRestart("p0"))
     assert not s.cluster.is_enabled(a.Resend("p0"))
+
+
+def test_a_new_producer_that_reaches_no_broker_cannot_send() -> None:
+    """KafkaProducer.waitOnMetadata: a producer that has never had the topic's metadata
+    blocks for max.block.ms and throws; the send never reaches the accumulator."""
+    s = idempotent()
+    s.do(a.ClientCrash("p0"))
+    for broker in ("b0", "b1", "b2"):
+        s.do(a.Crash(broker))
+    s.do(a.ClientRestart("p0")).send()
+    (failed,) = s.ops("send", "fail")
+    assert failed.meta["error"] == "METADATA_TIMEOUT"
+    assert not any(s.cluster.producers["p0"].queues.values())

@@ -90,7 +90,7 @@ class Broker:
         self.alive = True
         self.incarnation += 1
         for log in self.logs.values():
-            log.reload_producer_state()
+            log.recover_after_kill()
         self._start()
         self._fetch_metadata()
         self.ctx.touch()
@@ -210,7 +210,8 @@ class Broker:
         if partition is None:
             complete(m.NOT_LEADER_OR_FOLLOWER, None)
             return
-        partition.append_as_leader([(req.key, req.value, src)], req.acks, req.timeout_ms,
+        partition.append_as_leader([(key, value, src) for key, value in req.records],
+                                   req.acks, req.timeout_ms,
                                    complete, BatchHeader(req.producer_id, req.producer_epoch,
                                                          req.sequence))
 

@@ -23,9 +23,10 @@ UNDEFINED_OFFSET = -1
 
 @attrs.frozen(slots=True)
 class Record:
-    """One record, in a batch of its own (the model's producer sends one record per
-    batch), with the batch header an idempotent producer fills in (KIP-98): producer id,
-    producer epoch and base sequence; a non-idempotent producer leaves them at -1."""
+    """One record, with what it needs of its batch's header: the idempotent producer's
+    fields (KIP-98: producer id, producer epoch, the batch's base sequence; -1 without
+    idempotence), the batch's record count and this record's place in it.  Batches are
+    appended and replicated whole, so a replica can rebuild per-batch producer state."""
 
     offset: int
     epoch: int
@@ -35,6 +36,12 @@ class Record:
     producer_id: int = NO_PRODUCER_ID
     producer_epoch: int = NO_PRODUCER_EPOCH
     sequence: int = NO_SEQUENCE
+    batch_count: int = 1
+    batch_index: int = 0
+
+    @property
+    def ends_batch(self) -> bool:
+        return self.batch_index == self.batch_count - 1
 
 
 class ReplicaLog:
@@ -73,15 +80,24 @@ class ReplicaLog:
             self.epochs.pop()
         self.epochs.append((epoch, offset))
 
-    def append(self, epoch: int, key: str, value: int, producer: str,
-               producer_id: int = NO_PRODUCER_ID, producer_epoch: int = NO_PRODUCER_EPOCH,
-               sequence: int = NO_SEQUENCE) -> Record:
-        record = Record(len(self.records), epoch, key, value, producer, producer_id,
-                        producer_epoch, sequence)
-        self.assign_epoch_start(epoch, record.offset)
-        self.records.append(record)
-        self.producers.update(record)
-        return record
+    def append(self, epoch: int, key: str, value: int, producer: str) -> Record:
+        """Append a batch of one record without a producer id."""
+        return self.append_batch(epoch, [(key, value, producer)])[0]
+
+    def append_batch(self, epoch: int, records: list[tuple[str, int, str]],
+                     producer_id: int = NO_PRODUCER_ID,
+                     producer_epoch: int = NO_PRODUCER_EPOCH,
+                     base_sequence: int = NO_SEQUENCE) -> list[Record]:
+        """The leader appends one batch: consecutive offsets, one header."""
+        appended = []
+        for index, (key, value, producer) in enumerate(records):
+            record = Record(len(self.records), epoch, key, value, producer, producer_id,
+                            producer_epoch, base_sequence, len(records), index)
+            self.assign_epoch_start(epoch, record.offset)
+            self.records.append(record)
+            self.producers.update(record)
+            appended.append(record)
+        return appended
 
     def append_replicated(self, record: Record) -> None:
         """A follower copies a leader's record, keeping its offset and epoch."""
@@ -108,6 +124,16 @@ class ReplicaLog:
         if dropped:
             self.reload_producer_state()
         return dropped
+
+    def recover_after_kill(self) -> None:
+        """A broker restarted after a process kill (``LogLoader.recoverLog``): the
+        active segment is recovered into a fresh producer state and a snapshot is taken
+        at its end (``recoverSegment``); loading then reads that snapshot, so every
+        producer keeps only its last batch."""
+        end = len(self.records)
+        if not self.snapshots or self.snapshots[-1] != end:
+            self.snapshots = [s for s in self.snapshots if s < end] + [end]
+        self.reload_producer_state()
 
     def reload_producer_state(self) -> None:
         """``UnifiedLog.rebuildProducerState`` at the log end: drop snapshots past it,

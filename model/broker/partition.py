@@ -204,7 +204,7 @@ class Partition:
             complete(m.NOT_ENOUGH_REPLICAS, None)
             return
         check = self.log.producers.validate(header.producer_id, header.producer_epoch,
-                                            header.sequence)
+                                            header.sequence, len(records))
         if check.error is not None:
             complete(check.error, None)
             return
@@ -215,9 +215,7 @@ class Partition:
                            producer_id=header.producer_id, sequence=header.sequence)
         else:
             first = self.log.leo
-            for key, value, producer in records:
-                record = self.log.append(self.leader_epoch, key, value, producer,
-                                         *header.fields())
+            for record in self.log.append_batch(self.leader_epoch, records, *header.fields()):
                 self.ctx.event(self.name, "append", partition=self.partition,
                                offset=record.offset, epoch=record.epoch, value=record.value)
             required = self.log.leo

@@ -70,7 +70,10 @@ NO_HEADER = BatchHeader()
 
 @attrs.frozen(slots=True)
 class BatchMetadata:
-    sequence: int
+    """``BatchMetadata``: a retained batch's sequence range and first offset."""
+
+    first_sequence: int
+    last_sequence: int
     offset: int
 
 
@@ -83,7 +86,7 @@ class ProducerStateEntry:
 
     @property
     def last_sequence(self) -> int:
-        return self.batches[-1].sequence if self.batches else NO_SEQUENCE
+        return self.batches[-1].last_sequence if self.batches else NO_SEQUENCE
 
 
 @attrs.frozen(slots=True)
@@ -126,24 +129,31 @@ class ProducerStates:
         return states
 
     def update(self, record: "Record") -> None:
-        """Account for an appended record (``ProducerAppendInfo.appendDataBatch``): a
-        new epoch clears the retained batches (``maybeUpdateProducerEpoch``)."""
-        if record.producer_id == NO_PRODUCER_ID:
+        """Account for an appended batch, at its last record
+        (``ProducerAppendInfo.appendDataBatch``): a new epoch clears the retained
+        batches (``maybeUpdateProducerEpoch``)."""
+        if record.producer_id == NO_PRODUCER_ID or not record.ends_batch:
             return
         entry = self.entries.get(record.producer_id)
         if entry is None or entry.producer_epoch != record.producer_epoch:
             entry = self.entries[record.producer_id] = ProducerStateEntry(
                 record.producer_id, record.producer_epoch)
-        entry.batches.append(BatchMetadata(record.sequence, record.offset))
+        entry.batches.append(BatchMetadata(record.sequence,
+                                           record.sequence + record.batch_count - 1,
+                                           record.offset - record.batch_index))
 
-    def validate(self, producer_id: int, producer_epoch: int, sequence: int) -> Validation:
-        """The leader's checks on a client's batch, in Kafka's order."""
+    def validate(self, producer_id: int, producer_epoch: int, sequence: int,
+                 count: int = 1) -> Validation:
+        """The leader's checks on a client's batch of ``count`` records starting at
+        ``sequence``, in Kafka's order; a duplicate must match a retained batch's whole
+        sequence range (``batchWithSequenceRange``)."""
         if producer_id == NO_PRODUCER_ID:
             return APPEND
+        last = sequence + count - 1
         entry = self.entries.get(producer_id)
         if entry is not None and entry.producer_epoch == producer_epoch:
             for batch in entry.batches:
-                if batch.sequence == sequence:
+                if (batch.first_sequence, batch.last_sequence) == (sequence, last):
                     return Validation(duplicate_of=batch.offset)
         current_epoch = entry.producer_epoch if entry is not None else NO_PRODUCER_EPOCH
         if producer_epoch < current_epoch:

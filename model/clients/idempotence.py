@@ -102,7 +102,7 @@ class IdempotenceManager:
             entry.next_sequence, entry.last_acked = 0, NO_SEQUENCE
         batch.producer_id, batch.producer_epoch = self.producer_id, self.producer_epoch
         batch.sequence = entry.next_sequence
-        entry.next_sequence += 1
+        entry.next_sequence += len(batch.records)
         entry.in_flight.append(batch)
 
     # -- outcomes ----------------------------------------------------------------------
@@ -111,7 +111,7 @@ class IdempotenceManager:
         """``handleCompletedBatch`` (also for a late answer to an expired batch)."""
         entry = self.entry(batch.partition)
         if batch.producer_id == entry.producer_id and batch.producer_epoch == entry.producer_epoch:
-            entry.last_acked = max(entry.last_acked, batch.sequence)
+            entry.last_acked = max(entry.last_acked, batch.sequence + len(batch.records) - 1)
         self._remove(batch)
 
     def can_retry(self, batch: "Batch", error: str) -> bool:
@@ -141,7 +141,7 @@ class IdempotenceManager:
         partition's sequences are unresolved (``markSequenceUnresolved``)."""
         self._remove(batch)
         if batch.in_retry:
-            after = batch.sequence + 1
+            after = batch.sequence + len(batch.records)
             self.unresolved[batch.partition] = max(self.unresolved.get(batch.partition, 0),
                                                    after)
 
@@ -180,11 +180,13 @@ class IdempotenceManager:
         for partition in sorted(self.to_rewrite):
             entry = self.entry(partition)
             entry.in_flight.sort(key=lambda b: (b.producer_id, b.producer_epoch, b.sequence))
-            for sequence, batch in enumerate(entry.in_flight):
+            sequence = 0
+            for batch in entry.in_flight:
                 batch.producer_id, batch.producer_epoch = self.producer_id, self.producer_epoch
                 batch.sequence, batch.reopened = sequence, True
+                sequence += len(batch.records)
             entry.producer_id, entry.producer_epoch = self.producer_id, self.producer_epoch
-            entry.next_sequence, entry.last_acked = len(entry.in_flight), NO_SEQUENCE
+            entry.next_sequence, entry.last_acked = sequence, NO_SEQUENCE
             self.unresolved.pop(partition, None)
         self.to_rewrite.clear()
         self.epoch_bump_required = False

@@ -28,22 +28,36 @@ from model.context import Context
 from model.clients.idempotence import IdempotenceManager
 from model.clients.partitioner import partition_for_key
 
+# DefaultRecordBatch.RECORD_BATCH_OVERHEAD, and the size of one of kafkacheck's small
+# keyed records (with the header naming its producer) inside a batch.
+BATCH_OVERHEAD_BYTES = 61
+RECORD_BYTES = 40
+
 # Errors that a leader returns only before appending: the attempt certainly wrote nothing.
 _NOT_APPENDED = frozenset({m.NOT_ENOUGH_REPLICAS, m.OUT_OF_ORDER_SEQUENCE_NUMBER,
                            m.INVALID_PRODUCER_EPOCH})
 
 
-@attrs.define(slots=True, eq=False)
-class Batch:
-    partition: int
+@attrs.frozen(slots=True)
+class PendingRecord:
+    """One ``send`` waiting in a batch: its key, value and Jepsen process (lane)."""
+
     key: str
     value: int
+    process: str
+
+
+@attrs.define(slots=True, eq=False)
+class Batch:
+    """A ``ProducerBatch``: records of one partition sent, retried and answered as one."""
+
+    partition: int
     created: int
+    records: list[PendingRecord] = attrs.field(factory=list)
     attempts: int = 0
     maybe_written: bool = False
     retry_at: int = 0
     last_error: str | None = None
-    process: str = ""
     # The idempotent producer's header (``ProducerBatch.setProducerState``), set at the
     # first drain; ``reopened`` after an epoch bump rewrote it, until it is sent again.
     producer_id: int = -1
@@ -88,6 +102,7 @@ class Producer:
         self.in_flight: dict[int, InFlight] = {}
         self.leaders: dict[int, str | None] = {}
         self.metadata_at = -1
+        self.has_metadata = False      # a new instance knows nothing of the topic yet
         self.refresh_metadata()
         # A new producer instance has no producer id: it asks for one before sending.
         self.idempotence = (IdempotenceManager()
@@ -98,9 +113,14 @@ class Producer:
     # -- metadata ----------------------------------------------------------------------
 
     def refresh_metadata(self) -> None:
-        """Fetch metadata (modelled as read from an up-to-date broker; see docs/model.md)."""
+        """Fetch metadata from any broker this client can reach (the answer is modelled as
+        the controller's current view; see docs/model.md); with none reachable the
+        cached metadata stays as it is."""
+        if not any(self.ctx.network.accepts(self.name, b) for b in self.brokers):
+            return
         self.leaders = {p: self.lookup(p)[0] for p in self.queues}
         self.metadata_at = self.ctx.now
+        self.has_metadata = True
 
     # -- application calls -------------------------------------------------------------
 
@@ -116,9 +136,28 @@ class Producer:
         process = f"{self.name}:{self.incarnation}:{lane}"
         self.ctx.history.add(process, "invoke", "send", [["send", partition, value]],
                              {"key": key})
-        self.queues[partition].append(Batch(partition, key, value, self.ctx.now,
-                                            process=process))
+        if not self.has_metadata:
+            self.refresh_metadata()
+        if not self.has_metadata:
+            # KafkaProducer.waitOnMetadata: the topic is unknown and no broker answers;
+            # send blocks for max.block.ms and throws (the wait is not modelled).
+            self._complete(Batch(partition, self.ctx.now, [PendingRecord(key, value, process)]),
+                           "fail", None, "METADATA_TIMEOUT")
+            return
+        record = PendingRecord(key, value, process)
+        queue = self.queues[partition]
+        if queue and queue[-1].attempts == 0 and len(queue[-1].records) < self._batch_capacity():
+            # RecordAccumulator.append: into the partition's open batch (not yet drained).
+            queue[-1].records.append(record)
+        else:
+            queue.append(Batch(partition, self.ctx.now, [record]))
         self.drain()
+
+    def _batch_capacity(self) -> int:
+        """Records per batch: ``batch.size`` over a record's size in the batch (small
+        keyed records of about ``RECORD_BYTES``); ``batch.size=0`` disables batching."""
+        size = self.ctx.config.producer.batch_size
+        return max(1, (size - BATCH_OVERHEAD_BYTES) // RECORD_BYTES)
 
     def can_resend(self) -> bool:
         return any(sent < self.incarnation for *_, sent in self.unconfirmed)
@@ -131,9 +170,9 @@ class Producer:
         key, partition, value, _ = self.unconfirmed.pop(index)
         self.send(key, partition, value)
 
-    def _remember_unconfirmed(self, batch: "Batch") -> None:
+    def _remember_unconfirmed(self, batch: "Batch", record: PendingRecord) -> None:
         if self.ctx.config.producer.application_loop == "resend-after-restart":
-            self.unconfirmed.append((batch.key, batch.partition, batch.value,
+            self.unconfirmed.append((record.key, batch.partition, record.value,
                                      self.incarnation))
 
     def idle(self) -> bool:
@@ -191,7 +230,8 @@ class Producer:
         corr = self.ctx.next_corr()
         batch.attempts += 1
         batch.reopened = False
-        request = m.ProduceRequest(corr, batch.partition, batch.key, batch.value,
+        request = m.ProduceRequest(corr, batch.partition,
+                                   tuple((r.key, r.value) for r in batch.records),
                                    config.acks, config.request_timeout_ms,
                                    batch.producer_id, batch.producer_epoch, batch.sequence)
         sent = self.ctx.send(self.name, leader, request)
@@ -296,17 +336,21 @@ class Producer:
             queue.appendleft(earlier)
 
     def _complete(self, batch: Batch, outcome: str, offset: int | None, error: str | None) -> None:
-        value: Any = [offset, batch.value] if outcome == "ok" else batch.value
-        meta: dict[str, Any] = {"key": batch.key}
-        if error is not None:
-            meta["error"] = error
-        self.ctx.history.add(batch.process, outcome, "send",
-                             [["send", batch.partition, value]], meta)
-        if outcome != "ok":
-            self._remember_unconfirmed(batch)
-        if outcome != "info":
-            self.free_lanes.append(int(batch.process.rsplit(":", 1)[1]))
-            self.free_lanes.sort()
+        """Report the batch's outcome to each of its sends (one callback per record)."""
+        for index, record in enumerate(batch.records):
+            value: Any = record.value
+            if outcome == "ok":
+                value = [None if offset is None else offset + index, record.value]
+            meta: dict[str, Any] = {"key": record.key}
+            if error is not None:
+                meta["error"] = error
+            self.ctx.history.add(record.process, outcome, "send",
+                                 [["send", batch.partition, value]], meta)
+            if outcome != "ok":
+                self._remember_unconfirmed(batch, record)
+            if outcome != "info":
+                self.free_lanes.append(int(record.process.rsplit(":", 1)[1]))
+        self.free_lanes.sort()
 
     # -- timers and connections --------------------------------------------------------
 
@@ -359,11 +403,13 @@ class Producer:
         pending = [f.batch for f in self.in_flight.values()]
         for queue in self.queues.values():
             pending.extend(queue)
-        for batch in sorted(pending, key=lambda b: b.value):
-            meta = {"key": batch.key, "error": "CLIENT_CRASHED"}
-            self.ctx.history.add(batch.process, "info", "send",
-                                 [["send", batch.partition, batch.value]], meta)
-            self._remember_unconfirmed(batch)
+        records = sorted(((r, b) for b in pending for r in b.records),
+                         key=lambda pair: pair[0].value)
+        for record, batch in records:
+            meta = {"key": record.key, "error": "CLIENT_CRASHED"}
+            self.ctx.history.add(record.process, "info", "send",
+                                 [["send", batch.partition, record.value]], meta)
+            self._remember_unconfirmed(batch, record)
         self.alive = False
         self.ctx.history.add(f"{self.name}:{self.incarnation}", "info", "crash", None)
 

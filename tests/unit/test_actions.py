@@ -16,6 +16,7 @@ ONE_OF_EACH = [
     a.Partition(("b0", "ctl")),
     a.Heal(),
     a.Send("p0", "k1"),
+    a.Resend("p0"),
     a.Poll("c0"),
     a.Process("c0"),
     a.Commit("c0"),

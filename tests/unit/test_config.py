@@ -43,7 +43,7 @@ def test_non_kafka_settings_are_prefixed():
     kafka_names = set(KAFKA_DEFAULTS) | {
         "broker.session.timeout.ms", "replica.fetch.backoff.ms", "enable.idempotence",
         "retry.backoff.ms", "metadata.max.age.ms", "enable.auto.commit", "group.id",
-        "replica.fetch.wait.max.ms", "fetch.max.wait.ms", "kafka.version"}
+        "replica.fetch.wait.max.ms", "fetch.max.wait.ms", "kafka.version", "batch.size"}
     for name in setting_names():
         assert name in kafka_names or name.startswith("kafkacheck."), name
 
