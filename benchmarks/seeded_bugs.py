@@ -37,6 +37,7 @@ from kafkacheck.hunt import ModelBugFound, hunt  # noqa: E402
 from kafkacheck.matrix import hunt_config  # noqa: E402
 from model import messages as m  # noqa: E402
 from model.broker.partition import FollowerState, Partition  # noqa: E402
+from model.broker import producer_state  # noqa: E402
 from model.clients import consumer as consumer_module  # noqa: E402
 from model.clients import producer as producer_module  # noqa: E402
 from model.controller import controller as controller_module  # noqa: E402
@@ -59,6 +60,18 @@ class SeededBug:
     what: str
     plant: Callable[[], contextlib.AbstractContextManager]
     settings: dict[str, str] = attrs.field(factory=lambda: dict(SAFE))
+    # What the hunt must never show, and the fault families it may use (None: all).
+    never: frozenset[str] = NEVER
+    faults: frozenset[str] | None = None
+
+
+# Kafka's default idempotent producer, hunted with the faults under which it promises no
+# duplicate and per-key order: retries after lost responses, leader failovers through
+# network cuts, producer restarts.  (Broker kills are left out: a restarted leader keeps
+# one batch per producer, docs/model.md.)
+IDEMPOTENT = {"acks": "all"}
+IDEMPOTENT_FAULTS = frozenset({"network-partition", "client-crash"})
+IDEMPOTENT_NEVER = NEVER | {"duplicate"}
 
 
 @contextlib.contextmanager
@@ -162,6 +175,11 @@ def _commit_past_processed() -> contextlib.AbstractContextManager:
     return _patched(consumer_module.Consumer, "commit", commit)
 
 
+def _duplicate_window_of_one() -> contextlib.AbstractContextManager:
+    # ProducerStateEntry keeps one batch instead of NUM_BATCHES_TO_RETAIN (5).
+    return _patched(producer_state, "NUM_BATCHES_TO_RETAIN", 1)
+
+
 def _unclean_when_disabled() -> contextlib.AbstractContextManager:
     original = replication_control.remove_from_isr
 
@@ -195,6 +213,9 @@ BUGS = [
               {**SAFE, "kafkacheck.commit.strategy": "after-processing"}),
     SeededBug("unclean-when-disabled", "an unclean election although it is disabled",
               _unclean_when_disabled),
+    SeededBug("duplicate-window-of-one", "the leader retains one batch per producer, not "
+              "five: a retry behind a later batch is not recognised", _duplicate_window_of_one,
+              dict(IDEMPOTENT), IDEMPOTENT_NEVER, IDEMPOTENT_FAULTS),
 ]
 BY_NAME = {bug.name: bug for bug in BUGS}
 
@@ -204,7 +225,7 @@ def runs_to_find(bug: SeededBug, seed: int, budget: int) -> tuple[int | None, st
     with bug.plant():
         try:
             result = hunt(hunt_config(bug.settings), examples=budget, steps=100, seed=seed,
-                          target=NEVER, out_dir=None, shrink=False)
+                          target=bug.never, out_dir=None, shrink=False, faults=bug.faults)
         except ModelBugFound as found:
             return found.runs, f"model bug {found.error.name}"
     if result.found:

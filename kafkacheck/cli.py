@@ -73,12 +73,13 @@ def cmd_hunt(args: argparse.Namespace) -> int:
     _progress(f"hunting {label}: up to {args.examples} runs of up to {args.steps} steps, "
               f"seed {args.seed}")
     out = Path(args.out)
+    faults = frozenset(args.faults) if args.faults is not None else None
     if args.all:
         results = hunt_all(config, examples=args.examples, steps=args.steps, seed=args.seed,
-                           out_dir=out, progress=_progress)
+                           out_dir=out, progress=_progress, faults=faults)
     else:
         results = [hunt(config, examples=args.examples, steps=args.steps, seed=args.seed,
-                        target=target, out_dir=out, progress=_progress)]
+                        target=target, out_dir=out, progress=_progress, faults=faults)]
     found = [r for r in results if r.found]
     for result in found:
         print(f"found: {', '.join(sorted(result.anomalies))}")
@@ -196,6 +197,18 @@ def cmd_guarantees(args: argparse.Namespace) -> int:
                             doc_path=doc))
     print(f"wrote {doc}")
     return EXIT_OK
+
+
+def _fault_families(text: str) -> tuple[str, ...]:
+    from kafkacheck.machine import FAULT_FAMILIES
+
+    names = tuple(sorted({f.strip() for f in text.split(",") if f.strip()}))
+    unknown = [n for n in names if n not in FAULT_FAMILIES]
+    if unknown:
+        raise argparse.ArgumentTypeError(
+            f"unknown fault famil{'y' if len(unknown) == 1 else 'ies'} "
+            f"{', '.join(unknown)}; known: {', '.join(sorted(FAULT_FAMILIES))}")
+    return names
 
 
 def _faults(text: str) -> tuple[str, ...]:
@@ -341,6 +354,9 @@ def build_parser() -> argparse.ArgumentParser:
                       help="only stop for this anomaly (repeatable; see docs/anomalies.md)")
     hunt.add_argument("--all", action="store_true",
                       help="keep hunting for further anomaly kinds after the first")
+    hunt.add_argument("--faults", type=_fault_families, default=None, metavar="FAMILIES",
+                      help="only these fault families, comma-separated: broker-crash, "
+                           "network-partition, client-crash (default: all)")
     hunt.set_defaults(func=cmd_hunt)
 
     replay = sub.add_parser("replay", help="re-execute a saved history and re-check it",

@@ -101,12 +101,14 @@ def _without_local_constants() -> Iterator[None]:
 def hunt(config: Config, *, examples: int = 100, steps: int = 60, seed: int = 0,
          ignore: frozenset[str] = frozenset(), target: frozenset[str] | None = None,
          out_dir: Path | None = Path("histories"), shrink: bool = True,
-         progress: Progress | None = None) -> HuntResult:
+         progress: Progress | None = None,
+         faults: frozenset[str] | None = None) -> HuntResult:
     """One hunt; returns what it found (and where it saved it).
 
     ``shrink=False`` skips minimising the counterexample: faster, for tests and
-    benchmarks that only need to know whether an anomaly is found."""
-    machine = machine_for(config, ignore, target)
+    benchmarks that only need to know whether an anomaly is found.  ``faults`` limits
+    the fault families (``kafkacheck.machine.FAULT_FAMILIES``) the hunt may use."""
+    machine = machine_for(config, ignore, target, faults)
     if progress is not None:
         original_init = machine.__init__
 
@@ -174,13 +176,14 @@ def _save_model_bug(config: Config, run: object, seed: int) -> Path | None:
 
 def hunt_all(config: Config, *, examples: int = 100, steps: int = 60, seed: int = 0,
              out_dir: Path | None = Path("histories"), max_rounds: int = 6,
-             progress: Progress | None = None) -> list[HuntResult]:
+             progress: Progress | None = None,
+             faults: frozenset[str] | None = None) -> list[HuntResult]:
     """Hunt until a round finds nothing new; every round's finding is saved."""
     results: list[HuntResult] = []
     ignore: frozenset[str] = frozenset()
     for round_number in range(max_rounds):
         result = hunt(config, examples=examples, steps=steps, seed=seed + round_number,
-                      ignore=ignore, out_dir=out_dir, progress=progress)
+                      ignore=ignore, out_dir=out_dir, progress=progress, faults=faults)
         results.append(result)
         if not result.found:
             break

@@ -97,6 +97,8 @@ class KafkaMachine(RuleBasedStateMachine):
     config: ClassVar[Config] = Config()
     ignore: ClassVar[frozenset[str]] = frozenset()
     target: ClassVar[frozenset[str] | None] = None
+    # The fault families a hunt may use at all (each run then draws a subset of them).
+    allowed_faults: ClassVar[frozenset[str]] = frozenset(FAULT_FAMILIES)
     # The most recent failing run; after shrinking, the minimal one.
     last_failure: ClassVar[tuple[Run, Verdict] | None] = None
     last_bug: ClassVar[Run | None] = None
@@ -111,7 +113,7 @@ class KafkaMachine(RuleBasedStateMachine):
 
     @initialize(faults=st.sets(st.sampled_from(sorted(FAULT_FAMILIES))))
     def choose_faults(self, faults: set[str]) -> None:
-        self.faults = frozenset(faults)
+        self.faults = frozenset(faults) & self.allowed_faults
 
     @initialize(data=st.data(), sends=st.integers(0, 4), rounds=st.integers(0, 4))
     def warm_up(self, data: st.DataObject, sends: int, rounds: int) -> None:
@@ -193,6 +195,8 @@ class KafkaMachine(RuleBasedStateMachine):
         subject to the run's fault families: those thin out the blind faults; a nemesis
         is a deliberate, rarer one."""
         family, aim, wait = NEMESES_SPEC[scenario]
+        if family not in self.allowed_faults:
+            return
         cluster = self.run.cluster
         roles = self._roles()
         if family == "broker-crash":
@@ -289,8 +293,15 @@ class KafkaMachine(RuleBasedStateMachine):
 
 
 def machine_for(config: Config, ignore: frozenset[str] = frozenset(),
-                target: frozenset[str] | None = None) -> type[KafkaMachine]:
-    """A fresh machine class bound to one configuration (class state is per hunt)."""
+                target: frozenset[str] | None = None,
+                faults: frozenset[str] | None = None) -> type[KafkaMachine]:
+    """A fresh machine class bound to one configuration (class state is per hunt);
+    ``faults`` limits the fault families (default: all of them)."""
+    allowed = frozenset(FAULT_FAMILIES) if faults is None else faults
+    unknown = allowed - set(FAULT_FAMILIES)
+    if unknown:
+        raise ValueError(f"unknown fault families {sorted(unknown)}; known: "
+                         f"{', '.join(sorted(FAULT_FAMILIES))}")
     return type("KafkaMachine", (KafkaMachine,), {
         "config": config, "ignore": ignore, "target": target, "last_failure": None,
-        "last_bug": None, "runs": 0, "steps": 0})
+        "last_bug": None, "runs": 0, "steps": 0, "allowed_faults": allowed})
