@@ -104,7 +104,11 @@ def markdown(cells: list[CellResult], *, examples: int, steps: int, seed: int,
                 "without idempotence, one request in flight, Kafka's default idempotent "
                 "producer, Kafka 3.0.0 (whose client ignored the idempotence default,",
                 "KAFKA-13598), and an application that resends what it did not see "
-                "acknowledged after its producer restarted (a new producer id).", "",
+                "acknowledged after its producer restarted (a new producer id).",
+                "An idempotent producer's duplicate here is not a retry the broker failed to",
+                "match by chance: a leader restarted after a kill keeps only each producer's",
+                "last batch, and the client renumbers an earlier unacknowledged batch after",
+                "the broker calls it out of order (`docs/model.md`, *Idempotent producer*).", "",
                 *_markdown_table(PRODUCER_HEADERS, [_producer_columns(c) for c in producer])]
     out += ["", "## Evidence", ""]
     for cell in cells:
