@@ -108,7 +108,8 @@ def markdown(cells: list[CellResult], *, examples: int, steps: int, seed: int,
                 "An idempotent producer's duplicate here is not a retry the broker failed to",
                 "match by chance: a leader restarted after a kill keeps only each producer's",
                 "last batch, and the client renumbers an earlier unacknowledged batch after",
-                "the broker calls it out of order (`docs/model.md`, *Idempotent producer*).", "",
+                "the broker calls it out of order (`docs/model.md`, *Idempotent producer*;",
+                "confirmed on real Kafka, `docs/real-kafka.md`).", "",
                 *_markdown_table(PRODUCER_HEADERS, [_producer_columns(c) for c in producer])]
     out += ["", "## Evidence", ""]
     for cell in cells:

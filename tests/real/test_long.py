@@ -9,7 +9,9 @@ stated search budget, and prints what it found and how long it searched, which i
 * ``acks=all`` with ``min.insync.replicas=2`` loses none over ten minutes of faults;
 * a non-idempotent producer with retries and 5 requests in flight writes duplicates or
   reorders records when a request's response is lost and the batch is resent;
-* process faults work without network namespaces (nodes on loopback).
+* process faults work without network namespaces (nodes on loopback);
+* the model's finding that the default idempotent producer duplicates a batch when its
+  leader is killed and elected again (kafkacheck/real/experiments.py).
 """
 
 from __future__ import annotations
@@ -76,3 +78,17 @@ def test_process_faults_run_without_namespaces(tmp_path):
                                   out_dir=tmp_path), progress=print)
     assert not result.netns and result.quiescent
     assert {entry["action"] for entry in result.fault_log} & {"kill", "pause", "client-crash"}
+
+
+def test_an_idempotent_producer_duplicates_when_its_leader_is_killed_and_elected_again():
+    """The model's finding (tests/test_hunts.py::test_a_leader_restarted_after_a_kill_can_
+    duplicate_an_idempotent_producers_batch), step by step on real Kafka: a restarted
+    leader keeps one batch per producer (LogLoader.recoverSegment), the retry of the
+    earlier batch is OUT_OF_ORDER_SEQUENCE_NUMBER, the client bumps its epoch and the
+    batches are written again.  If a Kafka release fixes this, this fails: the model must
+    then switch the behaviour by kafka.version."""
+    from kafkacheck.real.experiments import idempotent_leader_restart
+
+    values = idempotent_leader_restart()
+    print(f"partition 0: {values}")
+    assert values == [1, 2, 3, 2, 3]
