@@ -4,7 +4,9 @@ Four questions, each against the final committed log the ``Finish`` step recorde
 
 * ``lost-write``: a send the producer saw acknowledged (``ok``) whose value is not in the
   final log of its partition.  With ``acks=0`` "acknowledged" means "handed to the socket".
-* ``duplicate``: one value stored at more than one offset (a retried send that had landed).
+* ``duplicate``: one value stored at more than one offset (a retried send that had landed),
+  or one application record stored more than once through the application's resends
+  (values are unique per send; a resend names the record it repeats, ``resend-of``).
 * ``G1a``: a send that ended ``fail`` (which promises the write did not happen) whose value
   is in the final log: Jepsen's aborted read, judged against the log rather than polls,
   so that it is found even when no consumer read that far.
@@ -39,6 +41,12 @@ def check_delivery(obs: Observations, anomalies: Anomalies) -> None:
         if len(places) > 1:
             add(anomalies, "duplicate", key=places[0][0], value=value,
                 offsets=[o for _, o in places], count=len(places))
+    for root, values in sorted(obs.records().items()):
+        places = [(p, o, v) for v in values for p, o in stored.get(v, ())]
+        if len(places) > 1 and not any(len(stored.get(v, ())) > 1 for v in values):
+            add(anomalies, "duplicate", key=places[0][0], value=root,
+                values=[v for _, _, v in places], offsets=[o for _, o, _ in places],
+                count=len(places))
     for p, log in sorted(obs.final_logs.items()):
         start = obs.baselines.get(p)
         if start is None:

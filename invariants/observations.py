@@ -27,6 +27,7 @@ class SendOp:
     outcome: str | None = None        # ok | fail | info | None (never completed)
     offset: int | None = None
     completion: int | None = None
+    resend_of: int | None = None      # the application record this send repeats
 
     @property
     def client(self) -> str:
@@ -49,6 +50,15 @@ class Observations:
         assert self.final_logs is not None
         log = self.final_logs.get(partition, [])
         return log[offset][1] if 0 <= offset < len(log) else None
+
+    def records(self) -> dict[int, list[int]]:
+        """Application record (its first send's value) -> the values of every send of it,
+        when the application sent it more than once (``resend``)."""
+        out: dict[int, list[int]] = {}
+        for value, send in sorted(self.sends.items()):
+            if send.resend_of is not None:
+                out.setdefault(send.resend_of, [send.resend_of]).append(value)
+        return out
 
     def final_offsets_by_value(self) -> dict[int, list[tuple[int, int]]]:
         """value -> [(partition, offset), ...] in the final logs."""
@@ -83,8 +93,11 @@ def observe(events: Iterable[Event]) -> Observations:
         if f == "send":
             for _, partition, value in event.value:
                 if event.type == "invoke":
+                    meta = event.meta or {}
+                    resend_of = meta.get("resend-of")
                     op = SendOp(event.index, event.process, partition, value,
-                                (event.meta or {}).get("key"))
+                                meta.get("key"),
+                                resend_of=resend_of if isinstance(resend_of, int) else None)
                     obs.sends[value] = op
                     pending[(event.process, value)] = op
                     continue

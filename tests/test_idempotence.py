@@ -305,10 +305,14 @@ def test_an_application_resend_after_a_producer_restart_is_a_duplicate_even_when
     s.do(a.Resend("p0"))
     init_producer_id(s)
     s.deliver("p0", leader)
-    assert s.values(leader, p) == [1, 1]
+    assert s.values(leader, p) == [1, 2]            # the resend is value 2, a copy of 1
+    (resend,) = [op for op in s.ops("send", "invoke") if op.meta.get("resend-of")]
+    assert resend.meta == {"key": "k0", "resend-of": 1}
     assert not s.cluster.is_enabled(a.Resend("p0"))
     s.finish()
-    assert s.anomalies()["duplicate"][0]["offsets"] == [0, 1]
+    (duplicate,) = s.anomalies()["duplicate"]
+    assert (duplicate["value"], duplicate["values"], duplicate["offsets"]) == (1, [1, 2], [0, 1])
+    assert "G1a" not in s.anomalies()
 
 
 def test_send_and_forget_never_resends() -> None:

@@ -40,11 +40,13 @@ _NOT_APPENDED = frozenset({m.NOT_ENOUGH_REPLICAS, m.OUT_OF_ORDER_SEQUENCE_NUMBER
 
 @attrs.frozen(slots=True)
 class PendingRecord:
-    """One ``send`` waiting in a batch: its key, value and Jepsen process (lane)."""
+    """One ``send`` waiting in a batch: its key, value and Jepsen process (lane), and the
+    application record it carries (``root``: the first send's value, for a resend)."""
 
     key: str
     value: int
     process: str
+    root: int = -1
 
 
 @attrs.define(slots=True, eq=False)
@@ -124,27 +126,32 @@ class Producer:
 
     # -- application calls -------------------------------------------------------------
 
-    def send(self, key: str, partition: int | None = None, value: int | None = None) -> None:
+    def send(self, key: str, partition: int | None = None,
+             resend_of: int | None = None) -> None:
+        """``producer.send``: a new value (values are unique per send, as Jepsen's checker
+        needs); an application resend names the value it stands for (``resend-of``)."""
         if partition is None:
             partition = partition_for_key(key, self.ctx.config.topic.partitions)
-        if value is None:
-            value = self.ctx.next_value()
+        value = self.ctx.next_value()
         if self.free_lanes:
             lane = self.free_lanes.pop(0)
         else:
             lane, self.next_lane = self.next_lane, self.next_lane + 1
         process = f"{self.name}:{self.incarnation}:{lane}"
-        self.ctx.history.add(process, "invoke", "send", [["send", partition, value]],
-                             {"key": key})
+        meta: dict[str, Any] = {"key": key}
+        if resend_of is not None:
+            meta["resend-of"] = resend_of
+        self.ctx.history.add(process, "invoke", "send", [["send", partition, value]], meta)
+        root = value if resend_of is None else resend_of
+        record = PendingRecord(key, value, process, root)
         if not self.has_metadata:
             self.refresh_metadata()
         if not self.has_metadata:
             # KafkaProducer.waitOnMetadata: the topic is unknown and no broker answers;
             # send blocks for max.block.ms and throws (the wait is not modelled).
-            self._complete(Batch(partition, self.ctx.now, [PendingRecord(key, value, process)]),
-                           "fail", None, "METADATA_TIMEOUT")
+            self._complete(Batch(partition, self.ctx.now, [record]), "fail", None,
+                           "METADATA_TIMEOUT")
             return
-        record = PendingRecord(key, value, process)
         queue = self.queues[partition]
         if queue and queue[-1].attempts == 0 and len(queue[-1].records) < self._batch_capacity():
             # RecordAccumulator.append: into the partition's open batch (not yet drained).
@@ -164,15 +171,15 @@ class Producer:
 
     def resend(self) -> None:
         """The application loop sends again the oldest record an earlier incarnation did
-        not see acknowledged: a new send of the same key and value."""
+        not see acknowledged: a new send of the same key, standing for the same record."""
         index = next(i for i, (*_, sent) in enumerate(self.unconfirmed)
                      if sent < self.incarnation)
-        key, partition, value, _ = self.unconfirmed.pop(index)
-        self.send(key, partition, value)
+        key, partition, root, _ = self.unconfirmed.pop(index)
+        self.send(key, partition, resend_of=root)
 
     def _remember_unconfirmed(self, batch: "Batch", record: PendingRecord) -> None:
         if self.ctx.config.producer.application_loop == "resend-after-restart":
-            self.unconfirmed.append((record.key, batch.partition, record.value,
+            self.unconfirmed.append((record.key, batch.partition, record.root,
                                      self.incarnation))
 
     def idle(self) -> bool:
