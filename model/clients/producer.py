@@ -1,9 +1,13 @@
-"""The (non-idempotent) producer: partitioner, accumulator, in-flight requests, retries.
+"""The producer: partitioner, accumulator, in-flight requests, retries, idempotence.
 
-Each ``send`` becomes one batch of one record.  Batches wait per partition (Kafka's
-``RecordAccumulator``) and are drained to the leader the producer's cached metadata names,
-at most ``max.in.flight.requests.per.connection`` unacknowledged requests per broker; with
-one in flight the partition is muted, which is what keeps order without idempotence.
+Each ``send`` joins its partition's waiting batch while it has room (``batch.size``), or
+starts a new one.  Batches wait per partition (Kafka's ``RecordAccumulator``) and are
+drained to the leader the producer's cached metadata names, at most
+``max.in.flight.requests.per.connection`` unacknowledged requests per broker; with one in
+flight the partition is muted, which is what keeps order without idempotence.  With
+``enable.idempotence`` the producer first gets a producer id, and each batch carries its
+sequence (:mod:`model.clients.idempotence` decides what may be drained, retried, and when
+the epoch is bumped).
 
 As in the Java ``Sender``, batches are drained only to *ready* nodes: a leader whose
 connection is refused (down, cut off, or not yet listening) gets nothing, the batch is
@@ -13,7 +17,8 @@ batch back at the head of its partition's queue after ``retry.backoff.ms``;
 ``request.timeout.ms`` closes the connection; ``delivery.timeout.ms`` bounds the whole
 send, in the accumulator and in flight.  A batch that may have been appended by any
 attempt ends ``info`` (indeterminate), never ``fail``: only errors raised before the append
-(NOT_ENOUGH_REPLICAS), or a batch never sent, prove a write did not happen.
+(NOT_ENOUGH_REPLICAS, a sequence or epoch refusal), or a batch never sent, prove a write
+did not happen.
 """
 
 from __future__ import annotations
