@@ -67,6 +67,12 @@ class Cluster:
         self.producers = {name: Producer(name, self.ctx, self.controller.leader_of,
                                          self.brokers)
                           for name in self.producer_names}
+        # The producers were up before the first action too: an idempotent one has its
+        # producer id already (a restarted one asks for a new id first).
+        for producer in self.producers.values():
+            if producer.idempotence is not None:
+                producer.idempotence.set_producer_id(
+                    self.broker_actors[self.brokers[0]].allocate_producer_id(), 0)
         self.consumers = {name: Consumer(name, self.ctx, self.controller.leader_of,
                                          self.brokers)
                           for name in self.consumer_names}

@@ -21,10 +21,18 @@ def idempotent(**settings: str) -> Scenario:
 
 
 def init_producer_id(s: Scenario) -> Scenario:
-    """Deliver the producer's InitProducerId and its answer."""
+    """Deliver the producer's InitProducerId and its answer, if it is waiting for one (a
+    producer that started with the cluster already has its id)."""
     pending = s.cluster.producers["p0"].init_pending
-    assert pending is not None, "no InitProducerId in flight"
+    if pending is None:
+        assert s.cluster.producers["p0"].idempotence.has_producer_id
+        return s
     return s.deliver("p0", pending[1]).deliver(pending[1], "p0")
+
+
+def new_producer(s: Scenario) -> Scenario:
+    """A restarted producer process: it has no producer id yet."""
+    return s.do(a.ClientCrash("p0")).do(a.ClientRestart("p0"))
 
 
 def written_log(*headers: tuple[int, int, int]) -> ReplicaLog:
@@ -83,7 +91,7 @@ def test_records_sent_while_their_batch_waits_share_it_and_its_sequence_range() 
     assert log.producers.validate(7, 0, 0, count=2).duplicate_of == 0
     assert log.producers.validate(7, 0, 0, count=1).error == m.OUT_OF_ORDER_SEQUENCE_NUMBER
     assert log.producers.validate(7, 0, 2).error is None
-    s = idempotent()
+    s = new_producer(idempotent())
     s.send().send()                                  # both wait for the producer id
     init_producer_id(s)
     leader = s.leader(s.partition())
@@ -92,7 +100,7 @@ def test_records_sent_while_their_batch_waits_share_it_and_its_sequence_range() 
 
 
 def test_batch_size_zero_disables_batching() -> None:
-    s = idempotent(**{"batch.size": "0"})
+    s = new_producer(idempotent(**{"batch.size": "0"}))
     s.send().send()
     init_producer_id(s)
     leader = s.leader(s.partition())
@@ -168,14 +176,14 @@ def test_a_broker_restarted_after_a_kill_keeps_each_producers_last_batch_only() 
 def test_nothing_is_sent_before_the_producer_has_an_id() -> None:
     """RecordAccumulator.shouldStopDrainBatchesForPartition: no valid producer id, no
     drain; InitProducerId goes to the least loaded broker."""
-    s = idempotent()
+    s = new_producer(idempotent())
     s.send()
     queued = list(s.cluster.ctx.network.queues[("p0", "b0")])
     assert [type(msg) for _, msg in queued] == [m.InitProducerIdRequest]
     init_producer_id(s)
     leader = s.leader(s.partition())
     (_, produce), = list(s.cluster.ctx.network.queues[("p0", leader)])
-    assert (produce.producer_id, produce.producer_epoch, produce.sequence) == (0, 0, 0)
+    assert (produce.producer_id, produce.producer_epoch, produce.sequence) == (1, 0, 0)
 
 
 def test_a_restarted_broker_has_no_producer_ids_until_the_controller_gives_it_a_block() -> None:
@@ -188,7 +196,7 @@ def test_a_restarted_broker_has_no_producer_ids_until_the_controller_gives_it_a_
     assert s.cluster.broker_actors["b0"].producer_ids == (3000, 4000)  # asked while ticking
     for broker in s.cluster.broker_actors.values():
         broker.producer_ids = None                  # as every broker right after a start
-    s.send()
+    new_producer(s).send()
     init_producer_id(s)
     assert s.cluster.producers["p0"].idempotence.producer_id == -1
     s.tick(1000)                                    # blocks arrive with the heartbeats

@@ -226,9 +226,15 @@ class Broker:
             self.reply(src, generation, m.InitProducerIdResponse(
                 req.corr, m.COORDINATOR_LOAD_IN_PROGRESS))
             return
+        self.reply(src, generation, m.InitProducerIdResponse(req.corr, None,
+                                                             self.allocate_producer_id(), 0))
+
+    def allocate_producer_id(self) -> int:
+        """The next id of this broker's block (``ProducerIdsBlock.claimNextId``)."""
+        assert self.producer_ids is not None and self.producer_ids[0] < self.producer_ids[1]
         producer_id, end = self.producer_ids
         self.producer_ids = (producer_id + 1, end)
-        self.reply(src, generation, m.InitProducerIdResponse(req.corr, None, producer_id, 0))
+        return producer_id
 
     @property
     def needs_producer_ids(self) -> bool:

@@ -29,9 +29,6 @@ FAULTY_SCHEDULE = [
     a.Tick(1000), a.Restart("b0"), a.Poll("c0"), a.ClientCrash("p0"), a.Tick(100),
     a.ClientRestart("p0"), a.Send("p0", "k0"),
 ]
-# The default producer is idempotent: its first send waits for InitProducerId (to b0).
-IDEMPOTENT_SCHEDULE = [FAULTY_SCHEDULE[0], a.Deliver("p0", "b0"), a.Deliver("b0", "p0"),
-                       *FAULTY_SCHEDULE[1:]]
 
 
 def history_json(run: Run) -> list[dict]:
@@ -41,8 +38,8 @@ def history_json(run: Run) -> list[dict]:
 def test_same_schedule_same_events():
     config = Config.from_settings(CONFIGS[0])
     first, second = Run(config), Run(config)
-    first.apply_all(IDEMPOTENT_SCHEDULE)
-    second.apply_all(IDEMPOTENT_SCHEDULE)
+    first.apply_all(FAULTY_SCHEDULE)
+    second.apply_all(FAULTY_SCHEDULE)
     assert history_json(first) == history_json(second)
     assert len(first.cluster.history) > 10
     first.finish()
@@ -89,11 +86,11 @@ def test_history_does_not_depend_on_string_hash_order():
     # counterexample is replayed by a different process, with a different hash seed.
     settings_ = CONFIGS[0]
     run = Run(Config.from_settings(settings_))
-    run.apply_all(IDEMPOTENT_SCHEDULE)
+    run.apply_all(FAULTY_SCHEDULE)
     run.finish()
     expected = json.loads(json.dumps(history_json(run)))
-    assert history_in_subprocess(settings_, IDEMPOTENT_SCHEDULE, "1") == expected
-    assert history_in_subprocess(settings_, IDEMPOTENT_SCHEDULE, "2") == expected
+    assert history_in_subprocess(settings_, FAULTY_SCHEDULE, "1") == expected
+    assert history_in_subprocess(settings_, FAULTY_SCHEDULE, "2") == expected
 
 
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
