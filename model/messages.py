@@ -17,8 +17,7 @@ from __future__ import annotations
 import attrs
 
 from model.broker.log import Record
-from model.broker.producer_state import (  # noqa: F401  (error codes the leader returns)
-    INVALID_PRODUCER_EPOCH, OUT_OF_ORDER_SEQUENCE_NUMBER)
+from model.broker import producer_state
 from model.metadata import MetadataRecord, PartitionId, PartitionState
 
 NONE = None
@@ -38,8 +37,9 @@ INVALID_REQUEST = "INVALID_REQUEST"
 DUPLICATE_BROKER_REGISTRATION = "DUPLICATE_BROKER_REGISTRATION"
 STALE_BROKER_EPOCH = "STALE_BROKER_EPOCH"
 
-UNKNOWN_PRODUCER_ID = "UNKNOWN_PRODUCER_ID"
-DUPLICATE_SEQUENCE_NUMBER = "DUPLICATE_SEQUENCE_NUMBER"
+# The producer-state checks' error codes are defined where the checks are.
+OUT_OF_ORDER_SEQUENCE_NUMBER = producer_state.OUT_OF_ORDER_SEQUENCE_NUMBER
+INVALID_PRODUCER_EPOCH = producer_state.INVALID_PRODUCER_EPOCH
 COORDINATOR_LOAD_IN_PROGRESS = "COORDINATOR_LOAD_IN_PROGRESS"
 
 NO_BROKER_EPOCH = -1   # a consumer's fetch, or skipping broker-epoch checks (KIP-903)
