@@ -30,7 +30,8 @@ CASES: dict[str, tuple[dict[str, str], str]] = {
     "acks=1 lost-write": ({"acks": "1"}, "lost-write"),
     "acks=0 lost-write": ({"acks": "0"}, "lost-write"),
     "unclean-lost-write": ({**SAFE, "unclean.leader.election.enable": "true"}, "lost-write"),
-    "retries reorder": ({"acks": "all"}, "reorder"),
+    "retries reorder": ({"acks": "all", "enable.idempotence": "false"}, "reorder"),
+    "idempotent leader-restart duplicate": ({"acks": "all"}, "duplicate"),
     "commit-before processed-zero-times": (
         {**SAFE, "kafkacheck.commit.strategy": "before-processing"}, "processed-zero-times"),
     "commit-after processed-more-than-once": (SAFE, "processed-more-than-once"),
