@@ -167,13 +167,12 @@ class IdempotenceManager:
                 self.request_epoch_bump(partition)
             del self.unresolved[partition]
 
-    def bump_epoch_if_needed(self) -> bool:
-        """``bumpIdempotentEpochAndResetIdIfNeeded``; True if the producer id was reset
-        (the epoch was exhausted) and a new one must be requested."""
+    def bump_epoch_if_needed(self) -> None:
+        """``bumpIdempotentEpochAndResetIdIfNeeded``: at an exhausted epoch the producer
+        id is reset, and the producer asks for a new one before draining again."""
         if not self.epoch_bump_required:
-            return False
-        reset = self.producer_epoch >= MAX_EPOCH
-        if reset:
+            return
+        if self.producer_epoch >= MAX_EPOCH:
             self.producer_id, self.producer_epoch = NO_PRODUCER_ID, -1
         else:
             self.producer_epoch += 1
@@ -190,4 +189,3 @@ class IdempotenceManager:
             self.unresolved.pop(partition, None)
         self.to_rewrite.clear()
         self.epoch_bump_required = False
-        return reset

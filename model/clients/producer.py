@@ -95,7 +95,8 @@ class Producer:
         self.alive = True
         self.incarnation = 0
         # The application's own record of sends it did not see acknowledged (durable
-        # input it can read again): (key, partition, value, incarnation that sent it).
+        # input it can read again): (key, partition, the record's first value, the
+        # incarnation that sent it).
         self.unconfirmed: list[tuple[str, int, int, int]] = []
         self._reset()
 

@@ -358,3 +358,24 @@ def test_hunt_acks_0_finds_a_lost_write(capsys, tmp_path):
     # The saved counterexample reproduces when replayed.
     code, out, err = run_cli(capsys, "replay", saved[0])
     assert code == EXIT_FOUND and "lost-write" in out
+
+
+def test_hunt_refuses_an_unknown_fault_family(capsys, tmp_path):
+    with pytest.raises(SystemExit) as info:
+        main(["hunt", "--faults", "network-partition,disk", "--out", str(tmp_path)])
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    assert "unknown fault family disk; known: broker-crash, client-crash, network-partition" in err
+    assert "Traceback" not in err and not list(tmp_path.iterdir())
+
+
+def test_a_hunt_limited_to_fault_families_never_draws_the_others():
+    """--faults network-partition: a run's drawn families are cut to the allowed ones, so
+    the crash rule is never enabled."""
+    from kafkacheck.machine import machine_for
+    from model.config import Config
+    machine = machine_for(Config(), faults=frozenset({"network-partition"}))()
+    machine.choose_faults({"broker-crash", "client-crash", "network-partition"})
+    assert machine.faults == frozenset({"network-partition"})
+    assert not machine._has("crash") and not machine._has("client-crash")
+    assert machine._has("partition")
