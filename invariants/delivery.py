@@ -1,6 +1,7 @@
 """Delivery: were acknowledged writes kept, and was each record processed exactly once?
 
-Four questions, each against the final committed log the ``Finish`` step recorded:
+Each question is asked of the final committed log the ``Finish`` step recorded, where
+a record of an aborted or never-committed transaction does not count as stored:
 
 * ``lost-write``: a send the producer saw acknowledged (``ok``) whose value is not in the
   final log of its partition.  With ``acks=0`` "acknowledged" means "handed to the socket".
@@ -10,6 +11,7 @@ Four questions, each against the final committed log the ``Finish`` step recorde
 * ``G1a``: a send that ended ``fail`` (which promises the write did not happen) whose value
   is in the final log: Jepsen's aborted read, judged against the log rather than polls,
   so that it is found even when no consumer read that far.
+* ``torn-transaction`` / ``hanging-transaction``: see :func:`check_transactions`.
 * ``processed-zero-times`` / ``processed-more-than-once``: the consumer pipeline's verdict.
   Expected are the records of the final log from the offset the consumer first started at
   (its first committed or ``auto.offset.reset`` position), so a consumer configured with
@@ -47,14 +49,37 @@ def check_delivery(obs: Observations, anomalies: Anomalies) -> None:
             add(anomalies, "duplicate", key=places[0][0], value=root,
                 values=[v for _, _, v in places], offsets=[o for _, o, _ in places],
                 count=len(places))
-    for p, log in sorted(obs.final_logs.items()):
+    for p in sorted(obs.final_logs):
         start = obs.baselines.get(p)
         if start is None:
             continue
-        for offset, value, *_ in log[start:]:
-            if value not in obs.processed:
+        for offset, value, *_ in obs.committed_rows(p):
+            if offset >= start and value not in obs.processed:
                 add(anomalies, "processed-zero-times", key=p, offset=offset, value=value)
+    check_transactions(obs, stored, anomalies)
     for value, times in sorted(obs.processed.items()):
         if len(times) > 1:
             add(anomalies, "processed-more-than-once", key=times[0][0], value=value,
                 count=len(times), offsets=[o for _, o, _ in times], ops=[i for *_, i in times])
+
+
+def check_transactions(obs: Observations, stored: dict[int, list[tuple[int, int]]],
+                       anomalies: Anomalies) -> None:
+    """``torn-transaction``: one producer transaction of which some records are
+    committed in the final log and others are not (aborted, never committed, or
+    missing); ``hanging-transaction``: a partition whose last stable offset stayed
+    below its high watermark after the cluster settled (a transaction no marker will
+    ever close, so read_committed consumers stop there)."""
+    by_txn: dict[str, list[int]] = {}
+    for value, send in sorted(obs.sends.items()):
+        if send.txn is not None:
+            by_txn.setdefault(send.txn, []).append(value)
+    for txn, values in sorted(by_txn.items()):
+        visible = [v for v in values if v in stored]
+        if visible and len(visible) < len(values):
+            add(anomalies, "torn-transaction", key=obs.sends[values[0]].partition, txn=txn,
+                values=values, committed=visible,
+                missing=[v for v in values if v not in stored])
+    for p, (lso, hw) in sorted(obs.final_lso.items()):
+        add(anomalies, "hanging-transaction", key=p, lso=lso, hw=hw,
+            status=obs.final_status_at(p, lso))

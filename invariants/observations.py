@@ -28,6 +28,7 @@ class SendOp:
     offset: int | None = None
     completion: int | None = None
     resend_of: int | None = None      # the application record this send repeats
+    txn: str | None = None            # the producer transaction it was sent in
 
     @property
     def client(self) -> str:
@@ -41,15 +42,37 @@ class Observations:
     reads: list[tuple[int, int, int, int]] = attrs.field(factory=list)  # (p, offset, value, op)
     processed: dict[int, list[tuple[int, int, int]]] = attrs.field(factory=dict)
     baselines: dict[int, int] = attrs.field(factory=dict)             # first start position
-    final_logs: dict[int, list[tuple[int, int, str, str, int]]] | None = None
+    # Per partition the final committed log's data records: (offset, value, key,
+    # producer, epoch[, transaction outcome]); offsets skip control records.
+    final_logs: dict[int, list[tuple[Any, ...]]] | None = None
+    # Partitions whose last stable offset stayed below the HW: (lso, hw).
+    final_lso: dict[int, tuple[int, int]] = attrs.field(factory=dict)
+    offset_index: dict[tuple[int, int], tuple[int, str | None]] | None = attrs.field(
+        default=None, init=False, repr=False)
     invariant_violations: list[dict[str, Any]] = attrs.field(factory=list)
     settled: bool | None = None       # did the run end quiescent (None: no Finish step)
     events: int = 0
 
     def final_value_at(self, partition: int, offset: int) -> int | None:
+        """The value at ``offset`` of the final log (aborted and open records too)."""
         assert self.final_logs is not None
-        log = self.final_logs.get(partition, [])
-        return log[offset][1] if 0 <= offset < len(log) else None
+        return self._by_offset().get((partition, offset), (None, None))[0]
+
+    def final_status_at(self, partition: int, offset: int) -> str | None:
+        """A transactional record's outcome (committed, aborted, open); None otherwise."""
+        return self._by_offset().get((partition, offset), (None, None))[1]
+
+    def _by_offset(self) -> dict[tuple[int, int], tuple[int, str | None]]:
+        if self.offset_index is None:
+            self.offset_index = {(p, row[0]): (row[1], row[5] if len(row) > 5 else None)
+                                 for p, log in (self.final_logs or {}).items() for row in log}
+        return self.offset_index
+
+    def committed_rows(self, partition: int) -> list[tuple[Any, ...]]:
+        """The final log's records a read_committed reader may see: every record but
+        those of aborted or never-committed transactions."""
+        return [row for row in (self.final_logs or {}).get(partition, [])
+                if len(row) <= 5 or row[5] == "committed"]
 
     def records(self) -> dict[int, list[int]]:
         """Application record (its first send's value) -> the values of every send of it,
@@ -63,8 +86,8 @@ class Observations:
     def final_offsets_by_value(self) -> dict[int, list[tuple[int, int]]]:
         """value -> [(partition, offset), ...] in the final logs."""
         out: dict[int, list[tuple[int, int]]] = {}
-        for p, log in (self.final_logs or {}).items():
-            for offset, value, *_ in log:
+        for p in (self.final_logs or {}):
+            for offset, value, *_ in self.committed_rows(p):
                 out.setdefault(value, []).append((p, offset))
         return out
 
@@ -81,6 +104,9 @@ def observe(events: Iterable[Event]) -> Observations:
                     obs.final_logs = {}
                 obs.final_logs[event.value["partition"]] = [
                     tuple(r) for r in event.value["records"]]  # type: ignore[misc]
+                lso, hw = event.value.get("lso"), event.value.get("hw")
+                if isinstance(lso, int) and isinstance(hw, int) and lso < hw:
+                    obs.final_lso[event.value["partition"]] = (lso, hw)
             elif f == "position":
                 p, offset = event.value["partition"], event.value["offset"]
                 if offset is not None and p not in obs.baselines:
@@ -95,9 +121,11 @@ def observe(events: Iterable[Event]) -> Observations:
                 if event.type == "invoke":
                     meta = event.meta or {}
                     resend_of = meta.get("resend-of")
+                    txn = meta.get("txn")
                     op = SendOp(event.index, event.process, partition, value,
                                 meta.get("key"),
-                                resend_of=resend_of if isinstance(resend_of, int) else None)
+                                resend_of=resend_of if isinstance(resend_of, int) else None,
+                                txn=txn if isinstance(txn, str) else None)
                     obs.sends[value] = op
                     pending[(event.process, value)] = op
                     continue

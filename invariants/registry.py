@@ -58,7 +58,8 @@ ANOMALY_KINDS: tuple[AnomalyKind, ...] = (
     AnomalyKind("processed-more-than-once", "duplication", MODEL,
                 "a record the consumer application processed more than once"),
     AnomalyKind("G1a", "duplication", BOTH,
-                "a send reported failed whose record was stored and read (aborted read)"),
+                "aborted read: a record reported failed, or of an aborted or never-committed "
+                "transaction, was stored or read"),
     # -- order -------------------------------------------------------------------------
     AnomalyKind("reorder", "order", MODEL,
                 "two sends of one producer and record key stored in the opposite order"),
@@ -81,6 +82,8 @@ ANOMALY_KINDS: tuple[AnomalyKind, ...] = (
                 "one offset reported holding two different values"),
     AnomalyKind("precommitted-read", "visibility", JEPSEN,
                 "a transaction polled its own uncommitted send"),
+    AnomalyKind("torn-transaction", "visibility", MODEL,
+                "some records of one producer transaction committed, others aborted or lost"),
     AnomalyKind("G1c", "visibility", JEPSEN,
                 "circular information flow: a cycle of write-read dependencies"),
     AnomalyKind("G1c-realtime", "visibility", JEPSEN,
@@ -88,6 +91,8 @@ ANOMALY_KINDS: tuple[AnomalyKind, ...] = (
     # -- liveness ----------------------------------------------------------------------
     AnomalyKind("unsettled", "liveness", MODEL,
                 "after healing and restarting everything the cluster never caught up"),
+    AnomalyKind("hanging-transaction", "liveness", MODEL,
+                "a partition's last stable offset stays below its high watermark for good"),
     # -- informational (allowed) -------------------------------------------------------
     AnomalyKind("int-send-skip", "informational", JEPSEN,
                 "other producers' records landed between one operation's sends"),

@@ -85,7 +85,7 @@ def excuse_records_before_start(found: Anomalies, obs: Observations) -> Anomalie
             return False
         start = obs.baselines.get(key)
         return any(v == value and (start is None or offset < start)
-                   for offset, v, *_ in obs.final_logs.get(key, ()))
+                   for offset, v, *_ in obs.committed_rows(key))
 
     out = dict(found)
     if "lost-write" in out:

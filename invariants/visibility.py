@@ -4,6 +4,9 @@
   that offset.  Kafka serves only records below the high watermark, and clean elections
   keep everything below it, so this appears only when committed data is later lost
   (for example after an unclean leader election).
+* ``G1a`` (Jepsen's aborted read): a poll returned a record whose transaction was
+  aborted, or never committed.  read_uncommitted consumers do this by design; a
+  read_committed consumer never should.
 * ``inconsistent-offsets`` (Jepsen's name): one offset of a partition is reported holding
   two different values by acknowledged sends, polls or the final log.
 """
@@ -20,6 +23,9 @@ def check_visibility(obs: Observations, anomalies: Anomalies) -> None:
             if obs.final_value_at(p, offset) != value:
                 add(anomalies, "uncommitted-read", key=p, offset=offset, value=value,
                     reader=op, **{"final-value": obs.final_value_at(p, offset)})
+            elif obs.final_status_at(p, offset) in ("aborted", "open"):
+                add(anomalies, "G1a", key=p, offset=offset, value=value, reader=op,
+                    transaction=obs.final_status_at(p, offset))
     seen: dict[tuple[int, int], dict[int, list[str]]] = {}
 
     def note(p: int, offset: int, value: int, source: str) -> None:

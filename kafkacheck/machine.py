@@ -245,6 +245,8 @@ class KafkaMachine(RuleBasedStateMachine):
 
     send = _pick("send")
     resend = _pick("resend")
+    commit_transaction = _pick("commit-transaction")
+    abort_transaction = _pick("abort-transaction")
     poll = _pick("poll")
     process = _pick("process")
     commit = _pick("commit")

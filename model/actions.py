@@ -92,6 +92,24 @@ class Resend:
 
 
 @attrs.frozen(slots=True)
+class CommitTransaction:
+    """``producer.commitTransaction()``: the application ends its open transaction; it
+    keeps waiting (and the client retrying) until the commit is acknowledged."""
+
+    client: str
+    kind: ClassVar[str] = "commit-transaction"
+
+
+@attrs.frozen(slots=True)
+class AbortTransaction:
+    """``producer.abortTransaction()``: after an abortable error, or because the
+    application decided not to go on with the transaction."""
+
+    client: str
+    kind: ClassVar[str] = "abort-transaction"
+
+
+@attrs.frozen(slots=True)
 class Poll:
     client: str
     kind: ClassVar[str] = "poll"
@@ -134,14 +152,15 @@ class Finish:
 
 Action = (
     Deliver | Tick | Crash | Restart | Partition | Heal | Send | Resend | Poll | Process
-    | Commit
+    | Commit | CommitTransaction | AbortTransaction
     | ClientCrash | ClientRestart | Finish
 )
 
 ACTION_TYPES: dict[str, type] = {
     cls.kind: cls
     for cls in (Deliver, Tick, Crash, Restart, Partition, Heal, Send, Resend, Poll,
-                Process, Commit, ClientCrash, ClientRestart, Finish)
+                Process, Commit, CommitTransaction, AbortTransaction, ClientCrash,
+                ClientRestart, Finish)
 }
 
 

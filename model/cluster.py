@@ -13,6 +13,8 @@ from model import messages as m
 from model.broker.broker import Broker
 from model.broker.group_coordinator import coordinator_partition
 from model.broker.partition import TopicSettings
+from model.broker.producer_state import ProducerStates
+from model.broker.transaction_coordinator import transaction_partition
 from model.clients.consumer import Consumer
 from model.clients.producer import Producer
 from model.config import Config
@@ -29,6 +31,25 @@ TICK_CHOICES = (100, 1000, 10000, 30000)
 # Messages that flow for ever in a healthy cluster (replica fetches, the metadata long
 # poll); anything else still queued means work is in flight.
 _BACKGROUND = (m.FetchRequest, m.FetchResponse, m.MetadataFetch)
+
+
+def transactional_final_log(records: list[Any]) -> list[list[Any]]:
+    """The committed log's data records, each transactional one with its transaction's
+    outcome as of the high watermark: ``committed``, ``aborted`` or ``open`` (no marker
+    below the HW).  Control records are left out; their offsets stay unused."""
+    states = ProducerStates.rebuild(records)
+    rows = []
+    for r in records:
+        if not r.is_data:
+            continue
+        row: list[Any] = [r.offset, r.value, r.key, r.producer, r.epoch]
+        if r.transactional:
+            txn = next((t for t in states.completed if t.producer_id == r.producer_id
+                        and t.first_offset <= r.offset < t.last_offset), None)
+            status = "open" if txn is None else ("aborted" if txn.aborted else "committed")
+            row.append(status)
+        rows.append(row)
+    return rows
 
 
 def _placement(index: int, brokers: list[str], replication_factor: int) -> tuple[str, ...]:
@@ -49,6 +70,7 @@ class Cluster:
         self.ctx = Context(config, self.nodes)
         self.ctx.disconnected = lambda x, y: self._disconnect([(x, y)])
 
+        self.transactional_ids = self._transactional_ids()
         assignment, settings = self._topics()
         self.controller = Controller(self.ctx, self.brokers, assignment,
                                      lambda p: settings[p].unclean_leader_election_enable)
@@ -65,12 +87,13 @@ class Cluster:
         for broker in self.broker_actors.values():
             broker.take_roles()
         self.producers = {name: Producer(name, self.ctx, self.controller.leader_of,
-                                         self.brokers)
+                                         self.brokers, self.transactional_ids.get(name))
                           for name in self.producer_names}
         # The producers were up before the first action too: an idempotent one has its
-        # producer id already (a restarted one asks for a new id first).
+        # producer id already (a restarted one asks for a new id first); a
+        # transactional one has finished initTransactions.
         for producer in self.producers.values():
-            if producer.idempotence is not None:
+            if producer.idempotence is not None and producer.txn is None:
                 producer.idempotence.set_producer_id(
                     self.broker_actors[self.brokers[0]].allocate_producer_id(), 0)
         self.consumers = {name: Consumer(name, self.ctx, self.controller.leader_of,
@@ -80,6 +103,33 @@ class Cluster:
                                        **self.producers, **self.consumers}
         self.step = 0
         self.finished = False
+        self._initialize_transactions()
+
+    def _transactional_ids(self) -> dict[str, str]:
+        """Each producer's ``transactional.id``: the configured one with a producer
+        (or with ``kafkacheck.transactional.id.shared``), else ``<id>-<n>`` for pn."""
+        base = self.config.producer.transactional_id
+        if base is None:
+            return {}
+        if len(self.producer_names) == 1 or self.config.producer.transactional_id_shared:
+            return {name: base for name in self.producer_names}
+        return {name: f"{base}-{i}" for i, name in enumerate(self.producer_names)}
+
+    def _initialize_transactions(self) -> None:
+        """``initTransactions`` of every transactional producer before the first action:
+        the network runs until each has its producer id (or gives up)."""
+        pending = [p for p in self.producers.values() if p.txn is not None]
+        network = self.ctx.network
+        for _ in range(200):
+            if all(p.txn.ready for p in pending):  # type: ignore[union-attr]
+                return
+            for src, dst in network.ready_links():
+                for _ in range(len(network.queues[(src, dst)])):
+                    if network.queues.get((src, dst)):
+                        self._deliver(src, dst)
+            for producer in pending:
+                producer.drain()
+        raise RuntimeError("transactional producers could not initialize")
 
     def _topics(self) -> tuple[dict[PartitionId, tuple[str, ...]], dict[PartitionId, TopicSettings]]:
         """The user topic's partitions and the group's ``__consumer_offsets`` partition,
@@ -100,6 +150,14 @@ class Cluster:
         assignment[offsets] = _placement(index, self.brokers,
                                          config.broker.offsets_topic_replication_factor)
         settings[offsets] = TopicSettings(1, False)
+        broker = config.broker
+        for transactional_id in sorted(set(self.transactional_ids.values())):
+            state = transaction_partition(transactional_id,
+                                          broker.transaction_state_log_num_partitions)
+            index = int(state.rsplit("-", 1)[1])
+            assignment[state] = _placement(index, self.brokers,
+                                           broker.transaction_state_log_replication_factor)
+            settings[state] = TopicSettings(broker.transaction_state_log_min_isr, False)
         return assignment, settings
 
     # -- views -------------------------------------------------------------------------
@@ -135,10 +193,19 @@ class Cluster:
             # by every client: the way a deposed leader keeps serving (a zombie).
             acts.extend(a.Partition((b, *self.clients)) for b in self.brokers)
         for name in self.producer_names:
-            if self.producers[name].alive:
-                acts.extend(a.Send(name, k) for k in self.keys)
-                if self.producers[name].can_resend():
-                    acts.append(a.Resend(name))
+            producer = self.producers[name]
+            if producer.alive:
+                if producer.can_send():
+                    acts.extend(a.Send(name, k) for k in self.keys)
+                    if producer.can_resend():
+                        acts.append(a.Resend(name))
+                if producer.txn is not None:
+                    if producer.txn.can_commit():
+                        acts.append(a.CommitTransaction(name))
+                    if producer.txn.can_abort():
+                        acts.append(a.AbortTransaction(name))
+                    if producer.txn.state == "FATAL_ERROR":
+                        acts.append(a.ClientRestart(name))
                 acts.append(a.ClientCrash(name))
             else:
                 acts.append(a.ClientRestart(name))
@@ -184,18 +251,25 @@ class Cluster:
             return self.partitioned()
         if kind == "send":
             producer = self.producers.get(action.client)
-            if producer is None or not producer.alive:
+            if producer is None or not producer.can_send():
                 return False
             if action.partition is not None:
                 return action.partition < self.config.topic.partitions
             return action.key in self.keys
         if kind == "resend":
             producer = self.producers.get(action.client)
-            return producer is not None and producer.alive and producer.can_resend()
+            return producer is not None and producer.can_send() and producer.can_resend()
+        if kind in ("commit-transaction", "abort-transaction"):
+            producer = self.producers.get(action.client)
+            if producer is None or not producer.alive or producer.txn is None:
+                return False
+            return (producer.txn.can_commit() if kind == "commit-transaction"
+                    else producer.txn.can_abort())
         if kind == "client-crash":
             return action.client in self.clients and self.alive(action.client)
         if kind == "client-restart":
-            return action.client in self.clients and not self.alive(action.client)
+            return action.client in self.clients and (
+                not self.alive(action.client) or self._fenced(action.client))
         consumer = self.consumers.get(action.client)
         if consumer is None:
             return False
@@ -329,11 +403,26 @@ class Cluster:
     def _do_commit(self, act: a.Commit) -> None:
         self.consumers[act.client].commit()
 
+    def _fenced(self, client: str) -> bool:
+        producer = self.producers.get(client)
+        return (producer is not None and producer.txn is not None
+                and producer.txn.state == "FATAL_ERROR")
+
+    def _do_commit_transaction(self, act: a.CommitTransaction) -> None:
+        self.producers[act.client].commit_transaction()
+
+    def _do_abort_transaction(self, act: a.AbortTransaction) -> None:
+        self.producers[act.client].abort_transaction()
+
     def _do_client_crash(self, act: a.ClientCrash) -> None:
         self.actors[act.client].crash()
         self._kill(act.client)
 
     def _do_client_restart(self, act: a.ClientRestart) -> None:
+        if self.alive(act.client):
+            # A fenced producer: the application closes it and creates a new one.
+            self.actors[act.client].crash()
+            self._kill(act.client)
         self._flush_old_connections(act.client)
         self.ctx.network.set_up(act.client)
         self.actors[act.client].restart()
@@ -348,10 +437,15 @@ class Cluster:
             if source is None:
                 source = max(state.replicas, key=lambda b: self.broker_actors[b].logs[p].hw)
             log = self.broker_actors[source].logs[p]
-            records = [[r.offset, r.value, r.key, r.producer, r.epoch]
-                       for r in log.records[:log.hw]]
+            if not self.transactional_ids:
+                records = [[r.offset, r.value, r.key, r.producer, r.epoch]
+                           for r in log.records[:log.hw]]
+                self.ctx.event(source, "final-log", partition=p, leader=state.leader,
+                               hw=log.hw, records=records)
+                continue
             self.ctx.event(source, "final-log", partition=p, leader=state.leader, hw=log.hw,
-                           records=records)
+                           lso=log.last_stable_offset(),
+                           records=transactional_final_log(log.records[:log.hw]))
         self.finished = True
 
     # -- settling ----------------------------------------------------------------------
@@ -369,6 +463,8 @@ class Cluster:
             return False
         if not all(p.idle() for p in self.producers.values()):
             return False
+        if not self._transactions_settled():
+            return False
         hws = {}
         for p, state in self.controller.partitions.items():
             if state.leader is None or set(state.isr) != set(state.replicas):
@@ -380,8 +476,24 @@ class Cluster:
                     self.broker_actors[r].logs[p].leo != leader.log.leo for r in state.replicas):
                 return False
             if is_user_partition(p):
-                hws[p] = leader.log.hw
+                hws[p] = (leader.log.last_stable_offset()
+                          if self.config.consumer.isolation_level == "read_committed"
+                          else leader.log.hw)
         return all(c.caught_up(hws) for c in self.consumers.values())
+
+    def _transactions_settled(self) -> bool:
+        """Every transactional producer is ready for its next transaction, and no
+        coordinator has a transaction open, being written, or markers to send."""
+        for producer in self.producers.values():
+            if producer.txn is not None and producer.txn.state != "READY":
+                return False
+        for broker in self.broker_actors.values():
+            for _, entries in broker.transactions.loaded.values():
+                for entry in entries.values():
+                    if entry.pending or entry.markers or entry.metadata.state in (
+                            "Ongoing", "PrepareCommit", "PrepareAbort"):
+                        return False
+        return True
 
     def _only_background_traffic(self) -> bool:
         for queue in self.ctx.network.queues.values():

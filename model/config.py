@@ -9,7 +9,7 @@ strategy) live under the ``kafkacheck.`` prefix so they can never be mistaken fo
 defaults that changed by release (``acks``, ``enable.idempotence``) follow it when they
 are not set, exactly as the Java client resolves them.
 
-Where kafkacheck does not model a Kafka feature yet (transactions, auto-commit) the
+Where kafkacheck does not model a Kafka feature yet (auto-commit) the
 setting exists with the value that switches the feature off, and any other value is
 refused with a message saying so: a silently ignored setting would give a verdict real
 Kafka would not give.
@@ -110,6 +110,14 @@ def _version(text: str) -> str:
 _version.__doc__ = " | ".join(versions.PRESETS)
 
 
+def _optional_text(text: str) -> str | None:
+    value = str(text).strip()
+    return None if value in ("", "null", "None") else value
+
+
+_optional_text.__doc__ = "a string, or null (none)"
+
+
 @attrs.frozen
 class KafkaConfig:
     """Which Kafka release is modelled (brokers and clients alike)."""
@@ -120,9 +128,23 @@ class KafkaConfig:
         "(acks, enable.idempotence) follow it when not set (docs/model.md, Versions)",
     )
 
+    transaction_version: int = _setting(
+        "transaction.version", 0, _int(0, 2),
+        "the finalized transaction.version feature; 2 (Kafka 4.0+ brokers and clients, "
+        "KIP-890 part 2) bumps the producer epoch at every commit and abort; 0 means "
+        "the release's default (2 from 4.0, the classic protocol before)",
+    )
+
     @property
     def behaviours(self) -> versions.Behaviours:
         return versions.behaviours(self.version)
+
+    @property
+    def transactions_v2(self) -> bool:
+        """Whether transactions run with KIP-890 part 2 (TV2)."""
+        if self.transaction_version == 0:
+            return self.behaviours.transaction_v2
+        return self.transaction_version == 2
 
 
 @attrs.frozen
@@ -178,6 +200,39 @@ class BrokerConfig:
         "a commit not replicated to the offsets partition's ISR within this is answered "
         "REQUEST_TIMED_OUT",
     )
+    transaction_state_log_num_partitions: int = _setting(
+        "transaction.state.log.num.partitions", 50, _int(1, 10000),
+        "partitions of __transaction_state; a transactional id's coordinator leads "
+        "partition abs(transactional.id.hashCode()) % this",
+    )
+    transaction_state_log_replication_factor: int = _setting(
+        "transaction.state.log.replication.factor", 3, _int(1, 9),
+        "replicas of __transaction_state (where the coordinator logs each transaction)",
+    )
+    transaction_state_log_min_isr: int = _setting(
+        "transaction.state.log.min.isr", 2, _int(1, 9),
+        "min.insync.replicas of __transaction_state",
+    )
+    transaction_abort_timed_out_transaction_cleanup_interval_ms: int = _setting(
+        "transaction.abort.timed.out.transaction.cleanup.interval.ms", 10000, _int(1),
+        "how often the coordinator aborts transactions open longer than their timeout",
+    )
+    transaction_max_timeout_ms: int = _setting(
+        "transaction.max.timeout.ms", 900000, _int(1),
+        "the largest transaction.timeout.ms a producer may ask for "
+        "(INVALID_TRANSACTION_TIMEOUT otherwise)",
+    )
+    transaction_partition_verification_enable: bool = _setting(
+        "transaction.partition.verification.enable", True, _bool,
+        "3.6+: a leader verifies with the coordinator that a transactional batch's "
+        "partition is in the producer's open transaction (KIP-890 part 1); no effect "
+        "before 3.6",
+    )
+    max_producer_epoch: int = _setting(
+        "kafkacheck.max.producer.epoch", 32767, _int(2, 32767),
+        "the largest producer epoch (Short.MAX_VALUE); a small value makes epoch "
+        "exhaustion and producer-id rotation reachable in short runs",
+    )
 
 
 @attrs.frozen
@@ -218,6 +273,21 @@ class ProducerConfig:
         "bytes per batch: records sent to a partition while its batch waits are sent, "
         "retried and deduplicated together; 0 disables batching",
     )
+    transactional_id: str | None = _setting(
+        "transactional.id", None, _optional_text,
+        "makes the producer transactional: sends happen inside transactions that the "
+        "application commits (or aborts); with several producers, producer pN uses "
+        "<transactional.id>-N unless kafkacheck.transactional.id.shared",
+    )
+    transaction_timeout_ms: int = _setting(
+        "transaction.timeout.ms", 60000, _int(1),
+        "the coordinator aborts a transaction open longer than this",
+    )
+    transactional_id_shared: bool = _setting(
+        "kafkacheck.transactional.id.shared", False, _bool,
+        "every producer uses the same transactional.id: each new instance fences the "
+        "others (a replacement started while the old instance is paused: a zombie)",
+    )
     application_loop: str = _setting(
         "kafkacheck.producer.loop", "send-and-forget",
         _choice("send-and-forget", "resend-after-restart"),
@@ -237,10 +307,9 @@ class ConsumerConfig:
         "Kafka defaults to true; kafkacheck models manual commits for now",
     )
     isolation_level: str = _setting(
-        "isolation.level", "read_uncommitted",
-        _not_modelled("read_committed (transactions)", "read_uncommitted",
-                      _choice("read_uncommitted", "read_committed")),
-        "read_committed needs transactions, which are not modelled yet",
+        "isolation.level", "read_uncommitted", _choice("read_uncommitted", "read_committed"),
+        "read_committed: poll returns only records of committed transactions, up to the "
+        "last stable offset",
     )
     group_id: str = _setting(
         "group.id", "kafkacheck", _choice_text(),
@@ -284,6 +353,28 @@ class Config:
     workload: WorkloadConfig = attrs.field(factory=WorkloadConfig)
 
     def __attrs_post_init__(self) -> None:
+        if self.producer.transactional_id is not None and not self.producer.enable_idempotence:
+            # ProducerConfig.postProcessAndValidateIdempotenceConfigs, after idempotence
+            # may have been silently turned off (acks=1 with idempotence not set).
+            raise ConfigError(
+                "Cannot set a transactional.id without also enabling idempotence.")
+        if (self.producer.transactional_id is not None
+                and self.producer.transaction_timeout_ms > self.broker.transaction_max_timeout_ms):
+            raise ConfigError(
+                f"transaction.timeout.ms={self.producer.transaction_timeout_ms} exceeds "
+                f"transaction.max.timeout.ms={self.broker.transaction_max_timeout_ms}: the "
+                "coordinator answers InitProducerId with INVALID_TRANSACTION_TIMEOUT")
+        if self.kafka.transaction_version == 2 and not self.kafka.behaviours.transaction_v2:
+            raise ConfigError(
+                f"transaction.version=2 with kafka.version={self.kafka.version}: "
+                "transaction version 2 needs Kafka 4.0+ brokers and clients")
+        if (self.producer.transactional_id is not None
+                and self.broker.transaction_state_log_replication_factor > self.broker.brokers):
+            raise ConfigError(
+                "transaction.state.log.replication.factor="
+                f"{self.broker.transaction_state_log_replication_factor} exceeds "
+                f"kafkacheck.brokers={self.broker.brokers}: Kafka could not create "
+                "__transaction_state")
         if self.producer.enable_idempotence:
             conflict = idempotence_conflict(self.producer)
             if conflict is not None:
@@ -387,12 +478,20 @@ def _resolve_producer_defaults(producer: ProducerConfig, behaviours: versions.Be
     user did not set them: ``acks`` (KIP-679; an explicitly idempotent producer before
     3.0 had ``acks`` forced to all, ``ProducerConfig.maybeOverrideAcksAndRetries``), then
     ``enable.idempotence`` (KIP-679, KAFKA-13598, and KAFKA-13673's silent disabling on a
-    conflicting setting)."""
+    conflicting setting; implied by a ``transactional.id`` where the default is off)."""
+    # Before the KIP-679 default took effect, a transactional.id alone implied
+    # idempotence (ProducerConfig.idempotenceEnabled, 3.0.0 and earlier).
+    implied = (producer.transactional_id is not None and "enable.idempotence" not in given
+               and not (behaviours.idempotence_by_default
+                        and behaviours.idempotence_default_applied))
     if "acks" not in given:
-        explicitly_idempotent = "enable.idempotence" in given and producer.enable_idempotence
+        explicitly_idempotent = implied or (
+            "enable.idempotence" in given and producer.enable_idempotence)
         producer = attrs.evolve(
             producer, acks="all" if explicitly_idempotent else behaviours.default_acks)
-    if "enable.idempotence" not in given:
+    if implied:
+        producer = attrs.evolve(producer, enable_idempotence=True)
+    elif "enable.idempotence" not in given:
         enabled = (behaviours.idempotence_by_default
                    and behaviours.idempotence_default_applied
                    and idempotence_conflict(attrs.evolve(producer, enable_idempotence=True))

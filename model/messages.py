@@ -42,6 +42,14 @@ OUT_OF_ORDER_SEQUENCE_NUMBER = producer_state.OUT_OF_ORDER_SEQUENCE_NUMBER
 INVALID_PRODUCER_EPOCH = producer_state.INVALID_PRODUCER_EPOCH
 COORDINATOR_LOAD_IN_PROGRESS = "COORDINATOR_LOAD_IN_PROGRESS"
 
+# Transactions (Errors.java).
+INVALID_PRODUCER_ID_MAPPING = "INVALID_PRODUCER_ID_MAPPING"
+PRODUCER_FENCED = "PRODUCER_FENCED"
+CONCURRENT_TRANSACTIONS = "CONCURRENT_TRANSACTIONS"
+INVALID_TXN_STATE = "INVALID_TXN_STATE"
+TRANSACTION_ABORTABLE = "TRANSACTION_ABORTABLE"
+TRANSACTION_COORDINATOR_FENCED = "TRANSACTION_COORDINATOR_FENCED"
+
 NO_BROKER_EPOCH = -1   # a consumer's fetch, or skipping broker-epoch checks (KIP-903)
 
 
@@ -61,6 +69,8 @@ class ProduceRequest:
     producer_id: int = -1
     producer_epoch: int = -1
     sequence: int = -1
+    # A transactional producer's batch (``RecordBatch.isTransactional``) and its id.
+    transactional_id: str | None = None
 
 
 @attrs.frozen(slots=True)
@@ -88,6 +98,7 @@ class FetchRequest:
     last_fetched_epoch: int
     current_leader_epoch: int
     broker_epoch: int = NO_BROKER_EPOCH
+    read_committed: bool = False
 
 
 @attrs.frozen(slots=True)
@@ -99,6 +110,10 @@ class FetchResponse:
     high_watermark: int = 0
     diverging: tuple[int, int] | None = None
     fetch_offset: int = 0
+    # READ_COMMITTED fetches (KIP-98): the last stable offset, and the aborted
+    # transactions overlapping the returned range, as (producer id, first offset).
+    last_stable_offset: int = 0
+    aborted: tuple[tuple[int, int], ...] = ()
 
 
 @attrs.frozen(slots=True)
@@ -107,6 +122,7 @@ class ListOffsetsRequest:
     partition: int
     reset: str  # "earliest" | "latest"
     current_leader_epoch: int
+    read_committed: bool = False
 
 
 @attrs.frozen(slots=True)
@@ -122,10 +138,14 @@ class ListOffsetsResponse:
 
 @attrs.frozen(slots=True)
 class InitProducerIdRequest:
-    """``InitProducerId`` with no transactional id: an idempotent producer asks any
-    broker for a fresh producer id (``TransactionCoordinator.handleInitProducerId``)."""
+    """``InitProducerId``: with no transactional id an idempotent producer asks any
+    broker for a fresh producer id; with one, a transactional producer asks its
+    transaction coordinator, which bumps the epoch and fences older instances
+    (``TransactionCoordinator.handleInitProducerId``)."""
 
     corr: int
+    transactional_id: str | None = None
+    transaction_timeout_ms: int = 0
 
 
 @attrs.frozen(slots=True)
@@ -141,8 +161,12 @@ class InitProducerIdResponse:
 
 @attrs.frozen(slots=True)
 class FindCoordinatorRequest:
+    """``group`` is the key: a group id, or a transactional id when ``key_type`` is
+    ``transaction``."""
+
     corr: int
     group: str
+    key_type: str = "group"
 
 
 @attrs.frozen(slots=True)
@@ -176,6 +200,68 @@ class OffsetFetchResponse:
     corr: int
     error: str | None
     offsets: tuple[tuple[int, int], ...] = ()
+
+
+# -- transactions ------------------------------------------------------------------------
+
+
+@attrs.frozen(slots=True)
+class AddPartitionsToTxnRequest:
+    """``AddPartitionsToTxn``: from the client (v3-), or from a partition leader
+    verifying (``verify_only``, KIP-890 part 1) or adding (transaction version 2) on
+    the client's behalf."""
+
+    corr: int
+    transactional_id: str
+    producer_id: int
+    producer_epoch: int
+    partitions: tuple[int, ...]
+    verify_only: bool = False
+
+
+@attrs.frozen(slots=True)
+class AddPartitionsToTxnResponse:
+    corr: int
+    error: str | None
+
+
+@attrs.frozen(slots=True)
+class EndTxnRequest:
+    corr: int
+    transactional_id: str
+    producer_id: int
+    producer_epoch: int
+    commit: bool
+
+
+@attrs.frozen(slots=True)
+class EndTxnResponse:
+    """Under transaction version 2 the answer carries the bumped epoch (EndTxn v5)."""
+
+    corr: int
+    error: str | None
+    producer_id: int = -1
+    producer_epoch: int = -1
+
+
+@attrs.frozen(slots=True)
+class WriteTxnMarkersRequest:
+    """The coordinator asks a partition's leader to append a COMMIT or ABORT control
+    record for ``producer_id``, naming its own coordinator epoch."""
+
+    corr: int
+    partition: int
+    producer_id: int
+    producer_epoch: int
+    commit: bool
+    coordinator_epoch: int
+
+
+@attrs.frozen(slots=True)
+class WriteTxnMarkersResponse:
+    corr: int
+    partition: int
+    error: str | None
 
 
 # -- brokers and the controller ------------------------------------------------------------

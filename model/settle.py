@@ -34,6 +34,16 @@ def settle(cluster: Cluster) -> Iterator[Any]:
             for _ in range(len(network.queues[(src, dst)])):
                 if network.queues.get((src, dst)):
                     yield a.Deliver(src, dst)
+        for name, producer in cluster.producers.items():
+            txn = producer.txn
+            if txn is None or not producer.alive:
+                continue
+            if txn.can_commit():
+                yield a.CommitTransaction(name)
+            elif txn.state == "ABORTABLE_ERROR":
+                yield a.AbortTransaction(name)
+            elif txn.state == "FATAL_ERROR":
+                yield a.ClientRestart(name)
         for name, consumer in cluster.consumers.items():
             while consumer.can_process():
                 yield a.Process(name)

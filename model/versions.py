@@ -60,7 +60,20 @@ IDEMPOTENT_EPOCH_BUMP = Change(
     "an idempotent producer bumps its epoch locally instead of resetting its producer id",
     "KIP-360, KAFKA-8710 (2.5.0)", ((2, 5, 0),))
 
-CHANGES = (IDEMPOTENCE_BY_DEFAULT, IDEMPOTENCE_DEFAULT_APPLIED, IDEMPOTENT_EPOCH_BUMP)
+TXN_PARTITION_VERIFICATION = Change(
+    "a partition leader asks the transaction coordinator before a transactional batch "
+    "opens a transaction on it (transaction.partition.verification.enable)",
+    "KIP-890 part 1, KAFKA-14402, KAFKA-14884 (3.6.0)", ((3, 6, 0),))
+VERIFICATION_ABORTABLE = Change(
+    "a batch that fails verification gets TRANSACTION_ABORTABLE (INVALID_TXN_STATE before)",
+    "KIP-890, error code 120 added in 3.8.0 (INVALID_TXN_STATE in 3.6 and 3.7)", ((3, 8, 0),))
+TRANSACTION_V2 = Change(
+    "transaction.version=2: the epoch is bumped at every commit and abort, and the leader "
+    "adds a partition to the transaction on the client's behalf",
+    "KIP-890 part 2, KAFKA-14562, KAFKA-16192 (4.0.0)", ((4, 0, 0),))
+
+CHANGES = (IDEMPOTENCE_BY_DEFAULT, IDEMPOTENCE_DEFAULT_APPLIED, IDEMPOTENT_EPOCH_BUMP,
+           TXN_PARTITION_VERIFICATION, VERIFICATION_ABORTABLE, TRANSACTION_V2)
 
 
 @attrs.frozen
@@ -71,6 +84,9 @@ class Behaviours:
     idempotence_by_default: bool
     idempotence_default_applied: bool
     idempotent_epoch_bump: bool
+    partition_verification: bool = False
+    verification_abortable: bool = False
+    transaction_v2: bool = False
 
     @property
     def default_acks(self) -> str:
@@ -93,4 +109,7 @@ def behaviours(name: str) -> Behaviours:
         idempotence_by_default=IDEMPOTENCE_BY_DEFAULT.present_in(release),
         idempotence_default_applied=IDEMPOTENCE_DEFAULT_APPLIED.present_in(release),
         idempotent_epoch_bump=IDEMPOTENT_EPOCH_BUMP.present_in(release),
+        partition_verification=TXN_PARTITION_VERIFICATION.present_in(release),
+        verification_abortable=VERIFICATION_ABORTABLE.present_in(release),
+        transaction_v2=TRANSACTION_V2.present_in(release),
     )

@@ -76,6 +76,9 @@ def _text(value: Any) -> str:
 def route(user: dict[str, str], names: dict[str, list[str]]) -> RealSettings:
     """Route ``REAL_BASE`` overridden by ``user``; ``names`` are Kafka's own config names
     per client kind and for topics (from the Java driver's ``config-names``)."""
+    if "transactional.id" in user or "transaction.version" in user:
+        raise UsageError("a real run does not drive transactions yet: its workload is the "
+                         "non-transactional producer and consumer")
     if "kafka.version" in user:
         # Every Kafka a real run can start (4.0.0 and later) behaves alike in what the
         # model switches by release, so the model runs its newest preset.
@@ -112,7 +115,8 @@ def route(user: dict[str, str], names: dict[str, list[str]]) -> RealSettings:
     except ConfigError as error:
         raise UsageError(str(error)) from None
     model = config.to_settings()
-    producer = {name: _text(model[name]) for name in _kafka_fields(config, "producer")}
+    producer = {name: _text(model[name]) for name in _kafka_fields(config, "producer")
+                if model[name] is not None}
     consumer = {name: _text(model[name]) for name in _kafka_fields(config, "consumer")}
     for name in _kafka_fields(config, "producer"):
         if name in consumer_names:

@@ -20,13 +20,16 @@ Replicas are :class:`model.broker.partition.Partition`; offsets are stored by
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 from model import messages as m
 from model.broker.group_coordinator import GroupCoordinator
 from model.broker.log import ReplicaLog
 from model.broker.partition import Partition, TopicSettings
 from model.broker.producer_state import BatchHeader
+from model.broker.transaction_coordinator import (BROKER_REQUEST_TIMEOUT_MS,
+                                                  TransactionCoordinator)
+from model.broker.txn_verification import TxnVerifier
 from model.context import CONTROLLER, Context
 from model.metadata import MetadataImage, PartitionId
 
@@ -58,6 +61,9 @@ class Broker:
         self.producer_ids: tuple[int, int] | None = None
         self.isr_checks_from = self.ctx.now
         self.last_isr_check = self.ctx.now
+        # The transaction coordinator's and the verifier's state is in memory only.
+        self.transactions = TransactionCoordinator(self)
+        self.txn_verifier = TxnVerifier(self)
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -189,9 +195,25 @@ class Broker:
         elif isinstance(message, m.ListOffsetsRequest):
             self._on_list_offsets(src, generation, message)
         elif isinstance(message, m.InitProducerIdRequest):
-            self._on_init_producer_id(src, generation, message)
+            if message.transactional_id is not None:
+                self.transactions.init_producer_id(src, generation, message)
+            else:
+                self._on_init_producer_id(src, generation, message)
         elif isinstance(message, m.FindCoordinatorRequest):
-            self.coordinator.find_coordinator(src, generation, message)
+            if message.key_type == "transaction":
+                self.transactions.find_coordinator(src, generation, message)
+            else:
+                self.coordinator.find_coordinator(src, generation, message)
+        elif isinstance(message, m.AddPartitionsToTxnRequest):
+            self.transactions.add_partitions(src, generation, message)
+        elif isinstance(message, m.AddPartitionsToTxnResponse):
+            self.txn_verifier.on_response(message)
+        elif isinstance(message, m.EndTxnRequest):
+            self.transactions.end_txn(src, generation, message)
+        elif isinstance(message, m.WriteTxnMarkersRequest):
+            self.write_txn_marker(message, lambda resp: self.reply(src, generation, resp))
+        elif isinstance(message, m.WriteTxnMarkersResponse):
+            self.transactions.on_marker_response(message)
         elif isinstance(message, m.OffsetCommitRequest):
             self.coordinator.commit(src, generation, message)
         elif isinstance(message, m.OffsetFetchRequest):
@@ -213,7 +235,21 @@ class Broker:
         partition.append_as_leader([(key, value, src) for key, value in req.records],
                                    req.acks, req.timeout_ms,
                                    complete, BatchHeader(req.producer_id, req.producer_epoch,
-                                                         req.sequence))
+                                                         req.sequence, req.transactional_id))
+
+    def write_txn_marker(self, req: m.WriteTxnMarkersRequest,
+                         respond: Callable[[m.WriteTxnMarkersResponse], None]) -> None:
+        """``KafkaApis.handleWriteTxnMarkersRequest`` for one partition."""
+        partition = self.partitions.get(req.partition)
+
+        def complete(error: str | None, offset: int | None) -> None:
+            respond(m.WriteTxnMarkersResponse(req.corr, req.partition, error))
+
+        if partition is None:
+            complete(m.NOT_LEADER_OR_FOLLOWER, None)
+            return
+        partition.write_marker(req.producer_id, req.producer_epoch, req.commit,
+                               req.coordinator_epoch, BROKER_REQUEST_TIMEOUT_MS, complete)
 
     def _on_init_producer_id(self, src: str, generation: int,
                              req: m.InitProducerIdRequest) -> None:
@@ -246,7 +282,8 @@ class Broker:
             req.current_leader_epoch)
         offset = 0
         if error is None and req.reset == "latest":
-            offset = partition.log.hw  # type: ignore[union-attr]
+            log = partition.log  # type: ignore[union-attr]
+            offset = log.last_stable_offset() if req.read_committed else log.hw
         self.reply(src, generation, m.ListOffsetsResponse(req.corr, req.partition, error, offset))
 
     def reply(self, dst: str, generation: int, message: Any) -> None:
@@ -260,6 +297,7 @@ class Broker:
             return
         for partition in self.partitions.values():
             partition.on_tick()
+        self.transactions.on_tick()
         # ReplicaManager schedules "isr-expiration" every replica.lag.time.max.ms / 2.
         period = max(1, self.config.replica_lag_time_max_ms // 2)
         due = self.isr_checks_from + (self.ctx.now - self.isr_checks_from) // period * period
@@ -273,3 +311,5 @@ class Broker:
             self.metadata_fetch = None
         for partition in self.partitions.values():
             partition.on_disconnect(peer)
+        self.transactions.on_disconnect(peer)
+        self.txn_verifier.on_disconnect(peer)

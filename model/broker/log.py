@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import attrs
 
-from model.broker.producer_state import (NO_PRODUCER_EPOCH, NO_PRODUCER_ID, NO_SEQUENCE,
-                                         ProducerStates)
+from model.broker.producer_state import (ABORT, COMMIT, NO_PRODUCER_EPOCH, NO_PRODUCER_ID,
+                                         NO_SEQUENCE, ProducerStates)
 
 UNDEFINED_EPOCH = -1
 UNDEFINED_OFFSET = -1
@@ -38,10 +38,19 @@ class Record:
     sequence: int = NO_SEQUENCE
     batch_count: int = 1
     batch_index: int = 0
+    # Transactions (KIP-98): a transactional producer's batch, or a control batch (a
+    # COMMIT or ABORT marker, one record) with the coordinator epoch that wrote it.
+    transactional: bool = False
+    control: str | None = None
+    coordinator_epoch: int = -1
 
     @property
     def ends_batch(self) -> bool:
         return self.batch_index == self.batch_count - 1
+
+    @property
+    def is_data(self) -> bool:
+        return self.control is None
 
 
 class ReplicaLog:
@@ -87,17 +96,34 @@ class ReplicaLog:
     def append_batch(self, epoch: int, records: list[tuple[str, int, str]],
                      producer_id: int = NO_PRODUCER_ID,
                      producer_epoch: int = NO_PRODUCER_EPOCH,
-                     base_sequence: int = NO_SEQUENCE) -> list[Record]:
+                     base_sequence: int = NO_SEQUENCE,
+                     transactional: bool = False) -> list[Record]:
         """The leader appends one batch: consecutive offsets, one header."""
         appended = []
         for index, (key, value, producer) in enumerate(records):
             record = Record(len(self.records), epoch, key, value, producer, producer_id,
-                            producer_epoch, base_sequence, len(records), index)
+                            producer_epoch, base_sequence, len(records), index,
+                            transactional)
             self.assign_epoch_start(epoch, record.offset)
             self.records.append(record)
             self.producers.update(record)
             appended.append(record)
         return appended
+
+    def append_marker(self, epoch: int, producer_id: int, producer_epoch: int,
+                      commit: bool, coordinator_epoch: int) -> Record:
+        """The leader appends a transaction marker: a control batch of one record."""
+        control = COMMIT if commit else ABORT
+        record = Record(len(self.records), epoch, f"__{control.lower()}", -1, "coordinator",
+                        producer_id, producer_epoch, NO_SEQUENCE, 1, 0, True, control,
+                        coordinator_epoch)
+        self.assign_epoch_start(epoch, record.offset)
+        self.records.append(record)
+        self.producers.update(record)
+        return record
+
+    def last_stable_offset(self) -> int:
+        return self.producers.last_stable_offset(self.hw)
 
     def append_replicated(self, record: Record) -> None:
         """A follower copies a leader's record, keeping its offset and epoch."""

@@ -102,6 +102,9 @@ class Partition:
         self.epoch_start_offset: int | None = None
         self.delayed: list[DelayedAppend] = []
         self.parked: list[ParkedFetch] = []
+        # Producer id -> the verification guard of a transactional batch waiting for the
+        # coordinator's answer (``VerificationStateEntry``).
+        self.verifying: dict[int, int] = {}
         # Follower role.
         self.fetch_corr: int | None = None
         self.fetch_retry_at = 0
@@ -191,7 +194,7 @@ class Partition:
 
     def append_as_leader(self, records: list[tuple[str, int, str]], acks: str,
                          timeout_ms: int, complete: Completion,
-                         header: BatchHeader = NO_HEADER) -> None:
+                         header: BatchHeader = NO_HEADER, verified: bool = False) -> None:
         """``Partition.appendRecordsToLeader`` followed, for ``acks=all``, by a
         ``DelayedProduce``; ``complete`` gets the outcome.  An idempotent producer's
         batch (``header``) is first checked against the producer state: a duplicate is
@@ -204,9 +207,15 @@ class Partition:
             complete(m.NOT_ENOUGH_REPLICAS, None)
             return
         check = self.log.producers.validate(header.producer_id, header.producer_epoch,
-                                            header.sequence, len(records))
+                                            header.sequence, len(records),
+                                            header.transactional)
         if check.error is not None:
             complete(check.error, None)
+            return
+        if (check.duplicate_of is None and header.transactional and not verified
+                and not self.log.producers.ongoing(header.producer_id)
+                and self.broker.txn_verifier.mode() is not None):
+            self._verify_then_append(records, acks, timeout_ms, complete, header)
             return
         if check.duplicate_of is not None:
             first = check.duplicate_of
@@ -215,7 +224,8 @@ class Partition:
                            producer_id=header.producer_id, sequence=header.sequence)
         else:
             first = self.log.leo
-            for record in self.log.append_batch(self.leader_epoch, records, *header.fields()):
+            for record in self.log.append_batch(self.leader_epoch, records, *header.fields(),
+                                                header.transactional):
                 self.ctx.event(self.name, "append", partition=self.partition,
                                offset=record.offset, epoch=record.epoch, value=record.value)
             required = self.log.leo
@@ -224,6 +234,56 @@ class Partition:
                                               self.ctx.now + timeout_ms, complete))
         else:
             complete(None, first)
+        self.maybe_increment_hw()
+
+    def _verify_then_append(self, records: list[tuple[str, int, str]], acks: str,
+                            timeout_ms: int, complete: Completion,
+                            header: BatchHeader) -> None:
+        """KIP-890: before a transactional batch opens a transaction here, ask the
+        coordinator whether this partition is in the producer's open transaction (part
+        1, ``verify_only``), or have it added (transaction version 2).  A marker written
+        for the producer while the answer travels voids it (the verification guard of
+        KAFKA-14884), and the batch is refused."""
+        producer_id = header.producer_id
+        guard = self.verifying.get(producer_id)
+        if guard is None:
+            guard = self.verifying[producer_id] = self.ctx.next_corr()
+
+        def verified(error: str | None) -> None:
+            if self.verifying.get(producer_id) != guard and error is None:
+                error = self.broker.txn_verifier.voided_error()
+            if error is not None:
+                complete(error, None)
+                return
+            self.append_as_leader(records, acks, timeout_ms, complete, header, verified=True)
+
+        self.broker.txn_verifier.verify(header.transactional_id, producer_id,
+                                        header.producer_epoch, self.partition, verified)
+
+    def write_marker(self, producer_id: int, producer_epoch: int, commit: bool,
+                     coordinator_epoch: int, timeout_ms: int, complete: Completion) -> None:
+        """``WriteTxnMarkers`` on the leader: a control record appended like an
+        ``acks=all`` write (``ReplicaManager.appendRecords`` with origin COORDINATOR),
+        after ``appendEndTxnMarker``'s epoch checks."""
+        if not self.is_leader:
+            complete(m.NOT_LEADER_OR_FOLLOWER, None)
+            return
+        if len(self.isr) < self.effective_min_isr():
+            complete(m.NOT_ENOUGH_REPLICAS, None)
+            return
+        error = self.log.producers.validate_marker(producer_id, producer_epoch,
+                                                   coordinator_epoch)
+        if error is not None:
+            complete(error, None)
+            return
+        self.verifying.pop(producer_id, None)
+        record = self.log.append_marker(self.leader_epoch, producer_id, producer_epoch,
+                                        commit, coordinator_epoch)
+        self.ctx.event(self.name, "marker", partition=self.partition, offset=record.offset,
+                       producer_id=producer_id, producer_epoch=producer_epoch,
+                       control=record.control)
+        self.delayed.append(DelayedAppend(record.offset, self.log.leo,
+                                          self.ctx.now + timeout_ms, complete))
         self.maybe_increment_hw()
 
     def _complete_delayed(self) -> None:
@@ -304,13 +364,23 @@ class Partition:
 
     def _readable(self, req: m.FetchRequest) -> int:
         """Where the records a fetch may see end: the LEO for a follower, the HW for a
-        read_uncommitted consumer."""
-        return self.log.leo if req.replica is not None else self.log.hw
+        read_uncommitted consumer, the last stable offset for a read_committed one
+        (``FetchIsolation``)."""
+        if req.replica is not None:
+            return self.log.leo
+        return self.log.last_stable_offset() if req.read_committed else self.log.hw
 
     def _answer(self, src: str, generation: int, req: m.FetchRequest, hw: int) -> None:
-        records = tuple(self.log.records[req.fetch_offset:self._readable(req)])
-        self.broker.reply(src, generation, m.FetchResponse(
-            req.corr, req.partition, None, records, hw, None, req.fetch_offset))
+        end = self._readable(req)
+        records = tuple(self.log.records[req.fetch_offset:end])
+        if req.read_committed:
+            response = m.FetchResponse(
+                req.corr, req.partition, None, records, hw, None, req.fetch_offset,
+                end, self.log.producers.aborted_transactions(req.fetch_offset, end))
+        else:
+            response = m.FetchResponse(req.corr, req.partition, None, records, hw, None,
+                                       req.fetch_offset)
+        self.broker.reply(src, generation, response)
 
     def _reply_error(self, src: str, generation: int, req: m.FetchRequest, error: str) -> None:
         self.broker.reply(src, generation, m.FetchResponse(

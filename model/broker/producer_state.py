@@ -26,6 +26,18 @@ be shorter than five batches, as in Kafka.  Snapshots taken at segment roll and 
 shutdown do not arise (one segment; faults are kills).  Producer-id expiry
 (``producer.id.expiration.ms``, one day of record timestamps) is beyond any run's clock
 and not modelled.
+
+Transactions (KIP-98) live in the same state: a transactional batch of a producer with
+no open transaction on this partition opens one at its first offset
+(``ProducerAppendInfo.append``: ``currentTxnFirstOffset``); a control record (COMMIT or
+ABORT marker, ``appendEndTxnMarker``) closes it, after checking that its producer epoch is
+not older than the producer's (INVALID_PRODUCER_EPOCH) and its coordinator epoch not
+older than the last marker's (TRANSACTION_COORDINATOR_FENCED); a marker with a newer
+epoch starts that epoch (``maybeUpdateProducerEpoch``).  Closed transactions are kept as
+``CompletedTxn`` (aborted ones are Kafka's transaction index), which give the last stable
+offset (``firstUnstableOffset``) and the aborted transactions a READ_COMMITTED fetch
+returns (``collectAbortedTxns``).  A non-transactional batch from a producer with an open
+transaction is refused (INVALID_TXN_STATE).
 """
 
 from __future__ import annotations
@@ -42,10 +54,13 @@ NO_PRODUCER_ID = -1
 NO_PRODUCER_EPOCH = -1
 NO_SEQUENCE = -1
 NUM_BATCHES_TO_RETAIN = 5
+COMMIT, ABORT = "COMMIT", "ABORT"   # ControlRecordType
 MAX_SEQUENCE = 2**31 - 1
 
 OUT_OF_ORDER_SEQUENCE_NUMBER = "OUT_OF_ORDER_SEQUENCE_NUMBER"
 INVALID_PRODUCER_EPOCH = "INVALID_PRODUCER_EPOCH"
+INVALID_TXN_STATE = "INVALID_TXN_STATE"
+TRANSACTION_COORDINATOR_FENCED = "TRANSACTION_COORDINATOR_FENCED"
 
 
 def in_sequence(last: int, next_sequence: int) -> bool:
@@ -60,6 +75,11 @@ class BatchHeader:
     producer_id: int = NO_PRODUCER_ID
     producer_epoch: int = NO_PRODUCER_EPOCH
     sequence: int = NO_SEQUENCE
+    transactional_id: str | None = None
+
+    @property
+    def transactional(self) -> bool:
+        return self.transactional_id is not None
 
     def fields(self) -> tuple[int, int, int]:
         return self.producer_id, self.producer_epoch, self.sequence
@@ -83,6 +103,8 @@ class ProducerStateEntry:
     producer_epoch: int
     batches: deque[BatchMetadata] = attrs.field(
         factory=lambda: deque(maxlen=NUM_BATCHES_TO_RETAIN))
+    current_txn_first_offset: int | None = None
+    coordinator_epoch: int = -1
 
     @property
     def last_sequence(self) -> int:
@@ -101,11 +123,22 @@ class Validation:
 APPEND = Validation()
 
 
+@attrs.frozen(slots=True)
+class CompletedTxn:
+    """A transaction closed by its marker at ``last_offset`` (``CompletedTxn``)."""
+
+    producer_id: int
+    first_offset: int
+    last_offset: int
+    aborted: bool
+
+
 class ProducerStates:
-    __slots__ = ("entries",)
+    __slots__ = ("entries", "completed")
 
     def __init__(self) -> None:
         self.entries: dict[int, ProducerStateEntry] = {}
+        self.completed: list[CompletedTxn] = []
 
     @classmethod
     def rebuild(cls, records: Iterable["Record"]) -> "ProducerStates":
@@ -136,19 +169,76 @@ class ProducerStates:
             return
         entry = self.entries.get(record.producer_id)
         if entry is None or entry.producer_epoch != record.producer_epoch:
+            old = entry
             entry = self.entries[record.producer_id] = ProducerStateEntry(
                 record.producer_id, record.producer_epoch)
+            if old is not None:
+                entry.current_txn_first_offset = old.current_txn_first_offset
+                entry.coordinator_epoch = old.coordinator_epoch
+        if record.control is not None:
+            entry.coordinator_epoch = record.coordinator_epoch
+            if entry.current_txn_first_offset is not None:
+                self.completed.append(CompletedTxn(
+                    record.producer_id, entry.current_txn_first_offset, record.offset,
+                    record.control == ABORT))
+                entry.current_txn_first_offset = None
+            return
+        first_offset = record.offset - record.batch_index
+        if record.transactional and entry.current_txn_first_offset is None:
+            entry.current_txn_first_offset = first_offset
         entry.batches.append(BatchMetadata(record.sequence,
                                            record.sequence + record.batch_count - 1,
-                                           record.offset - record.batch_index))
+                                           first_offset))
+
+    # -- transactions ------------------------------------------------------------------
+
+    def ongoing(self, producer_id: int) -> bool:
+        entry = self.entries.get(producer_id)
+        return entry is not None and entry.current_txn_first_offset is not None
+
+    def validate_marker(self, producer_id: int, producer_epoch: int,
+                        coordinator_epoch: int) -> str | None:
+        """``ProducerAppendInfo.appendEndTxnMarker``'s checks."""
+        entry = self.entries.get(producer_id)
+        if entry is None:
+            return None
+        if producer_epoch < entry.producer_epoch:
+            return INVALID_PRODUCER_EPOCH
+        if entry.coordinator_epoch > coordinator_epoch:
+            return TRANSACTION_COORDINATOR_FENCED
+        return None
+
+    def last_stable_offset(self, high_watermark: int) -> int:
+        """``firstUnstableOffset`` capped by the HW: the first offset of the oldest open
+        transaction, or of a closed one whose marker is not yet below the HW."""
+        unstable = [e.current_txn_first_offset for e in self.entries.values()
+                    if e.current_txn_first_offset is not None]
+        unstable.extend(t.first_offset for t in self.completed
+                        if t.last_offset >= high_watermark)
+        return min([high_watermark, *unstable])
+
+    def aborted_transactions(self, fetch_offset: int,
+                             upper_bound: int) -> tuple[tuple[int, int], ...]:
+        """``collectAbortedTxns``: aborted transactions overlapping
+        [fetch_offset, upper_bound), as (producer id, first offset)."""
+        return tuple((t.producer_id, t.first_offset) for t in self.completed
+                     if t.aborted and t.last_offset >= fetch_offset
+                     and t.first_offset < upper_bound)
 
     def validate(self, producer_id: int, producer_epoch: int, sequence: int,
-                 count: int = 1) -> Validation:
+                 count: int = 1, transactional: bool = False) -> Validation:
         """The leader's checks on a client's batch of ``count`` records starting at
         ``sequence``, in Kafka's order; a duplicate must match a retained batch's whole
         sequence range (``batchWithSequenceRange``)."""
         if producer_id == NO_PRODUCER_ID:
             return APPEND
+        validation = self._validate_sequence(producer_id, producer_epoch, sequence, count)
+        if validation is APPEND and not transactional and self.ongoing(producer_id):
+            return Validation(INVALID_TXN_STATE)
+        return validation
+
+    def _validate_sequence(self, producer_id: int, producer_epoch: int, sequence: int,
+                           count: int) -> Validation:
         last = sequence + count - 1
         entry = self.entries.get(producer_id)
         if entry is not None and entry.producer_epoch == producer_epoch:

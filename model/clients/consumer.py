@@ -23,8 +23,39 @@ from model import messages as m
 from model.clients.coordinator import ConsumerCoordinator
 from model.context import Context
 from model.broker.log import UNDEFINED_EPOCH, Record
+from model.broker.producer_state import ABORT, NO_PRODUCER_ID
 
 POLL, PROCESS, COMMIT = "poll", "process", "commit"
+
+
+def returned_records(records: tuple[Record, ...], read_committed: bool,
+                     aborted: tuple[tuple[int, int], ...]) -> list[Record]:
+    """What the consumer returns from a fetched range (``CompletedFetch``): never a
+    control record; with read_committed, no record of a batch whose producer's
+    transaction the broker listed as aborted (a producer joins the aborted set when the
+    range reaches that transaction's first offset, and leaves it at its ABORT marker)."""
+    out: list[Record] = []
+    pending = sorted(aborted, key=lambda a: a[1])
+    aborted_producers: set[int] = set()
+    index = 0
+    while index < len(records):
+        first = records[index]
+        end = index + 1
+        while (end < len(records) and records[end].offset - records[end].batch_index
+               == first.offset - first.batch_index):
+            end += 1
+        batch = records[index:end]
+        index = end
+        if read_committed and first.producer_id != NO_PRODUCER_ID:
+            while pending and pending[0][1] <= batch[-1].offset:
+                aborted_producers.add(pending.pop(0)[0])
+            if first.control == ABORT:
+                aborted_producers.discard(first.producer_id)
+            elif first.transactional and first.producer_id in aborted_producers:
+                continue
+        if first.control is None:
+            out.extend(batch)
+    return out
 
 
 class Consumer:
@@ -48,6 +79,11 @@ class Consumer:
         self.positions: dict[int, int | None] = {p: None for p in self.partitions}
         self.position_epochs: dict[int, int] = {p: UNDEFINED_EPOCH for p in self.partitions}
         self.buffer: dict[int, list[Record]] = {p: [] for p in self.partitions}
+        # The buffered fetch's offset, where it ended (the next fetch offset, past any
+        # control or aborted records it skipped) and the epoch of its last batch.
+        self.buffer_end: dict[int, tuple[int, int, int] | None] = {
+            p: None for p in self.partitions}
+        self.read_committed = self.ctx.config.consumer.isolation_level == "read_committed"
         # partition -> (corr, broker, sent_at) of the fetch / ListOffsets in flight
         self.fetching: dict[int, tuple[int, str, int]] = {}
         self.listing: dict[int, tuple[int, str, int]] = {}
@@ -91,18 +127,17 @@ class Consumer:
         returned: dict[int, list[list[int]]] = {}
         for p in self.partitions:
             position = self.positions[p]
-            records = [r for r in self.buffer[p] if position is not None and r.offset >= position]
-            self.buffer[p] = []
-            taken = []
-            for record in records:
-                if record.offset != position:
-                    break
-                taken.append(record)
-                position += 1  # type: ignore[operator]
+            fetched = self.buffer_end[p]
+            taken = self.buffer[p]
+            self.buffer[p], self.buffer_end[p] = [], None
+            if fetched is None or fetched[0] != position:
+                continue       # fetched for a position we have since left
+            _, end, epoch = fetched
+            if end > position:
+                self.positions[p] = end
+                self.position_epochs[p] = epoch
+                self.returned[p] = end
             if taken:
-                self.positions[p] = position
-                self.position_epochs[p] = taken[-1].epoch
-                self.returned[p] = position  # type: ignore[assignment]
                 returned[p] = [[r.offset, r.value] for r in taken]
                 self.pending.extend((p, r) for r in taken)
         self.ctx.history.add(self.op_process, "ok", "poll", [["poll", returned]])
@@ -160,14 +195,16 @@ class Consumer:
                 if p not in self.listing:
                     corr = self.ctx.next_corr()
                     reset = self.ctx.config.consumer.auto_offset_reset
-                    if self.ctx.send(self.name, leader, m.ListOffsetsRequest(corr, p, reset, epoch)):
+                    if self.ctx.send(self.name, leader, m.ListOffsetsRequest(
+                            corr, p, reset, epoch, self.read_committed)):
                         self.listing[p] = (corr, leader, now)
                 continue
             if p not in self.fetching:
                 corr = self.ctx.next_corr()
                 position = self.positions[p]
                 request = m.FetchRequest(corr, p, None, position,  # type: ignore[arg-type]
-                                         self.position_epochs[p], epoch)
+                                         self.position_epochs[p], epoch,
+                                         read_committed=self.read_committed)
                 if self.ctx.send(self.name, leader, request):
                     self.fetching[p] = (corr, leader, now)
 
@@ -199,7 +236,7 @@ class Consumer:
     def _reset_to(self, p: int, offset: int, reason: str) -> None:
         self.positions[p] = offset
         self.position_epochs[p] = UNDEFINED_EPOCH
-        self.buffer[p] = []
+        self.buffer[p], self.buffer_end[p] = [], None
         self.ctx.event(self.name, "position", partition=p, offset=offset, reason=reason)
 
     def _on_fetch(self, resp: m.FetchResponse) -> None:
@@ -224,7 +261,10 @@ class Consumer:
             return
         # The broker bounds what a read_uncommitted consumer may see by the HW
         # (FetchIsolation.HIGH_WATERMARK); the Java client takes what it is given.
-        self.buffer[p] = list(resp.records)
+        self.buffer[p] = returned_records(resp.records, self.read_committed, resp.aborted)
+        if resp.records:
+            last = resp.records[-1]
+            self.buffer_end[p] = (resp.fetch_offset, last.offset + 1, last.epoch)
 
     # -- timers, connections, crash ----------------------------------------------------
 

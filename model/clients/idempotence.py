@@ -51,7 +51,11 @@ class PartitionSequences:
 
 
 class IdempotenceManager:
-    def __init__(self) -> None:
+    def __init__(self, transactional: bool = False) -> None:
+        # A transactional producer never bumps its epoch locally: a failed batch makes
+        # the transaction abortable, and the epoch is bumped through InitProducerId
+        # after the abort (model.clients.transactions).
+        self.transactional = transactional
         self.producer_id = NO_PRODUCER_ID
         self.producer_epoch = -1
         self.partitions: dict[int, PartitionSequences] = {}
@@ -124,6 +128,8 @@ class IdempotenceManager:
             is_next = batch.sequence - entry.last_acked == 1
             if partition not in self.unresolved and (batch.reopened or not is_next):
                 return True
+            if self.transactional:
+                return False
             if partition not in self.unresolved or self.unresolved[partition] == batch.sequence:
                 self.request_epoch_bump(partition)
             return True
@@ -133,6 +139,8 @@ class IdempotenceManager:
         """``handleFailedBatch``: a sequence error, or any failure while retries were
         left, bumps the epoch of the batch's partition; a timeout does not."""
         self._remove(batch)
+        if self.transactional:
+            return
         if error == m.OUT_OF_ORDER_SEQUENCE_NUMBER or adjust:
             self.request_epoch_bump(batch.partition)
 

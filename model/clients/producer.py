@@ -32,6 +32,7 @@ from model import messages as m
 from model.context import Context
 from model.clients.idempotence import IdempotenceManager
 from model.clients.partitioner import partition_for_key
+from model.clients.transactions import TransactionManager
 
 # DefaultRecordBatch.RECORD_BATCH_OVERHEAD, and the size of one of kafkacheck's small
 # keyed records (with the header naming its producer) inside a batch.
@@ -40,7 +41,12 @@ RECORD_BYTES = 40
 
 # Errors that a leader returns only before appending: the attempt certainly wrote nothing.
 _NOT_APPENDED = frozenset({m.NOT_ENOUGH_REPLICAS, m.OUT_OF_ORDER_SEQUENCE_NUMBER,
-                           m.INVALID_PRODUCER_EPOCH})
+                           m.INVALID_PRODUCER_EPOCH, m.INVALID_TXN_STATE,
+                           m.TRANSACTION_ABORTABLE, m.PRODUCER_FENCED,
+                           m.TRANSACTION_COORDINATOR_FENCED})
+# Transactional errors a batch is never retried on (not RetriableException).
+_NOT_RETRIABLE = frozenset({m.INVALID_TXN_STATE, m.TRANSACTION_ABORTABLE, m.PRODUCER_FENCED,
+                            m.INVALID_PRODUCER_ID_MAPPING})
 
 
 @attrs.frozen(slots=True)
@@ -87,8 +93,9 @@ class InFlight:
 class Producer:
     def __init__(self, name: str, ctx: Context,
                  metadata: Callable[[int], tuple[str | None, int]],
-                 brokers: list[str]) -> None:
+                 brokers: list[str], transactional_id: str | None = None) -> None:
         self.name = name
+        self.transactional_id = transactional_id
         self.ctx = ctx
         self.lookup = metadata
         self.brokers = brokers
@@ -113,10 +120,19 @@ class Producer:
         self.has_metadata = False      # a new instance knows nothing of the topic yet
         self.refresh_metadata()
         # A new producer instance has no producer id: it asks for one before sending.
-        self.idempotence = (IdempotenceManager()
+        self.idempotence = (IdempotenceManager(transactional=self.transactional_id is not None)
                             if self.ctx.config.producer.enable_idempotence else None)
         self.init_pending: tuple[int, str] | None = None   # (corr, broker)
         self.init_retry_at = 0
+        # A transactional producer: its TransactionManager, and the sends of the open
+        # transaction, whose outcome is the transaction's (offset once acknowledged).
+        self.txn: TransactionManager | None = None
+        self.txn_sends: list[tuple[int, PendingRecord]] = []
+        self.txn_offsets: dict[int, int] = {}
+        self.sent_in_transaction = False
+        if self.transactional_id is not None:
+            self.txn = TransactionManager(self, self.transactional_id)
+            self.txn.initialize()
 
     # -- metadata ----------------------------------------------------------------------
 
@@ -147,9 +163,14 @@ class Producer:
         meta: dict[str, Any] = {"key": key}
         if resend_of is not None:
             meta["resend-of"] = resend_of
+        if self.txn is not None:
+            self.txn.begin_if_needed()
+            meta["txn"] = f"{self.name}:{self.incarnation}:{self.txn.begun}"
         self.ctx.history.add(process, "invoke", "send", [["send", partition, value]], meta)
         root = value if resend_of is None else resend_of
         record = PendingRecord(key, value, process, root)
+        if self.txn is not None:
+            self.txn_sends.append((partition, record))
         if not self.has_metadata:
             self.refresh_metadata()
         if not self.has_metadata:
@@ -183,14 +204,61 @@ class Producer:
         key, partition, root, _ = self.unconfirmed.pop(index)
         self.send(key, partition, resend_of=root)
 
-    def _remember_unconfirmed(self, batch: "Batch", record: PendingRecord) -> None:
+    def _remember_unconfirmed(self, partition: int, record: PendingRecord) -> None:
         if self.ctx.config.producer.application_loop == "resend-after-restart":
-            self.unconfirmed.append((record.key, batch.partition, record.root,
-                                     self.incarnation))
+            self.unconfirmed.append((record.key, partition, record.root, self.incarnation))
 
     def idle(self) -> bool:
         return (not self.in_flight and not any(self.queues.values())
-                and self.init_pending is None)
+                and self.init_pending is None
+                and (self.txn is None or (self.txn.request is None and not self.txn_sends)))
+
+    # -- transactions (the application's calls and the transaction's outcome) -----------
+
+    def can_send(self) -> bool:
+        return self.alive and (self.txn is None or self.txn.ready)
+
+    def commit_transaction(self) -> None:
+        assert self.txn is not None
+        self.txn.begin_commit()
+        self.drain()
+
+    def abort_transaction(self) -> None:
+        """``abortTransaction``: batches not yet sent are dropped
+        (``abortUndrainedBatches``); those in flight complete first."""
+        assert self.txn is not None
+        self.txn.begin_abort()
+        for queue in self.queues.values():
+            for batch in [b for b in queue if b.attempts == 0 or not b.maybe_written]:
+                queue.remove(batch)
+                if self.idempotence is not None:
+                    self.idempotence.expired(batch)
+        self.drain()
+
+    def has_incomplete_batches(self) -> bool:
+        return bool(self.in_flight) or any(self.queues.values())
+
+    def transaction_completed(self, committed: bool) -> None:
+        """The transaction ended: every send in it is ``ok`` (committed, at the offset
+        its batch was acknowledged with) or ``fail`` (aborted)."""
+        sends, self.txn_sends = self.txn_sends, []
+        for partition, record in sends:
+            offset = self.txn_offsets.pop(record.value, None)
+            if committed:
+                self._report(record, partition, "ok", offset, None)
+            else:
+                self._report(record, partition, "fail", None, "TRANSACTION_ABORTED")
+        self.sent_in_transaction = False
+        self.free_lanes.sort()
+
+    def transaction_fatal(self, error: str) -> None:
+        """A fenced producer: the open transaction's outcome is unknown to it."""
+        sends, self.txn_sends = self.txn_sends, []
+        for partition, record in sends:
+            self.txn_offsets.pop(record.value, None)
+            self._report(record, partition, "info", None, error)
+        for queue in self.queues.values():
+            queue.clear()
 
     # -- the sender loop ---------------------------------------------------------------
 
@@ -198,7 +266,13 @@ class Producer:
         """One pass of ``Sender.runOnce``: the idempotent producer's bookkeeping first
         (resolve sequences, bump the epoch, get a producer id), then draining."""
         idempotence = self.idempotence
-        if idempotence is not None:
+        txn = self.txn
+        if txn is not None:
+            txn.poll()
+            if not txn.ready and txn.state not in ("COMMITTING_TRANSACTION",
+                                                   "ABORTING_TRANSACTION"):
+                return
+        elif idempotence is not None:
             idempotence.resolve_sequences()
             idempotence.bump_epoch_if_needed()
             if not idempotence.has_producer_id:
@@ -223,6 +297,8 @@ class Producer:
                     break
                 if per_broker.get(leader, 0) >= config.max_in_flight_requests_per_connection:
                     break
+                if txn is not None and not txn.send_allowed(partition):
+                    break
                 if idempotence is not None:
                     if not idempotence.may_drain(batch):
                         break
@@ -237,6 +313,8 @@ class Producer:
             # A failed connection makes the client refresh its metadata (the leader may
             # have moved), as NetworkClient does on a disconnect.
             self.refresh_metadata()
+        if txn is not None:
+            txn.poll()      # partitions met while draining are added, EndTxn may be due
 
     def _transmit(self, batch: Batch, leader: str) -> None:
         config = self.ctx.config.producer
@@ -246,7 +324,10 @@ class Producer:
         request = m.ProduceRequest(corr, batch.partition,
                                    tuple((r.key, r.value) for r in batch.records),
                                    config.acks, config.request_timeout_ms,
-                                   batch.producer_id, batch.producer_epoch, batch.sequence)
+                                   batch.producer_id, batch.producer_epoch, batch.sequence,
+                                   self.transactional_id)
+        if self.txn is not None:
+            self.sent_in_transaction = True
         sent = self.ctx.send(self.name, leader, request)
         assert sent, "drain sends only to ready nodes"
         if config.acks == "0":
@@ -289,6 +370,12 @@ class Producer:
     # -- responses ---------------------------------------------------------------------
 
     def receive(self, src: str, generation: int, message: Any) -> None:
+        if self.txn is not None and isinstance(message, (
+                m.FindCoordinatorResponse, m.InitProducerIdResponse,
+                m.AddPartitionsToTxnResponse, m.EndTxnResponse)):
+            self.txn.receive(message)
+            self.drain()
+            return
         if isinstance(message, m.InitProducerIdResponse):
             self._on_init_producer_id(message)
             self.drain()
@@ -324,7 +411,7 @@ class Producer:
         idempotence = self.idempotence
         # Sender.canRetry: the idempotence verdict (which may ask for an epoch bump) is
         # only reached when the batch still has time and retries left.
-        retriable = (retries_left and not expired
+        retriable = (retries_left and not expired and error not in _NOT_RETRIABLE
                      and (idempotence is None or idempotence.can_retry(batch, error)))
         if not retriable:
             if idempotence is not None:
@@ -349,21 +436,36 @@ class Producer:
             queue.appendleft(earlier)
 
     def _complete(self, batch: Batch, outcome: str, offset: int | None, error: str | None) -> None:
-        """Report the batch's outcome to each of its sends (one callback per record)."""
-        for index, record in enumerate(batch.records):
-            value: Any = record.value
+        """Report the batch's outcome to each of its sends (one callback per record).  A
+        transactional batch's sends wait for their transaction: an acknowledgement only
+        notes the offset, a failure makes the transaction abortable."""
+        if self.txn is not None:
             if outcome == "ok":
-                value = [None if offset is None else offset + index, record.value]
-            meta: dict[str, Any] = {"key": record.key}
-            if error is not None:
-                meta["error"] = error
-            self.ctx.history.add(record.process, outcome, "send",
-                                 [["send", batch.partition, value]], meta)
-            if outcome != "ok":
-                self._remember_unconfirmed(batch, record)
-            if outcome != "info":
-                self.free_lanes.append(int(record.process.rsplit(":", 1)[1]))
+                for index, record in enumerate(batch.records):
+                    if offset is not None:
+                        self.txn_offsets[record.value] = offset + index
+            else:
+                self.txn.batch_failed(error or "UNKNOWN")
+            return
+        for index, record in enumerate(batch.records):
+            self._report(record, batch.partition, outcome,
+                         None if offset is None else offset + index, error)
         self.free_lanes.sort()
+
+    def _report(self, record: PendingRecord, partition: int, outcome: str,
+                offset: int | None, error: str | None) -> None:
+        value: Any = record.value
+        if outcome == "ok":
+            value = [offset, record.value]
+        meta: dict[str, Any] = {"key": record.key}
+        if error is not None:
+            meta["error"] = error
+        self.ctx.history.add(record.process, outcome, "send",
+                             [["send", partition, value]], meta)
+        if outcome != "ok":
+            self._remember_unconfirmed(partition, record)
+        if outcome != "info":
+            self.free_lanes.append(int(record.process.rsplit(":", 1)[1]))
 
     # -- timers and connections --------------------------------------------------------
 
@@ -389,6 +491,10 @@ class Producer:
         self.drain()
         timed_out = {f.broker for f in self.in_flight.values()
                      if now - f.sent_at >= config.request_timeout_ms}
+        txn = self.txn
+        if txn is not None and txn.request is not None \
+                and now - txn.sent_at >= config.request_timeout_ms:
+            timed_out.add(txn.request[1])
         for broker in sorted(timed_out):
             self.ctx.close(self.name, broker)
 
@@ -398,6 +504,8 @@ class Producer:
         self._complete(batch, outcome, None, "DELIVERY_TIMEOUT")
 
     def on_disconnect(self, peer: str) -> None:
+        if self.txn is not None:
+            self.txn.on_disconnect(peer)
         lost = sorted((c, f) for c, f in self.in_flight.items() if f.broker == peer)
         for corr, flight in lost:
             del self.in_flight[corr]
@@ -416,13 +524,17 @@ class Producer:
         pending = [f.batch for f in self.in_flight.values()]
         for queue in self.queues.values():
             pending.extend(queue)
-        records = sorted(((r, b) for b in pending for r in b.records),
+        records = sorted(((r, b.partition) for b in pending for r in b.records),
                          key=lambda pair: pair[0].value)
-        for record, batch in records:
+        if self.txn is not None:
+            # Every send of the open transaction is unresolved, acknowledged or not.
+            records = sorted(((r, p) for p, r in self.txn_sends), key=lambda pair: pair[0].value)
+            self.txn_sends = []
+        for record, partition in records:
             meta = {"key": record.key, "error": "CLIENT_CRASHED"}
             self.ctx.history.add(record.process, "info", "send",
-                                 [["send", batch.partition, record.value]], meta)
-            self._remember_unconfirmed(batch, record)
+                                 [["send", partition, record.value]], meta)
+            self._remember_unconfirmed(partition, record)
         self.alive = False
         self.ctx.history.add(f"{self.name}:{self.incarnation}", "info", "crash", None)
 

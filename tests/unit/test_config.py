@@ -19,6 +19,15 @@ KAFKA_DEFAULTS = {
     "offsets.topic.replication.factor": 3,
     "offsets.commit.timeout.ms": 5000,
     "default.api.timeout.ms": 60000,
+    # Transactions (ProducerConfig, TransactionStateManagerConfig, TransactionLogConfig).
+    "transactional.id": None,
+    "transaction.timeout.ms": 60000,
+    "transaction.state.log.num.partitions": 50,
+    "transaction.state.log.replication.factor": 3,
+    "transaction.state.log.min.isr": 2,
+    "transaction.abort.timed.out.transaction.cleanup.interval.ms": 10000,
+    "transaction.max.timeout.ms": 900000,
+    "transaction.partition.verification.enable": True,
 }
 
 
@@ -43,7 +52,13 @@ def test_non_kafka_settings_are_prefixed():
     kafka_names = set(KAFKA_DEFAULTS) | {
         "broker.session.timeout.ms", "replica.fetch.backoff.ms", "enable.idempotence",
         "retry.backoff.ms", "metadata.max.age.ms", "enable.auto.commit", "group.id",
-        "replica.fetch.wait.max.ms", "fetch.max.wait.ms", "kafka.version", "batch.size"}
+        "replica.fetch.wait.max.ms", "fetch.max.wait.ms", "kafka.version", "batch.size",
+        # Transactions: producer and broker configs, and the finalized feature's name.
+        "transactional.id", "transaction.timeout.ms", "transaction.version",
+        "transaction.state.log.num.partitions", "transaction.state.log.replication.factor",
+        "transaction.state.log.min.isr", "transaction.max.timeout.ms",
+        "transaction.abort.timed.out.transaction.cleanup.interval.ms",
+        "transaction.partition.verification.enable"}
     for name in setting_names():
         assert name in kafka_names or name.startswith("kafkacheck."), name
 
@@ -102,7 +117,6 @@ def test_bad_value_names_the_setting(name, raw):
 
 @pytest.mark.parametrize("name, raw, feature", [
     ("enable.auto.commit", "true", "auto-commit"),
-    ("isolation.level", "read_committed", "read_committed"),
 ])
 def test_not_modelled_features_are_refused(name, raw, feature):
     with pytest.raises(ConfigError) as info:
@@ -194,3 +208,28 @@ def test_describe_settings_covers_every_setting():
     assert [row[0] for row in rows] == setting_names()
     assert dict((row[0], row[1]) for row in rows) == Config().to_settings()
     assert all(row[2] and row[3] for row in rows)
+
+
+def test_a_transactional_id_needs_idempotence():
+    """``ProducerConfig.postProcessAndValidateIdempotenceConfigs``: checked after
+    idempotence may have been turned off silently (acks=1 with it not set)."""
+    for settings in ({"transactional.id": "app", "enable.idempotence": "false"},
+                     {"transactional.id": "app", "acks": "1"}):
+        with pytest.raises(ConfigError) as info:
+            Config.from_settings(settings)
+        assert str(info.value) == ("Cannot set a transactional.id without also enabling "
+                                   "idempotence.")
+
+
+def test_a_transactional_id_implies_idempotence_where_the_default_is_off():
+    """``ProducerConfig.idempotenceEnabled`` before KIP-679's default took effect."""
+    config = Config.from_settings({"transactional.id": "app", "kafka.version": "3.0.0"})
+    assert config.producer.enable_idempotence and config.producer.acks == "all"
+
+
+def test_transaction_version_2_needs_kafka_4():
+    assert Config.from_settings({"kafka.version": "4.0"}).kafka.transactions_v2
+    assert not Config.from_settings({"kafka.version": "3.9"}).kafka.transactions_v2
+    assert not Config.from_settings({"transaction.version": "1"}).kafka.transactions_v2
+    with pytest.raises(ConfigError, match="needs Kafka 4.0"):
+        Config.from_settings({"kafka.version": "3.9", "transaction.version": "2"})
