@@ -53,7 +53,10 @@ def check_observations(obs: Observations) -> Verdict:
     if obs.settled is False:
         # The settle phase heals and restarts everything; a cluster that still has not
         # delivered, elected or caught up is a liveness failure (or a model bug).
-        anomalies.setdefault("unsettled", []).append({"events": obs.events})
+        detail: dict[str, Any] = {"events": obs.events}
+        if obs.unsettled_reason is not None:
+            detail["reason"] = obs.unsettled_reason
+        anomalies.setdefault("unsettled", []).append(detail)
     check_delivery(obs, anomalies)
     check_visibility(obs, anomalies)
     check_ordering(obs, anomalies)

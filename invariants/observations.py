@@ -51,6 +51,7 @@ class Observations:
         default=None, init=False, repr=False)
     invariant_violations: list[dict[str, Any]] = attrs.field(factory=list)
     settled: bool | None = None       # did the run end quiescent (None: no Finish step)
+    unsettled_reason: str | None = None
     events: int = 0
 
     def final_value_at(self, partition: int, offset: int) -> int | None:
@@ -113,6 +114,8 @@ def observe(events: Iterable[Event]) -> Observations:
                     obs.baselines[p] = offset
             elif f == "finish":
                 obs.settled = bool(event.value.get("quiescent"))
+                reason = event.value.get("reason")
+                obs.unsettled_reason = reason if isinstance(reason, str) else None
             elif f == "invariant":
                 obs.invariant_violations.append(dict(event.value))
             continue

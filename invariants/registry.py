@@ -62,7 +62,8 @@ ANOMALY_KINDS: tuple[AnomalyKind, ...] = (
                 "transaction, was stored or read"),
     # -- order -------------------------------------------------------------------------
     AnomalyKind("reorder", "order", MODEL,
-                "two sends of one producer and record key stored in the opposite order"),
+                "two sends of one producer and record key stored in the opposite order "
+                "(the earlier one acknowledged)"),
     AnomalyKind("nonmonotonic-send", "order", JEPSEN,
                 "a producer's later operation landed before its earlier one"),
     AnomalyKind("int-nonmonotonic-send", "order", JEPSEN,

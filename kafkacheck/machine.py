@@ -53,6 +53,10 @@ FAULT_FAMILIES = {
     "broker-crash": ("crash",),
     "network-partition": ("partition",),
     "client-crash": ("client-crash",),
+    # A request that outlives its connection: delayed in the network or a broker's
+    # request queue past the client's request.timeout.ms, processed after it gave up.
+    "late-request": ("deliver-late",),
+    "client-pause": ("pause",),
 }
 # Only the fault itself is gated: a run that used a fault may always repair it.
 FAMILY_OF = {kind: family for family, kinds in FAULT_FAMILIES.items() for kind in kinds}
@@ -163,6 +167,7 @@ class KafkaMachine(RuleBasedStateMachine):
     # -- rules -------------------------------------------------------------------------
 
     deliver = _pick("deliver")
+    deliver_late = _pick("deliver-late")
 
     @precondition(lambda self: self._has("deliver"))
     @rule()
@@ -170,7 +175,10 @@ class KafkaMachine(RuleBasedStateMachine):
         """One round of the network: every message queued now is delivered, link by
         link in order; what those deliveries send waits for the next round."""
         network = self.run.cluster.ctx.network
+        paused = self.run.cluster.paused
         for src, dst in network.ready_links():
+            if dst in paused:
+                continue        # a paused process reads nothing
             for _ in range(len(network.queues[(src, dst)])):
                 if network.queues.get((src, dst)):
                     self._apply(a.Deliver(src, dst))
@@ -251,6 +259,8 @@ class KafkaMachine(RuleBasedStateMachine):
     process = _pick("process")
     commit = _pick("commit")
     client_crash = _pick("client-crash")
+    pause = _pick("pause")
+    resume = _pick("resume")
     client_restart = _pick("client-restart")
 
     @precondition(lambda self: self._has("heal"))

@@ -27,6 +27,17 @@ class Deliver:
 
 
 @attrs.frozen(slots=True)
+class DeliverLate:
+    """Deliver the oldest request ``src`` sent to ``dst`` on a connection ``src`` has
+    since closed: delayed in the network or in the broker's request queue past the
+    client's ``request.timeout.ms``, it is processed now (its answer goes nowhere)."""
+
+    src: str
+    dst: str
+    kind: ClassVar[str] = "deliver-late"
+
+
+@attrs.frozen(slots=True)
 class Tick:
     """Advance the virtual clock; every timer in the model fires only here."""
 
@@ -144,6 +155,23 @@ class ClientRestart:
 
 
 @attrs.frozen(slots=True)
+class Pause:
+    """A client process stops (a long GC pause, a stopped container): alive, holding its
+    connections, but it reads nothing, sends nothing and its timers do not fire."""
+
+    client: str
+    kind: ClassVar[str] = "pause"
+
+
+@attrs.frozen(slots=True)
+class Resume:
+    """The paused client runs again; the time that passed meanwhile hits its timers."""
+
+    client: str
+    kind: ClassVar[str] = "resume"
+
+
+@attrs.frozen(slots=True)
 class Finish:
     """Record the final committed log of every partition (the end of a run)."""
 
@@ -151,16 +179,16 @@ class Finish:
 
 
 Action = (
-    Deliver | Tick | Crash | Restart | Partition | Heal | Send | Resend | Poll | Process
+    Deliver | DeliverLate | Tick | Crash | Restart | Partition | Heal | Send | Resend | Poll | Process
     | Commit | CommitTransaction | AbortTransaction
-    | ClientCrash | ClientRestart | Finish
+    | ClientCrash | ClientRestart | Pause | Resume | Finish
 )
 
 ACTION_TYPES: dict[str, type] = {
     cls.kind: cls
-    for cls in (Deliver, Tick, Crash, Restart, Partition, Heal, Send, Resend, Poll,
+    for cls in (Deliver, DeliverLate, Tick, Crash, Restart, Partition, Heal, Send, Resend, Poll,
                 Process, Commit, CommitTransaction, AbortTransaction, ClientCrash,
-                ClientRestart, Finish)
+                ClientRestart, Pause, Resume, Finish)
 }
 
 

@@ -103,6 +103,7 @@ class Cluster:
                                        **self.producers, **self.consumers}
         self.step = 0
         self.finished = False
+        self.paused: set[str] = set()
         self._initialize_transactions()
 
     def _transactional_ids(self) -> dict[str, str]:
@@ -118,18 +119,20 @@ class Cluster:
     def _initialize_transactions(self) -> None:
         """``initTransactions`` of every transactional producer before the first action:
         the network runs until each has its producer id (or gives up)."""
-        pending = [p for p in self.producers.values() if p.txn is not None]
         network = self.ctx.network
-        for _ in range(200):
-            if all(p.txn.ready for p in pending):  # type: ignore[union-attr]
-                return
-            for src, dst in network.ready_links():
-                for _ in range(len(network.queues[(src, dst)])):
-                    if network.queues.get((src, dst)):
-                        self._deliver(src, dst)
-            for producer in pending:
+        for producer in self.producers.values():
+            if producer.txn is None:
+                continue
+            for _ in range(200):
                 producer.drain()
-        raise RuntimeError("transactional producers could not initialize")
+                if producer.txn.ready:
+                    break
+                for src, dst in network.ready_links():
+                    for _ in range(len(network.queues[(src, dst)])):
+                        if network.queues.get((src, dst)):
+                            self._deliver(src, dst)
+            else:
+                raise RuntimeError(f"{producer.name} could not initialize its transactions")
 
     def _topics(self) -> tuple[dict[PartitionId, tuple[str, ...]], dict[PartitionId, TopicSettings]]:
         """The user topic's partitions and the group's ``__consumer_offsets`` partition,
@@ -181,7 +184,9 @@ class Cluster:
 
     def enabled_actions(self) -> list[Any]:
         network = self.ctx.network
-        acts: list[Any] = [a.Deliver(s, d) for s, d in network.ready_links()]
+        acts: list[Any] = [a.Deliver(s, d) for s, d in network.ready_links()
+                           if d not in self.paused]
+        acts.extend(a.DeliverLate(s, d) for s, d in network.late_links())
         acts.extend(a.Tick(ms) for ms in TICK_CHOICES)
         for b in self.brokers:
             acts.append(a.Crash(b) if self.alive(b) else a.Restart(b))
@@ -192,9 +197,16 @@ class Cluster:
             # A broker cut off from the controller and the other brokers, still reachable
             # by every client: the way a deposed leader keeps serving (a zombie).
             acts.extend(a.Partition((b, *self.clients)) for b in self.brokers)
+        for name in self.clients:
+            if name in self.paused:
+                acts.append(a.Resume(name))
+            elif self.alive(name):
+                acts.append(a.Pause(name))
         for name in self.producer_names:
             producer = self.producers[name]
-            if producer.alive:
+            if name in self.paused:
+                acts.append(a.ClientCrash(name))
+            elif producer.alive:
                 if producer.can_send():
                     acts.extend(a.Send(name, k) for k in self.keys)
                     if producer.can_resend():
@@ -213,6 +225,9 @@ class Cluster:
             if not consumer.alive:
                 acts.append(a.ClientRestart(name))
                 continue
+            if name in self.paused:
+                acts.append(a.ClientCrash(name))
+                continue
             if consumer.can_poll():
                 acts.append(a.Poll(name))
             if consumer.can_process():
@@ -230,7 +245,20 @@ class Cluster:
             return False
         kind = action.kind
         if kind == "deliver":
-            return bool(self.ctx.network.queues.get((action.src, action.dst)))
+            return (action.dst not in self.paused
+                    and bool(self.ctx.network.queues.get((action.src, action.dst))))
+        if kind == "pause":
+            return (action.client in self.clients and self.alive(action.client)
+                    and action.client not in self.paused)
+        if kind == "resume":
+            return action.client in self.paused
+        if kind == "client-crash":
+            return action.client in self.clients and self.alive(action.client)
+        if getattr(action, "client", None) in self.paused:
+            return False
+        if kind == "deliver-late":
+            return (action.dst not in self.paused
+                    and bool(self.ctx.network.late.get((action.src, action.dst))))
         if kind == "tick":
             return action.ms > 0
         if kind == "finish":
@@ -292,8 +320,13 @@ class Cluster:
     def _do_deliver(self, act: a.Deliver) -> None:
         self._deliver(act.src, act.dst)
 
-    def _deliver(self, src: str, dst: str) -> None:
-        generation, message = self.ctx.network.pop(src, dst)
+    def _do_deliver_late(self, act: a.DeliverLate) -> None:
+        self._deliver(act.src, act.dst, late=True)
+
+    def _deliver(self, src: str, dst: str, late: bool = False) -> None:
+        network = self.ctx.network
+        generation, message = (network.pop_late(src, dst) if late
+                               else network.pop(src, dst))
         if not self.alive(dst):
             return
         actor = self.actors[dst]
@@ -309,7 +342,7 @@ class Cluster:
             if broker.alive:
                 broker.on_tick()
         for client in [*self.producers.values(), *self.consumers.values()]:
-            if client.alive:
+            if client.alive and client.name not in self.paused:
                 client.on_tick()
 
     def _exchange_heartbeats(self) -> None:
@@ -414,7 +447,16 @@ class Cluster:
     def _do_abort_transaction(self, act: a.AbortTransaction) -> None:
         self.producers[act.client].abort_transaction()
 
+    def _do_pause(self, act: a.Pause) -> None:
+        self.paused.add(act.client)
+        self.ctx.event(act.client, "pause")
+
+    def _do_resume(self, act: a.Resume) -> None:
+        self.paused.discard(act.client)
+        self.ctx.event(act.client, "resume")
+
     def _do_client_crash(self, act: a.ClientCrash) -> None:
+        self.paused.discard(act.client)
         self.actors[act.client].crash()
         self._kill(act.client)
 
@@ -429,7 +471,11 @@ class Cluster:
 
     def _do_finish(self, act: a.Finish) -> None:
         """Record each partition's final committed log: what a fair judge compares to."""
-        self.ctx.event("net", "finish", quiescent=self.quiescent())
+        reason = self.unsettled_reason()
+        if reason is None:
+            self.ctx.event("net", "finish", quiescent=True)
+        else:
+            self.ctx.event("net", "finish", quiescent=False, reason=reason)
         for p, state in self.controller.partitions.items():
             if not is_user_partition(p):
                 continue
@@ -452,51 +498,68 @@ class Cluster:
 
     def quiescent(self) -> bool:
         """Healthy, every send resolved, every committed record consumed and committed."""
-        if self.partitioned() or not all(self.alive(n) for n in self.brokers + self.clients):
-            return False
+        return self.unsettled_reason() is None
+
+    def unsettled_reason(self) -> str | None:
+        """Why the cluster is not quiescent yet (None when it is): the first unmet
+        condition, for the ``unsettled`` anomaly's reader."""
+        if self.partitioned():
+            return "the network is partitioned"
+        if self.paused:
+            return f"paused: {', '.join(sorted(self.paused))}"
+        down = [n for n in self.brokers + self.clients if not self.alive(n)]
+        if down:
+            return f"down: {', '.join(down)}"
         log_end = len(self.controller.log)
         for broker in self.broker_actors.values():
             if (self.controller.is_fenced(broker.name) or not broker.serving
                     or broker.metadata.offset != log_end):
-                return False
+                return f"{broker.name} is fenced, not serving or behind the metadata log"
         if not self._only_background_traffic():
-            return False
-        if not all(p.idle() for p in self.producers.values()):
-            return False
-        if not self._transactions_settled():
-            return False
+            return "requests are still in flight"
+        busy = [p.name for p in self.producers.values() if not p.idle()]
+        if busy:
+            return f"producer {busy[0]} has sends or requests outstanding"
+        reason = self._transactions_unsettled()
+        if reason is not None:
+            return reason
         hws = {}
         for p, state in self.controller.partitions.items():
             if state.leader is None or set(state.isr) != set(state.replicas):
-                return False
+                return f"partition {p} has no leader or a shrunk ISR"
             leader = self.broker_actors[state.leader].partitions.get(p)
             if leader is None or not leader.is_leader or leader.leader_epoch != state.leader_epoch:
-                return False
+                return f"partition {p}'s leader has not taken its role"
             if leader.log.hw != leader.log.leo or any(
                     self.broker_actors[r].logs[p].leo != leader.log.leo for r in state.replicas):
-                return False
+                return f"partition {p} is not fully replicated"
             if is_user_partition(p):
                 hws[p] = (leader.log.last_stable_offset()
                           if self.config.consumer.isolation_level == "read_committed"
                           else leader.log.hw)
-        return all(c.caught_up(hws) for c in self.consumers.values())
+        behind = [c.name for c in self.consumers.values() if not c.caught_up(hws)]
+        if behind:
+            return f"consumer {behind[0]} has not consumed and committed everything"
+        return None
 
-    def _transactions_settled(self) -> bool:
+    def _transactions_unsettled(self) -> str | None:
         """Every transactional producer is ready for its next transaction, and no
         coordinator has a transaction open, being written, or markers to send."""
         for producer in self.producers.values():
             if producer.txn is not None and producer.txn.state != "READY":
-                return False
+                return f"producer {producer.name} is {producer.txn.state}"
         for broker in self.broker_actors.values():
             for _, entries in broker.transactions.loaded.values():
-                for entry in entries.values():
+                for tid, entry in sorted(entries.items()):
                     if entry.pending or entry.markers or entry.metadata.state in (
                             "Ongoing", "PrepareCommit", "PrepareAbort"):
-                        return False
-        return True
+                        return (f"transaction of {tid} is {entry.metadata.state} at its "
+                                f"coordinator {broker.name}")
+        return None
 
     def _only_background_traffic(self) -> bool:
-        for queue in self.ctx.network.queues.values():
+        network = self.ctx.network
+        for queue in [*network.queues.values(), *network.late.values()]:
             for _, message in queue:
                 if not isinstance(message, _BACKGROUND):
                     return False

@@ -49,10 +49,10 @@ class Context:
         return self.network.send(src, dst, message, generation)
 
     def close(self, a: str, b: str) -> None:
-        """Close the connection between ``a`` and ``b`` (a client's request timeout):
-        whatever was queued on it is dropped and both ends are told, exactly as when a
-        crash or a partition breaks it."""
-        self.network.reset(a, b)
+        """``a`` closes its connection to ``b`` (a client's request timeout): what ``a``
+        sent still arrives, late (:meth:`model.network.Network.close`), what ``b`` sent
+        is dropped, and both ends are told."""
+        self.network.close(a, b)
         if self.disconnected is not None:
             self.disconnected(a, b)
 

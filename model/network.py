@@ -14,9 +14,16 @@ What each fault loses, as the real event would:
 * **Network cut** (:meth:`cut`): everything queued on the cut links is lost in both
   directions and both ends see the connection break (a connection reset).
 
-A client that times a request out closes its connection (:meth:`reset`); the generation
-number stamped on each message lets a late response on the old connection be discarded
-instead of delivered.  A node that is up but has not opened its listeners yet (a broker
+A client that times a request out closes its connection (:meth:`close`).  What it had
+already sent is still on its way: closing a socket does not call back bytes the kernel
+has sent, and a broker processes every request it has read, even from a connection that
+has since closed (its answer goes nowhere).  Those requests leave the connection's FIFO
+for a *late* queue of their own, delivered whenever the driver chooses
+(:class:`model.actions.DeliverLate`): before, between or after the requests of the
+client's new connection, as two TCP connections may reorder.  This is how a produce or an
+EndTxn arrives after its client gave up on it (KIP-890's delayed requests).  What was
+queued towards the closing client is dropped, and the generation number stamped on each
+message lets a late response on the old connection be discarded instead of delivered.  A node that is up but has not opened its listeners yet (a broker
 before the controller unfenced it) refuses new requests (:meth:`accepts`) while answers on
 connections it opened itself still reach it.
 """
@@ -32,10 +39,12 @@ Link = tuple[str, str]
 
 
 class Network:
-    __slots__ = ("queues", "cuts", "down", "generations", "not_listening")
+    __slots__ = ("queues", "cuts", "down", "generations", "not_listening", "late")
 
     def __init__(self) -> None:
         self.queues: dict[Link, deque[tuple[int, Any]]] = {}
+        # Requests sent on connections their sender has since closed, still travelling.
+        self.late: dict[Link, deque[tuple[int, Any]]] = {}
         self.cuts: set[frozenset[str]] = set()
         self.down: set[str] = set()
         self.generations: dict[frozenset[str], int] = {}
@@ -79,7 +88,30 @@ class Network:
         return queue.popleft()
 
     def queued(self) -> int:
-        return sum(len(q) for q in self.queues.values())
+        return sum(len(q) for q in self.queues.values()) + sum(
+            len(q) for q in self.late.values())
+
+    def late_links(self) -> list[Link]:
+        return sorted(link for link, queue in self.late.items() if queue)
+
+    def pop_late(self, src: str, dst: str) -> tuple[int, Any]:
+        queue = self.late.get((src, dst))
+        if not queue:
+            raise KeyError(f"nothing late on {src}->{dst}")
+        return queue.popleft()
+
+    def close(self, closer: str, peer: str) -> None:
+        """``closer`` closes its connection to ``peer`` (a request timeout): what it sent
+        travels on as late messages; what ``peer`` sent it is dropped."""
+        outbound = self.queues.get((closer, peer))
+        if outbound:
+            self.late.setdefault((closer, peer), deque()).extend(outbound)
+        self.reset(closer, peer)
+
+    def _drop_late(self, a: str, b: str) -> None:
+        for link in ((a, b), (b, a)):
+            if link in self.late:
+                self.late[link].clear()
 
     def reset(self, a: str, b: str) -> None:
         """Close the connection between a and b: drop queued messages, new generation."""
@@ -103,6 +135,9 @@ class Network:
             inbound = self.queues.get((peer, node))
             if inbound:
                 inbound.clear()
+            late_inbound = self.late.get((peer, node))
+            if late_inbound:
+                late_inbound.clear()
             outbound = self.queues.get((node, peer))
             if outbound:
                 outbound.append((old, ConnectionClosed()))
@@ -131,6 +166,7 @@ class Network:
                 if pair not in self.cuts:
                     self.cuts.add(pair)
                     self.reset(a, b)
+                    self._drop_late(a, b)
                     pairs.append((a, b))
         return pairs
 

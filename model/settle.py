@@ -23,6 +23,8 @@ def settle(cluster: Cluster) -> Iterator[Any]:
     for broker in cluster.brokers:
         if not cluster.alive(broker):
             yield a.Restart(broker)
+    for client in sorted(cluster.paused):
+        yield a.Resume(client)
     for client in cluster.clients:
         if not cluster.alive(client):
             yield a.ClientRestart(client)
@@ -34,6 +36,10 @@ def settle(cluster: Cluster) -> Iterator[Any]:
             for _ in range(len(network.queues[(src, dst)])):
                 if network.queues.get((src, dst)):
                     yield a.Deliver(src, dst)
+        for src, dst in network.late_links():      # and what is still travelling late
+            for _ in range(len(network.late[(src, dst)])):
+                if network.late.get((src, dst)):
+                    yield a.DeliverLate(src, dst)
         for name, producer in cluster.producers.items():
             txn = producer.txn
             if txn is None or not producer.alive:

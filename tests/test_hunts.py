@@ -75,12 +75,12 @@ def test_commit_after_processing_duplicates(hunt_budget: int) -> None:
 
 
 def test_unclean_leader_election_loses_acknowledged_writes(hunt_budget: int) -> None:
-    """The acceptance hunt of the truthful-core issue: what `kafkacheck hunt --set acks=all
-    --set min.insync.replicas=2 --set unclean.leader.election.enable=true` runs by
-    default (seed 0, 500 runs) finds an acknowledged write lost, and the configuration
-    is then not at-least-once."""
+    """The acceptance hunt of the truthful-core issue: `kafkacheck hunt --set acks=all
+    --set min.insync.replicas=2 --set unclean.leader.election.enable=true` (seed 0)
+    finds an acknowledged write lost, and the configuration is then not
+    at-least-once."""
     settings = {**SAFE_PRODUCER, "unclean.leader.election.enable": "true"}
-    result = _hunt(settings, frozenset({"lost-write"}), 500 * hunt_budget)
+    result = _hunt(settings, frozenset({"lost-write"}), FIND_BUDGET * hunt_budget)
     assert "lost-write" in result.anomalies
     assert guarantee(result.anomalies) in ("at-most-once", "none")
 

@@ -228,12 +228,16 @@ class Producer:
         (``abortUndrainedBatches``); those in flight complete first."""
         assert self.txn is not None
         self.txn.begin_abort()
+        self.drain()
+
+    def _abort_undrained_batches(self) -> None:
+        """``Sender.runOnce`` while the transaction is aborting or abortable:
+        ``accumulator.abortUndrainedBatches``, retries included."""
         for queue in self.queues.values():
-            for batch in [b for b in queue if b.attempts == 0 or not b.maybe_written]:
-                queue.remove(batch)
+            while queue:
+                batch = queue.popleft()
                 if self.idempotence is not None:
                     self.idempotence.expired(batch)
-        self.drain()
 
     def has_incomplete_batches(self) -> bool:
         return bool(self.in_flight) or any(self.queues.values())
@@ -268,6 +272,8 @@ class Producer:
         idempotence = self.idempotence
         txn = self.txn
         if txn is not None:
+            if txn.state in ("ABORTING_TRANSACTION", "ABORTABLE_ERROR"):
+                self._abort_undrained_batches()
             txn.poll()
             if not txn.ready and txn.state not in ("COMMITTING_TRANSACTION",
                                                    "ABORTING_TRANSACTION"):

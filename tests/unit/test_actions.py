@@ -9,6 +9,7 @@ from model.actions import ACTION_TYPES, ActionError, action_from_json, action_to
 
 ONE_OF_EACH = [
     a.Deliver("b0", "b1"),
+    a.DeliverLate("p0", "b1"),
     a.Tick(100),
     a.Crash("b0"),
     a.Crash("b1", mode="power"),
@@ -24,6 +25,8 @@ ONE_OF_EACH = [
     a.AbortTransaction("p0"),
     a.ClientCrash("p0"),
     a.ClientRestart("c0"),
+    a.Pause("p0"),
+    a.Resume("p0"),
     a.Finish(),
 ]
 

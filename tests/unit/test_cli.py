@@ -365,7 +365,8 @@ def test_hunt_refuses_an_unknown_fault_family(capsys, tmp_path):
         main(["hunt", "--faults", "network-partition,disk", "--out", str(tmp_path)])
     assert info.value.code == 2
     err = capsys.readouterr().err
-    assert "unknown fault family disk; known: broker-crash, client-crash, network-partition" in err
+    assert ("unknown fault family disk; known: broker-crash, client-crash, client-pause, "
+            "late-request, network-partition") in err
     assert "Traceback" not in err and not list(tmp_path.iterdir())
 
 
