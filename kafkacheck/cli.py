@@ -356,7 +356,8 @@ def build_parser() -> argparse.ArgumentParser:
                       help="keep hunting for further anomaly kinds after the first")
     hunt.add_argument("--faults", type=_fault_families, default=None, metavar="FAMILIES",
                       help="only these fault families, comma-separated: broker-crash, "
-                           "network-partition, client-crash (default: all)")
+                           "client-crash, client-pause, late-request, network-partition "
+                           "(default: all)")
     hunt.set_defaults(func=cmd_hunt)
 
     replay = sub.add_parser("replay", help="re-execute a saved history and re-check it",

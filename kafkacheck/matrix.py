@@ -48,6 +48,25 @@ PRODUCER_CELLS: tuple[dict[str, str], ...] = (
 )
 
 
+# Transactions (KIP-98, KIP-890) on the same replication: what a read_uncommitted and a
+# read_committed consumer see, the releases KIP-890 changed (3.5 before verification,
+# 3.6 with it, 3.9 the last classic protocol, 4.0 with transaction version 2), two
+# instances sharing one transactional.id (zombie fencing), and an application that
+# resends what it did not see committed.
+_TXN = {"min.insync.replicas": "2", "transactional.id": "app"}
+_READ_COMMITTED = {**_TXN, "isolation.level": "read_committed"}
+TRANSACTION_CELLS: tuple[dict[str, str], ...] = (
+    dict(_TXN),
+    dict(_READ_COMMITTED),
+    {**_READ_COMMITTED, "kafka.version": "3.5"},
+    {**_READ_COMMITTED, "kafka.version": "3.6"},
+    {**_READ_COMMITTED, "kafka.version": "3.9"},
+    {**_READ_COMMITTED, "kafka.version": "4.0"},
+    {**_READ_COMMITTED, "kafkacheck.producers": "2", "kafkacheck.transactional.id.shared": "true"},
+    {**_READ_COMMITTED, "kafkacheck.producer.loop": "resend-after-restart"},
+)
+
+
 def matrix_settings() -> list[dict[str, str]]:
     names = list(MATRIX_AXES)
     return [dict(zip(names, values)) for values in itertools.product(*MATRIX_AXES.values())]
@@ -57,9 +76,14 @@ def producer_settings() -> list[dict[str, str]]:
     return [dict(cell) for cell in PRODUCER_CELLS]
 
 
+def transaction_settings() -> list[dict[str, str]]:
+    return [dict(cell) for cell in TRANSACTION_CELLS]
+
+
 def report_settings() -> list[dict[str, str]]:
-    """Every configuration of the guarantee report: the matrix, then the producer rows."""
-    return matrix_settings() + producer_settings()
+    """Every configuration of the guarantee report: the matrix, the producer rows, the
+    transaction rows."""
+    return matrix_settings() + producer_settings() + transaction_settings()
 
 
 def hunt_config(settings: dict[str, Any]) -> Config:

@@ -49,11 +49,15 @@ def _plant_bug_from_environment(config: pytest.Config) -> None:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """The long real-cluster runs are deselected (not skipped) unless --real-long."""
-    if config.getoption("--real-long"):
+    """The long real-cluster runs are deselected (not skipped) unless --real-long, and
+    the hunts too deep for the default suite unless --long-hunts."""
+    wanted = {"real_long": config.getoption("--real-long"),
+              "long_hunt": config.getoption("--long-hunts")}
+    unwanted = [mark for mark, on in wanted.items() if not on]
+    if not unwanted:
         return
-    keep = [item for item in items if "real_long" not in item.keywords]
-    dropped = [item for item in items if "real_long" in item.keywords]
+    keep = [item for item in items if not any(m in item.keywords for m in unwanted)]
+    dropped = [item for item in items if any(m in item.keywords for m in unwanted)]
     if dropped:
         config.hook.pytest_deselected(items=dropped)
         items[:] = keep

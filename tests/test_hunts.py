@@ -169,3 +169,59 @@ def test_the_safe_budget_is_deep_enough_to_find_planted_bugs(bug: str) -> None:
             assert found.runs <= SAFE_BUDGET
             return
     assert set(result.anomalies) & NEVER
+
+
+# -- transactions (KIP-98, KIP-890) -----------------------------------------------------
+
+TRANSACTIONAL = {**SAFE_PRODUCER, "transactional.id": "app"}
+READ_COMMITTED = {**TRANSACTIONAL, "isolation.level": "read_committed"}
+# What read_committed consumers of a transactional producer must never see.
+NEVER_TXN = NEVER | {"torn-transaction", "hanging-transaction", "duplicate"}
+
+
+def test_read_uncommitted_consumers_read_aborted_transactions(hunt_budget: int) -> None:
+    """isolation.level=read_uncommitted (the consumer default) returns records of aborted
+    transactions: Jepsen's G1a."""
+    result = _hunt(TRANSACTIONAL, frozenset({"G1a"}), FIND_BUDGET * hunt_budget)
+    assert "G1a" in result.anomalies
+
+
+def test_read_committed_sees_only_committed_transactions(hunt_budget: int) -> None:
+    """Kafka 4.x with read_committed: no aborted read, no torn or hanging transaction, no
+    lost or duplicated write, under every fault family (late requests and client
+    pauses included)."""
+    result = _hunt(READ_COMMITTED, NEVER_TXN, SAFE_BUDGET * hunt_budget)
+    assert result.anomalies == {}
+    assert result.runs >= SAFE_BUDGET * hunt_budget
+
+
+def test_a_fenced_zombie_producer_never_becomes_visible(hunt_budget: int) -> None:
+    """Two producer instances share one transactional.id (a replacement started while
+    the old one was paused): each InitProducerId fences the other (PrepareEpochFence,
+    then the abort of its open transaction), and read_committed consumers see nothing
+    torn, aborted or lost.  The deterministic case is
+    tests/test_transactions.py::test_a_new_instance_fences_the_old_one_and_aborts_its_open_transaction."""
+    settings = {**READ_COMMITTED, "kafkacheck.producers": "2",
+                "kafkacheck.transactional.id.shared": "true"}
+    result = _hunt(settings, NEVER_TXN, SAFE_BUDGET * hunt_budget)
+    assert result.anomalies == {}
+
+
+LATE = frozenset({"late-request"})
+
+
+@pytest.mark.long_hunt
+def test_kafka_3_5_hangs_a_transaction_on_a_produce_delayed_past_its_abort() -> None:
+    """KIP-890's motivating bug: before 3.6 a produce that outlives its request timeout
+    and lands after its transaction's ABORT marker opens a transaction nothing closes.
+    Deterministic case: tests/test_transactions.py (3.5 versus 3.6)."""
+    result = _hunt({**READ_COMMITTED, "kafka.version": "3.5"},
+                   frozenset({"hanging-transaction"}), 4000, faults=LATE)
+    assert "hanging-transaction" in result.anomalies
+
+
+@pytest.mark.long_hunt
+def test_kafka_3_6_verification_stops_hanging_transactions() -> None:
+    result = _hunt({**READ_COMMITTED, "kafka.version": "3.6"},
+                   frozenset({"hanging-transaction"}), 4000, faults=LATE)
+    assert result.anomalies == {}
