@@ -10,7 +10,9 @@ Three figures, each on its own because they answer different questions:
   of ``judge`` (the complete verdict hunts use: those plus Jepsen's analysis) on finished
   runs, and what the verdict costs per run.
 
-Usage: ``python benchmarks/hunt_speed.py [--runs N] [--markdown]``.  Wall-clock timing
+Usage: ``python benchmarks/hunt_speed.py [--runs N] [--markdown] [--set NAME=VALUE ...]``
+(default: ``acks=all``, ``min.insync.replicas=2``; ``--set`` replaces them, e.g. to
+measure a transactional configuration).  Wall-clock timing
 lives here, never in tests.
 """
 
@@ -35,8 +37,9 @@ from kafkacheck.runner import Run  # noqa: E402
 SETTINGS = {"acks": "all", "min.insync.replicas": "2"}
 
 
-def model_speed(runs: int, steps: int = 100) -> tuple[float, list[Run]]:
-    config = hunt_config(SETTINGS)
+def model_speed(runs: int, steps: int = 100,
+                settings: dict[str, str] = SETTINGS) -> tuple[float, list[Run]]:
+    config = hunt_config(settings)
     finished = []
     total = 0
     started = time.perf_counter()
@@ -51,8 +54,8 @@ def model_speed(runs: int, steps: int = 100) -> tuple[float, list[Run]]:
     return total / (time.perf_counter() - started), finished
 
 
-def hunt_speed(examples: int) -> tuple[float, int]:
-    result = hunt(hunt_config(SETTINGS), examples=examples, steps=100, seed=0,
+def hunt_speed(examples: int, settings: dict[str, str] = SETTINGS) -> tuple[float, int]:
+    result = hunt(hunt_config(settings), examples=examples, steps=100, seed=0,
                   target=frozenset({"lost-write"}), out_dir=None, shrink=False)
     return result.steps_run / result.seconds, result.runs
 
@@ -75,9 +78,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--runs", type=int, default=200)
     parser.add_argument("--markdown", action="store_true")
+    parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
+                        help="the configuration measured (default acks=all, "
+                             "min.insync.replicas=2)")
     args = parser.parse_args()
-    model, runs = model_speed(args.runs)
-    hunting, hunt_runs = hunt_speed(args.runs)
+    settings = dict(pair.split("=", 1) for pair in args.set) if args.set else SETTINGS
+    model, runs = model_speed(args.runs, settings=settings)
+    hunting, hunt_runs = hunt_speed(args.runs, settings)
     checking, _ = checker_speed(runs)
     verdict, per_run = checker_speed(runs, judge)
     machine = f"{platform.python_implementation()} {platform.python_version()}, {platform.machine()}"

@@ -174,11 +174,14 @@ class KafkaMachine(RuleBasedStateMachine):
     def flush(self) -> None:
         """One round of the network: every message queued now is delivered, link by
         link in order; what those deliveries send waits for the next round."""
+        self._flush()
+
+    def _flush(self, stalled: frozenset[tuple[str, str]] = frozenset()) -> None:
         network = self.run.cluster.ctx.network
         paused = self.run.cluster.paused
         for src, dst in network.ready_links():
-            if dst in paused:
-                continue        # a paused process reads nothing
+            if dst in paused or (src, dst) in stalled:
+                continue        # a paused process reads nothing; a stalled link moves nothing
             for _ in range(len(network.queues[(src, dst)])):
                 if network.queues.get((src, dst)):
                     self._apply(a.Deliver(src, dst))
@@ -245,6 +248,29 @@ class KafkaMachine(RuleBasedStateMachine):
         for ms in wait:
             self._apply(a.Tick(ms))
             self.flush()
+
+    @rule(data=st.data())
+    def stall_connection(self, data: st.DataObject) -> None:
+        """One client connection stalls (a lost segment with TCP backing off, a broker's
+        socket or request queue) for the client's ``request.timeout.ms`` while the rest
+        of the cluster carries on: the client times its requests out, closes the
+        connection and retries elsewhere or on a new one; what it had sent travels on
+        and lands late, whenever a ``deliver-late`` step chooses.  Jepsen reached
+        KAFKA-17754 this way (with process pauses); one choice here instead of the
+        dozens of deliveries around an unluckily slow request."""
+        if "late-request" not in self.faults:
+            return
+        cluster = self.run.cluster
+        links = sorted((src, dst) for src, dst in cluster.ctx.network.ready_links()
+                       if src in cluster.clients and src not in cluster.paused)
+        if not links:
+            return
+        src, dst = data.draw(st.sampled_from(links), label="stalled connection")
+        stalled = frozenset({(src, dst), (dst, src)})
+        timeout = cluster.config.producer.request_timeout_ms
+        for ms in (timeout // 2, timeout - timeout // 2):
+            self._flush(stalled)
+            self._apply(a.Tick(ms))
 
     # A nemesis stands for a dozen decisions (a fault, its victim, the time it needs),
     # so it gets three of the rule draws a single delivery gets one of.

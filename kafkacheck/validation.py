@@ -197,19 +197,28 @@ def _fields(value: dict, **wanted: Callable[[Any], bool]) -> str | None:
     return None
 
 
+TRANSACTION_OUTCOMES = ("committed", "aborted", "open")
+
+
 def _final_log(value: dict) -> str | None:
     problem = _fields(value, partition=_is_count, records=lambda x: isinstance(x, list))
     if problem:
         return problem
-    for offset, record in enumerate(value["records"]):
-        # [offset, value, record key, producer, leader epoch]; the log starts at 0 and
-        # has no gaps, which the checkers rely on (they index it by offset).
-        if not (isinstance(record, list) and len(record) == 5 and record[0] == offset
-                and is_int(record[0]) and is_int(record[1])
+    if "lso" in value and not _is_count(value["lso"]):
+        return f"lso: unexpected {short(value['lso'])}"
+    previous = -1
+    for index, record in enumerate(value["records"]):
+        # [offset, value, record key, producer, leader epoch(, transaction outcome)];
+        # offsets increase, with gaps only where control records (transaction markers)
+        # take offsets.
+        if not (isinstance(record, list) and len(record) in (5, 6)
+                and is_int(record[0]) and record[0] > previous and is_int(record[1])
                 and (record[2] is None or isinstance(record[2], str))
-                and isinstance(record[3], str) and is_int(record[4])):
-            return (f"records[{offset}]: expected [{offset}, value, key, producer, epoch], "
-                    f"got {short(record)}")
+                and isinstance(record[3], str) and is_int(record[4])
+                and (len(record) == 5 or record[5] in TRANSACTION_OUTCOMES)):
+            return (f"records[{index}]: expected [offset above {previous}, value, key, "
+                    f"producer, epoch(, committed|aborted|open)], got {short(record)}")
+        previous = record[0]
     return None
 
 

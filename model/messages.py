@@ -146,6 +146,9 @@ class InitProducerIdRequest:
     corr: int
     transactional_id: str | None = None
     transaction_timeout_ms: int = 0
+    # KIP-360: an initialised instance bumping its own epoch names its id and epoch.
+    producer_id: int = -1
+    producer_epoch: int = -1
 
 
 @attrs.frozen(slots=True)

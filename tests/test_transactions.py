@@ -213,34 +213,29 @@ def test_the_coordinator_aborts_a_transaction_open_longer_than_its_timeout() -> 
 def test_verification_refuses_a_produce_that_arrives_after_its_abort() -> None:
     """KIP-890 part 1 (3.6+): a transactional batch that would open a transaction the
     coordinator does not know is refused (INVALID_TXN_STATE in 3.6, TRANSACTION_ABORTABLE
-    from 3.8); before 3.6 it opens a transaction nothing closes: a hanging transaction."""
+    from 3.8); before 3.6 it opens a transaction nothing closes: a hanging transaction.
+    The produce is one ``delivery.timeout.ms`` failed while its request was still out:
+    the batch is then complete (``RecordAccumulator.hasIncomplete``), so the abort's
+    EndTxn overtakes the request."""
     for version, hanging in (("3.5", True), ("3.6", False)):
-        s = transactional(**{"kafka.version": version, "request.timeout.ms": "5000"})
+        s = transactional(**{"kafka.version": version, "request.timeout.ms": "5000",
+                             "delivery.timeout.ms": "10000"})
         producer = s.cluster.producers["p0"]
         s.do(a.Send("p0", "k0"))
-        # Deliver the AddPartitionsToTxn exchange but hold the produce back.
-        for _ in range(6):
-            for src, dst in s.cluster.ctx.network.ready_links():
-                queue = s.cluster.ctx.network.queues[(src, dst)]
-                if not any(isinstance(msg, m.ProduceRequest) for _, msg in queue):
-                    s.deliver(src, dst, len(queue))
-        leader = s.cluster.controller.leader_of(0)[0]
-        assert any(isinstance(msg, m.ProduceRequest)
-                   for _, msg in s.cluster.ctx.network.queues[("p0", leader)])
-        # The application aborts; the abort waits for the produce in flight, whose
-        # request times out: its connection closes, the batch is dropped undrained.
+        hold_back(s, m.ProduceRequest, rounds=6)     # AddPartitionsToTxn done, produce held
+        s.do(a.Tick(5000))                           # request timeout: retried, original late
+        hold_back(s, m.ProduceRequest, rounds=6)     # the retry is held too
+        s.do(a.Tick(5000))                           # delivery timeout: the batch fails
+        assert producer.txn.state == "ABORTABLE_ERROR"
         s.do(a.AbortTransaction("p0"))
-        s.do(a.Tick(5000))
-        assert s.cluster.ctx.network.late_links() == [("p0", leader)]
-        # Let the abort finish, keeping the late produce back.
-        for _ in range(10):
-            s.flush(4)
-            s.do(a.Tick(100))
-        assert not producer.in_flight and not any(producer.queues.values())
-        assert producer.txn.state == "READY"
-        s.do(a.DeliverLate("p0", leader))
+        hold_back(s, m.ProduceRequest, rounds=40)
+        assert producer.txn.state == "READY" and coordinator_state(s).state == "Empty"
+        for src, dst in s.cluster.ctx.network.late_links():
+            while s.cluster.ctx.network.late.get((src, dst)):
+                s.do(a.DeliverLate(src, dst))
         anomalies = final(s)
         assert ("hanging-transaction" in anomalies) == hanging, (version, anomalies)
+
 
 
 def hold_back(s: Scenario, kind: type, rounds: int = 30) -> None:

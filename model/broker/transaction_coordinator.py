@@ -73,13 +73,19 @@ class TxnMetadata:
     state: str
     partitions: tuple[int, ...]
     start_ms: int
+    # Transaction version 2 at an exhausted epoch: the producer id the client moves to
+    # once this transaction's markers are written (``nextProducerId``).
+    next_producer_id: int = -1
+    # ... and, after it, the id it replaced, whose EndTxn retry is still answered
+    # (``retryOnOverflow``).
+    previous_producer_id: int = -1
 
     def to_value(self) -> tuple[Any, ...]:
         return attrs.astuple(self)
 
     @classmethod
     def from_value(cls, value: Any) -> "TxnMetadata":
-        return cls(*value[:3], value[3], value[4], value[5], tuple(value[6]), value[7])
+        return cls(*value[:6], tuple(value[6]), *value[7:])
 
     @property
     def marker_is_commit(self) -> bool:
@@ -222,13 +228,23 @@ class TransactionCoordinator:
             self._fence_and_abort(entry, lambda error: reply(error or m.CONCURRENT_TRANSACTIONS))
             return
         else:
-            if entry.metadata.producer_id == -1 and self.broker.needs_producer_ids:
-                reply(m.COORDINATOR_LOAD_IN_PROGRESS)
-                return
-            pid, epoch = self._bumped(entry.metadata)
-            new = attrs.evolve(entry.metadata, producer_id=pid, producer_epoch=epoch,
-                               last_producer_epoch=-1, timeout_ms=req.transaction_timeout_ms,
-                               state=EMPTY, partitions=(), start_ms=-1)
+            meta = entry.metadata
+            if req.producer_id != -1:
+                # KIP-360: an instance bumping its own epoch names it; anything but the
+                # current epoch, or the one before it (a retry), was fenced meanwhile.
+                if (req.producer_id != meta.producer_id
+                        or req.producer_epoch not in (meta.producer_epoch,
+                                                      meta.last_producer_epoch)):
+                    reply(m.PRODUCER_FENCED)
+                    return
+                if req.producer_epoch == meta.last_producer_epoch and meta.state == EMPTY:
+                    reply(None, meta.producer_id, meta.producer_epoch)   # a retry
+                    return
+            pid, epoch = self._bumped(meta)
+            new = attrs.evolve(meta, producer_id=pid, producer_epoch=epoch,
+                               last_producer_epoch=meta.producer_epoch if pid == meta.producer_id
+                               else -1, timeout_ms=req.transaction_timeout_ms,
+                               state=EMPTY, partitions=(), start_ms=-1, next_producer_id=-1)
         final = new
         self._write(entry, final, lambda error: reply(error) if error else reply(
             None, final.producer_id, final.producer_epoch))
@@ -301,8 +317,10 @@ class TransactionCoordinator:
 
     def end_txn(self, src: str, generation: int, req: m.EndTxnRequest) -> None:
         def reply(error: str | None, meta: TxnMetadata | None = None) -> None:
-            pid, epoch = (meta.producer_id, meta.producer_epoch) if (
-                meta is not None and self.ctx.config.kafka.transactions_v2) else (-1, -1)
+            pid, epoch = -1, -1
+            if meta is not None and self.ctx.config.kafka.transactions_v2:
+                pid, epoch = ((meta.next_producer_id, 0) if meta.next_producer_id != -1
+                              else (meta.producer_id, meta.producer_epoch))
             self.broker.reply(src, generation, m.EndTxnResponse(req.corr, error, pid, epoch))
 
         loaded = self._entries(req.transactional_id)
@@ -310,16 +328,18 @@ class TransactionCoordinator:
             reply(m.NOT_COORDINATOR)
             return
         entry = loaded[1].get(req.transactional_id)
+        v2 = self.ctx.config.kafka.transactions_v2
+        prepare = PREPARE_COMMIT if req.commit else PREPARE_ABORT
+        complete = COMPLETE_COMMIT if req.commit else COMPLETE_ABORT
+        if (entry is not None and v2 and req.producer_id != -1
+                and req.producer_id == entry.metadata.previous_producer_id
+                and entry.metadata.state == complete and not entry.pending):
+            reply(None, entry.metadata)        # retryOnOverflow: the rotated id's retry
+            return
         if entry is None or entry.metadata.producer_id != req.producer_id:
             reply(m.INVALID_PRODUCER_ID_MAPPING)
             return
         meta = entry.metadata
-        v2 = self.ctx.config.kafka.transactions_v2
-        if entry.pending:
-            reply(m.CONCURRENT_TRANSACTIONS)
-            return
-        prepare = PREPARE_COMMIT if req.commit else PREPARE_ABORT
-        complete = COMPLETE_COMMIT if req.commit else COMPLETE_ABORT
         other = {PREPARE_COMMIT, COMPLETE_COMMIT, PREPARE_ABORT, COMPLETE_ABORT} - {
             prepare, complete}
         if v2:
@@ -336,11 +356,20 @@ class TransactionCoordinator:
         elif req.producer_epoch != meta.producer_epoch:
             reply(m.PRODUCER_FENCED)
             return
+        if entry.pending:
+            reply(m.CONCURRENT_TRANSACTIONS)
+            return
         if meta.state == ONGOING:
             if v2:
-                pid, epoch = self._bumped(meta)
-                new = attrs.evolve(meta, producer_id=pid, producer_epoch=epoch,
-                                   last_producer_epoch=meta.producer_epoch, state=prepare)
+                # prepareAbortOrCommit: the markers go out under the bumped epoch and the
+                # same producer id; at an exhausted epoch the next producer id is taken
+                # now and used once the markers are written.
+                epoch = meta.producer_epoch + 1
+                next_id = (self.broker.allocate_producer_id()
+                           if epoch >= self.config.max_producer_epoch else -1)
+                new = attrs.evolve(meta, producer_epoch=epoch,
+                                   last_producer_epoch=meta.producer_epoch, state=prepare,
+                                   next_producer_id=next_id)
             else:
                 new = attrs.evolve(meta, state=prepare)
 
@@ -424,6 +453,10 @@ class TransactionCoordinator:
         meta = entry.metadata
         state = COMPLETE_COMMIT if meta.state == PREPARE_COMMIT else COMPLETE_ABORT
         entry.complete_due = False
+        if meta.next_producer_id != -1:       # prepareComplete: the rotation takes effect
+            meta = attrs.evolve(meta, producer_id=meta.next_producer_id, producer_epoch=0,
+                                last_producer_epoch=-1, next_producer_id=-1,
+                                previous_producer_id=meta.producer_id)
 
         def written(error: str | None) -> None:
             if error is not None and error != m.NOT_COORDINATOR:

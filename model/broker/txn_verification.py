@@ -11,8 +11,10 @@ Kafka's ``AddPartitionsToTxnManager`` (KIP-890).
   the leader's request *adds* the partition (``verifyOnly=false``).
 
 Errors reaching the coordinator (no coordinator known, a lost connection,
-NOT_COORDINATOR, a transition in progress) are answered to the producer as NOT_ENOUGH_REPLICAS, retriable and
-certainly not appended (``AddPartitionsToTxnManager``'s mapping of coordinator errors).
+NOT_COORDINATOR, a transition in progress) are answered to the producer as
+NOT_ENOUGH_REPLICAS, retriable and certainly not appended, and a fenced epoch as
+INVALID_PRODUCER_EPOCH, abortable (``AddPartitionsToTxnManager``'s mapping of
+coordinator errors).
 """
 
 from __future__ import annotations
@@ -80,7 +82,11 @@ class TxnVerifier:
         if entry is None:
             return
         error = resp.error
-        entry[1](m.NOT_ENOUGH_REPLICAS if error in _RETRIABLE else error)
+        if error in _RETRIABLE:
+            error = m.NOT_ENOUGH_REPLICAS
+        elif error == m.PRODUCER_FENCED:
+            error = m.INVALID_PRODUCER_EPOCH      # abortable for the producer, not fatal
+        entry[1](error)
 
     def on_disconnect(self, peer: str) -> None:
         for corr, (coordinator, done) in sorted(self.pending.items()):

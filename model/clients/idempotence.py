@@ -175,6 +175,26 @@ class IdempotenceManager:
                 self.request_epoch_bump(partition)
             del self.unresolved[partition]
 
+    def unresolved_needs_bump(self) -> bool:
+        """``maybeResolveSequences`` for a transactional producer: an unresolved
+        partition with nothing in flight is resolved if everything sent was
+        acknowledged; otherwise the transaction must abort and bump its epoch."""
+        needs = False
+        for partition in sorted(self.unresolved):
+            entry = self.entry(partition)
+            if entry.in_flight:
+                continue
+            if entry.next_sequence - entry.last_acked != 1:
+                needs = True
+            del self.unresolved[partition]
+        return needs
+
+    def reset_sequences(self) -> None:
+        """``resetSequenceNumbers`` after InitProducerId bumped the epoch: every
+        partition starts again at sequence 0."""
+        self.partitions = {p: e for p, e in self.partitions.items() if e.in_flight}
+        self.unresolved.clear()
+
     def bump_epoch_if_needed(self) -> None:
         """``bumpIdempotentEpochAndResetIdIfNeeded``: at an exhausted epoch the producer
         id is reset, and the producer asks for a new one before draining again."""

@@ -232,15 +232,17 @@ class Producer:
 
     def _abort_undrained_batches(self) -> None:
         """``Sender.runOnce`` while the transaction is aborting or abortable:
-        ``accumulator.abortUndrainedBatches``, retries included."""
+        ``accumulator.abortUndrainedBatches`` drops the batches never drained (no
+        sequence yet); a retry keeps being sent until its outcome is known."""
         for queue in self.queues.values():
-            while queue:
-                batch = queue.popleft()
-                if self.idempotence is not None:
-                    self.idempotence.expired(batch)
+            for batch in [b for b in queue if b.sequence == -1]:
+                queue.remove(batch)
 
     def has_incomplete_batches(self) -> bool:
-        return bool(self.in_flight) or any(self.queues.values())
+        """``RecordAccumulator.hasIncomplete``: a batch failed by delivery.timeout.ms is
+        complete even while its request is still out (so EndTxn may overtake it)."""
+        return (any(not f.expired for f in self.in_flight.values())
+                or any(self.queues.values()))
 
     def transaction_completed(self, committed: bool) -> None:
         """The transaction ended: every send in it is ``ok`` (committed, at the offset
@@ -272,9 +274,14 @@ class Producer:
         idempotence = self.idempotence
         txn = self.txn
         if txn is not None:
+            assert idempotence is not None
+            if idempotence.unresolved_needs_bump():
+                txn.sequences_unresolved()
             if txn.state in ("ABORTING_TRANSACTION", "ABORTABLE_ERROR"):
                 self._abort_undrained_batches()
             txn.poll()
+            if txn.request is not None:
+                return      # no produce while a transactional request is in flight
             if not txn.ready and txn.state not in ("COMMITTING_TRANSACTION",
                                                    "ABORTING_TRANSACTION"):
                 return

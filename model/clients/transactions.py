@@ -90,6 +90,8 @@ class TransactionManager:
         self._transition(COMMITTING)
 
     def begin_abort(self) -> None:
+        """``beginAbort``: partitions not yet added are forgotten."""
+        self.new_partitions.clear()
         self._transition(ABORTING)
 
     def initialize(self) -> None:
@@ -105,10 +107,18 @@ class TransactionManager:
             return
         if self.state in (FATAL_ERROR,):
             return
-        if self.state != ABORTING:
+        if self.state not in (COMMITTING, ABORTING):    # canBumpEpoch && !isCompleting
             self.epoch_bump_required = True
         if self.state in (IN_TRANSACTION, COMMITTING):
             self.last_error = error
+            self._transition(ABORTABLE_ERROR)
+
+    def sequences_unresolved(self) -> None:
+        """``maybeResolveSequences``: a retried batch expired with its outcome unknown
+        and later ones were not all acknowledged."""
+        self.epoch_bump_required = True
+        if self.state in (IN_TRANSACTION, COMMITTING):
+            self.last_error = "UNRESOLVED_SEQUENCE"
             self._transition(ABORTABLE_ERROR)
 
     def _fatal(self, error: str) -> None:
@@ -129,8 +139,10 @@ class TransactionManager:
         idem = self.producer.idempotence
         assert idem is not None
         if self.state == INITIALIZING:
+            # KIP-360: an instance that already has an id bumps its own epoch, naming it.
             return m.InitProducerIdRequest(0, self.transactional_id,
-                                           self.ctx.config.producer.transaction_timeout_ms)
+                                           self.ctx.config.producer.transaction_timeout_ms,
+                                           idem.producer_id, idem.producer_epoch)
         if self.state in (IN_TRANSACTION, COMMITTING, ABORTING) and self.new_partitions \
                 and not self.v2:
             return m.AddPartitionsToTxnRequest(0, self.transactional_id, idem.producer_id,
@@ -139,6 +151,11 @@ class TransactionManager:
         if self.state in (COMMITTING, ABORTING) and not self.producer.has_incomplete_batches():
             if not self.added and not (self.v2 and self.producer.sent_in_transaction):
                 self._finished(self.state == COMMITTING)
+                return None
+            if self.last_error == m.INVALID_PRODUCER_ID_MAPPING:
+                # beginCompletingTransaction: the coordinator would refuse the EndTxn;
+                # the abort goes straight to InitProducerId.
+                self._finished(False)
                 return None
             return m.EndTxnRequest(0, self.transactional_id, idem.producer_id,
                                    idem.producer_epoch, self.state == COMMITTING)
@@ -217,7 +234,9 @@ class TransactionManager:
         idem = self.producer.idempotence
         assert idem is not None
         idem.set_producer_id(resp.producer_id, resp.producer_epoch)
+        idem.reset_sequences()
         self.epoch_bump_required = False
+        self.last_error = None
         self.ctx.event(self.producer.name, "producer-id", producer_id=resp.producer_id,
                        producer_epoch=resp.producer_epoch)
         self._transition(READY)
@@ -233,6 +252,12 @@ class TransactionManager:
             self.batch_failed(error)
 
     def _on_end(self, request: m.EndTxnRequest, resp: m.EndTxnResponse) -> None:
+        if resp.error == m.INVALID_PRODUCER_ID_MAPPING:
+            # EndTxnHandler: abortableErrorIfPossible.
+            self.epoch_bump_required = True
+            self.last_error = resp.error
+            self._transition(ABORTABLE_ERROR)
+            return
         if resp.error is not None:
             self._fatal(resp.error)
             return

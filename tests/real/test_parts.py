@@ -91,6 +91,15 @@ def test_the_default_producer_is_kafkas_idempotent_one_on_both_sides():
     assert real.config.producer.enable_idempotence
 
 
+def test_a_real_run_is_not_transactional_yet():
+    """The real workload's producer sends outside transactions: a transactional.id is
+    refused in one line rather than handed to a producer that would never call
+    initTransactions, and the model's unset transactional.id never reaches Kafka."""
+    with pytest.raises(UsageError, match="does not drive transactions"):
+        route({"transactional.id": "app"}, NAMES)
+    assert "transactional.id" not in route({}, NAMES).producer
+
+
 def test_the_model_release_is_not_a_real_run_setting():
     with pytest.raises(UsageError, match="--kafka-version"):
         route({"kafka.version": "3.0.0"}, NAMES)
