@@ -321,7 +321,8 @@ def cmd_settings(args: argparse.Namespace) -> int:
     rows = describe_settings()
     width = max(len(r[0]) for r in rows)
     for name, default, accepted, meaning in rows:
-        shown = str(default).lower() if isinstance(default, bool) else default
+        shown = (str(default).lower() if isinstance(default, bool)
+                 else "null" if default is None else default)
         print(f"{name.ljust(width)}  default {shown}  ({accepted})\n{' ' * width}  {meaning}")
     return EXIT_OK
 

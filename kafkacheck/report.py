@@ -143,18 +143,20 @@ def markdown(cells: list[CellResult], *, examples: int, steps: int, seed: int,
                 "sends inside transactions that",
                 "its application commits or aborts; a send is `ok` once its transaction "
                 "committed. read_uncommitted",
-                "consumers (Kafka's default) read aborted records by design (`G1a`). The "
-                "KIP-890 rows need a produce",
-                "or EndTxn that outlives its request timeout at the wrong moment: hunts of "
-                "this budget rarely reach",
-                "them; `make test-long` hunts deeper, and tests/test_transactions.py replays "
-                "each case step by step",
-                "(3.5 hangs a transaction where 3.6 refuses the produce; 3.9 commits half of "
-                "the next transaction",
-                "where 4.0 fences the late EndTxn). The resend row duplicates when the "
-                "producer dies after its commit",
-                "was logged: the application cannot know the commit happened "
-                "(`docs/model.md`, *Transactions*).", "",
+                "consumers (Kafka's default) read aborted records by design (`G1a`).", "",
+                "**The 3.5, 3.9 and resend rows show what this budget found, not what "
+                "those configurations guarantee.**",
+                "Each has a known anomaly that needs a produce or EndTxn to outlive its "
+                "request timeout, or the producer",
+                "to die, at one exact moment, which hunts of this budget rarely reach: 3.5 "
+                "hangs a transaction where 3.6",
+                "refuses the late produce (`make test-long` finds it in about 1,000-1,700 "
+                "runs); 3.9 commits half of the",
+                "next transaction where 4.0 fences the late EndTxn (KAFKA-17754); an "
+                "application that resends what it did",
+                "not see committed duplicates when its producer died after the commit was "
+                "logged. tests/test_transactions.py",
+                "replays each of them step by step (`docs/model.md`, *Transactions*).", "",
                 *_markdown_table(TRANSACTION_HEADERS,
                                  [_transaction_columns(c) for c in transactions])]
     out += ["", "## Evidence", ""]
