@@ -358,6 +358,9 @@ class Config:
             # may have been silently turned off (acks=1 with idempotence not set).
             raise ConfigError(
                 "Cannot set a transactional.id without also enabling idempotence.")
+        if self.producer.transactional_id_shared and self.producer.transactional_id is None:
+            raise ConfigError("kafkacheck.transactional.id.shared=true needs a "
+                              "transactional.id to share")
         if (self.producer.transactional_id is not None
                 and self.producer.transaction_timeout_ms > self.broker.transaction_max_timeout_ms):
             raise ConfigError(

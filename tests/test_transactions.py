@@ -181,7 +181,8 @@ def test_a_new_instance_fences_the_old_one_and_aborts_its_open_transaction() -> 
     assert any(e.f == "txn-state" and e.value["state"] == PREPARE_ABORT
                for e in s.cluster.history[fence:])
     s.do(a.Resume("p0"))
-    s.do(a.Send("p0", "k1")) if s.cluster.producers["p0"].can_send() else None
+    if s.cluster.producers["p0"].can_send():
+        s.do(a.Send("p0", "k1"))
     if s.cluster.producers["p0"].txn.can_commit():
         s.do(a.CommitTransaction("p0"))
     settle(s)

@@ -245,9 +245,8 @@ class TransactionCoordinator:
                                last_producer_epoch=meta.producer_epoch if pid == meta.producer_id
                                else -1, timeout_ms=req.transaction_timeout_ms,
                                state=EMPTY, partitions=(), start_ms=-1, next_producer_id=-1)
-        final = new
-        self._write(entry, final, lambda error: reply(error) if error else reply(
-            None, final.producer_id, final.producer_epoch))
+        self._write(entry, new, lambda error: reply(error) if error else reply(
+            None, new.producer_id, new.producer_epoch))
 
     def _fence_and_abort(self, entry: Coordinated, done: Callable[[str | None], None]) -> None:
         """``prepareFenceProducerEpoch`` then ``endTransaction(ABORT, isFromClient=false)``:

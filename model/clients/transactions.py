@@ -164,10 +164,7 @@ class TransactionManager:
     def poll(self) -> None:
         if self.request is not None or self.ctx.now < self.retry_at:
             return
-        if self.state in (COMMITTING, ABORTING, IN_TRANSACTION, INITIALIZING) or self.new_partitions:
-            request = self.next_request()
-        else:
-            request = None
+        request = self.next_request()
         if request is None:
             return
         if self.coordinator is None:

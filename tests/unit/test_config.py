@@ -233,3 +233,10 @@ def test_transaction_version_2_needs_kafka_4():
     assert not Config.from_settings({"transaction.version": "1"}).kafka.transactions_v2
     with pytest.raises(ConfigError, match="needs Kafka 4.0"):
         Config.from_settings({"kafka.version": "3.9", "transaction.version": "2"})
+
+
+def test_transaction_settings_that_cannot_work_are_refused():
+    with pytest.raises(ConfigError, match="needs a transactional.id"):
+        Config.from_settings({"kafkacheck.transactional.id.shared": "true"})
+    with pytest.raises(ConfigError, match="exceeds transaction.max.timeout.ms"):
+        Config.from_settings({"transactional.id": "app", "transaction.timeout.ms": "900001"})
