@@ -150,8 +150,8 @@ def markdown(cells: list[CellResult], *, examples: int, steps: int, seed: int,
                 "request timeout, or the producer",
                 "to die, at one exact moment, which hunts of this budget rarely reach: 3.5 "
                 "hangs a transaction where 3.6",
-                "refuses the late produce (`make test-long` finds it in about 1,000-1,700 "
-                "runs); 3.9 commits half of the",
+                "refuses the late produce (the test suite finds it with a 15-minute "
+                "transaction timeout); 3.9 commits half of the",
                 "next transaction where 4.0 fences the late EndTxn (KAFKA-17754); an "
                 "application that resends what it did",
                 "not see committed duplicates when its producer died after the commit was "
