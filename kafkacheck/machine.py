@@ -34,7 +34,7 @@ How the search reaches deep fault scenarios (measured in ``benchmarks/search_dep
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any, Callable, ClassVar
 
 from hypothesis import strategies as st
 from hypothesis.stateful import (RuleBasedStateMachine, initialize, invariant, precondition,
@@ -44,6 +44,7 @@ from invariants.check import Verdict
 from invariants.model_state import ModelBugError
 from kafkacheck.runner import Run
 from model import actions as a
+from model import messages as m
 from model.cluster import TICK_CHOICES
 from model.config import Config
 from model.context import CONTROLLER
@@ -76,8 +77,26 @@ NEMESES_SPEC = {
     "isolate the controller": ("network-partition", "controller", REACT),
 }
 NEMESES = tuple(NEMESES_SPEC)
+# Rounds (a delivery of everything queued and 100 ms) a retried EndTxn may take.
+REACT_ROUNDS = 12
 # pass_time's clock steps: a heartbeat, a session timeout, an ISR lag.
 PASS_TIME_TICKS = (1000, 10000, 30000)
+
+
+def _is_transactional_request(message: Any) -> bool:
+    """A request whose delay KIP-890 is about: a transactional produce, or an EndTxn."""
+    if isinstance(message, m.EndTxnRequest):
+        return True
+    return isinstance(message, m.ProduceRequest) and message.transactional_id is not None
+
+
+def _same_producer(message: Any, idempotence: Any) -> bool:
+    """The request's producer id is the producer's current one, at its epoch or the one
+    before (transaction version 2 bumps the epoch at every transaction's end): a request
+    the broker can mistake for the current transaction's, not an already fenced one."""
+    return (message.producer_id == idempotence.producer_id
+            and idempotence.producer_epoch - 1 <= message.producer_epoch
+            <= idempotence.producer_epoch)
 
 
 class AnomalyFound(AssertionError):
@@ -249,33 +268,155 @@ class KafkaMachine(RuleBasedStateMachine):
             self._apply(a.Tick(ms))
             self.flush()
 
+    def _client_links(self, carrying: Callable[[Any], bool] | None = None) -> list[tuple[str, str]]:
+        """Client connections with requests queued (only those carrying a request that
+        ``carrying`` accepts, if given); none unless this run uses late requests."""
+        if "late-request" not in self.faults:
+            return []
+        cluster = self.run.cluster
+        network = cluster.ctx.network
+        return sorted((src, dst) for src, dst in network.ready_links()
+                      if src in cluster.clients and src not in cluster.paused
+                      and (carrying is None
+                           or any(carrying(msg) for _, msg in network.queues[(src, dst)])))
+
+    @precondition(lambda self: self._client_links())
     @rule(data=st.data())
     def stall_connection(self, data: st.DataObject) -> None:
         """One client connection stalls (a lost segment with TCP backing off, a broker's
-        socket or request queue) for the client's ``request.timeout.ms`` while the rest
+        socket or request queue) for the client's ``request.timeout.ms`` (or until its
+        batches run out of ``delivery.timeout.ms``) while the rest
         of the cluster carries on: the client times its requests out, closes the
         connection and retries elsewhere or on a new one; what it had sent travels on
         and lands late, whenever a ``deliver-late`` step chooses.  Jepsen reached
         KAFKA-17754 this way (with process pauses); one choice here instead of the
         dozens of deliveries around an unluckily slow request."""
+        self._stall(data, self._client_links())
+
+    @precondition(lambda self: self._client_links(_is_transactional_request))
+    @rule(data=st.data())
+    def stall_transaction_request(self, data: st.DataObject) -> None:
+        """The same stall, aimed as KIP-890's scenarios aim it: at a connection carrying
+        a transactional producer's produce or EndTxn request.  A delayed produce after
+        an abort is what hangs a transaction before 3.6, a delayed produce or EndTxn
+        landing in the next transaction of the same epoch is KAFKA-17754; any client
+        connection could stall, these are the ones whose stall matters to transactions."""
+        self._stall(data, self._client_links(_is_transactional_request))
+
+    def _ending_transactions(self) -> list[Any]:
+        """The application's commit or abort calls whose EndTxn would go out at once
+        (no batch of the transaction still incomplete); none without late requests."""
         if "late-request" not in self.faults:
-            return
-        cluster = self.run.cluster
-        links = sorted((src, dst) for src, dst in cluster.ctx.network.ready_links()
-                       if src in cluster.clients and src not in cluster.paused)
+            return []
+        producers = self.run.cluster.producers
+        return [end for kind in ("commit-transaction", "abort-transaction")
+                for end in self._enabled(kind)
+                if not producers[end.client].has_incomplete_batches()]
+
+    @precondition(lambda self: self._ending_transactions())
+    @rule(data=st.data())
+    def end_transaction_stalled(self, data: st.DataObject) -> None:
+        """The application commits or aborts, and its EndTxn's connection stalls past
+        ``request.timeout.ms``: the client retries it, the transaction ends, and the
+        original travels on to land late (KAFKA-17754's opening, which under the classic
+        protocol commits or aborts the producer's *next* transaction of the same epoch).
+        Two of a hunt's choices in one, at the one moment they matter, then the rounds
+        the retry needs."""
+        end = data.draw(st.sampled_from(self._ending_transactions()), label="end transaction")
+        self._apply(end)
+        network = self.run.cluster.ctx.network
+        links = sorted((src, dst) for src, dst in network.ready_links() if src == end.client
+                       and any(isinstance(msg, m.EndTxnRequest)
+                               for _, msg in network.queues[(src, dst)]))
         if not links:
             return
+        self._stall(data, links)
+        # Then, as a nemesis does, the time the cluster needs to react: the retried
+        # EndTxn's rounds (the coordinator logs, writes markers, answers).
+        txn = self.run.cluster.producers[end.client].txn
+        for _ in range(REACT_ROUNDS):
+            if txn.state != "COMMITTING_TRANSACTION" and txn.state != "ABORTING_TRANSACTION":
+                break
+            self.flush()
+            self._apply(a.Tick(100))
+
+    def _late_transactional_links(self) -> list[tuple[str, str]]:
+        """Links carrying, late, a transactional request from a producer that has moved
+        on (its transaction ended, or the next one is open): KIP-890's moment."""
+        cluster = self.run.cluster
+        links = []
+        for src, dst in cluster.ctx.network.late_links():
+            producer = cluster.producers.get(src)
+            if producer is None or producer.txn is None or not producer.alive:
+                continue
+            if any(self._moved_on(producer, message)
+                   for _, message in cluster.ctx.network.late[(src, dst)]):
+                links.append((src, dst))
+        return links
+
+    def _moved_on(self, producer: Any, message: Any) -> bool:
+        """A late EndTxn matters once the coordinator holds the next transaction open
+        with a partition in it; a late produce once its own transaction has ended."""
+        if not (_is_transactional_request(message)
+                and _same_producer(message, producer.idempotence)):
+            return False
+        if isinstance(message, m.EndTxnRequest):
+            return (producer.txn.state == "IN_TRANSACTION"
+                    and self._coordinator_has_open(producer.txn.transactional_id))
+        return producer.txn.state in ("READY", "IN_TRANSACTION")
+
+    def _coordinator_has_open(self, transactional_id: str) -> bool:
+        """Whether a live coordinator holds ``transactional_id`` Ongoing with partitions."""
+        cluster = self.run.cluster
+        for name, broker in cluster.broker_actors.items():
+            if not cluster.alive(name):
+                continue
+            for _, entries in broker.transactions.loaded.values():
+                entry = entries.get(transactional_id)
+                if entry is not None and entry.metadata.state == "Ongoing" \
+                        and entry.metadata.partitions:
+                    return True
+        return False
+
+    @precondition(lambda self: self._late_transactional_links())
+    @rule(data=st.data())
+    def deliver_late_transactional(self, data: st.DataObject) -> None:
+        """A late transactional produce or EndTxn lands after its producer moved on to
+        its next transaction (or finished the last): the moment KIP-890 is about.  The
+        same delivery ``deliver-late`` makes, aimed as a nemesis aims at a role."""
+        src, dst = data.draw(st.sampled_from(self._late_transactional_links()),
+                             label="late transactional request")
+        # What travelled late on that connection lands in the order it was sent, up to
+        # and including the request.
+        network = self.run.cluster.ctx.network
+        producer = self.run.cluster.producers[src]
+        while network.late.get((src, dst)):
+            aimed = self._moved_on(producer, network.late[(src, dst)][0][1])
+            self._apply(a.DeliverLate(src, dst))
+            if aimed:
+                break
+
+    def _stall(self, data: st.DataObject, links: list[tuple[str, str]]) -> None:
+        cluster = self.run.cluster
         src, dst = data.draw(st.sampled_from(links), label="stalled connection")
         stalled = frozenset({(src, dst), (dst, src)})
-        timeout = cluster.config.producer.request_timeout_ms
-        for ms in (timeout // 2, timeout - timeout // 2):
+        producer = cluster.config.producer
+        # Long enough for one request to time out, or for a batch to run out of
+        # delivery.timeout.ms while its retries are stalled too.
+        length = data.draw(st.sampled_from((producer.request_timeout_ms,
+                                            producer.delivery_timeout_ms)), label="stall")
+        step = producer.request_timeout_ms // 2
+        elapsed = 0
+        while elapsed < length:
             self._flush(stalled)
-            self._apply(a.Tick(ms))
+            self._apply(a.Tick(min(step, length - elapsed)))
+            elapsed += min(step, length - elapsed)
 
     # A nemesis stands for a dozen decisions (a fault, its victim, the time it needs),
     # so it gets three of the rule draws a single delivery gets one of.
     nemesis_again = nemesis
     nemesis_once_more = nemesis
+    end_transaction_stalled_again = end_transaction_stalled
 
     send = _pick("send")
     resend = _pick("resend")

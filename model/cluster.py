@@ -16,6 +16,7 @@ from model.broker.partition import TopicSettings
 from model.broker.producer_state import ProducerStates
 from model.broker.transaction_coordinator import transaction_partition
 from model.clients.consumer import Consumer
+from model.clients.partitioner import spread_keys
 from model.clients.producer import Producer
 from model.config import Config
 from model.context import CONTROLLER, Context
@@ -66,7 +67,7 @@ class Cluster:
         self.consumer_names = [f"c{i}" for i in range(config.workload.consumers)]
         self.clients = self.producer_names + self.consumer_names
         self.nodes = self.brokers + [CONTROLLER] + self.clients
-        self.keys = [f"k{i}" for i in range(config.workload.keys)]
+        self.keys = spread_keys(config.workload.keys, config.topic.partitions)
         self.ctx = Context(config, self.nodes)
         self.ctx.disconnected = lambda x, y: self._disconnect([(x, y)])
 

@@ -338,7 +338,8 @@ class WorkloadConfig:
         "kafkacheck.consumers", 1, _int(1, 1),
         "consumer clients (one, assigned every partition, until consumer groups arrive)",
     )
-    keys: int = _setting("kafkacheck.keys", 3, _int(1, 64), "distinct record keys sent")
+    keys: int = _setting("kafkacheck.keys", 3, _int(1, 64),
+                         "distinct record keys sent, spread over the partitions")
 
 
 @attrs.frozen

@@ -272,7 +272,7 @@ def test_clean_elections_never_make_an_in_sync_follower_truncate_a_committed_rec
     step(a.Send("p0", "k0"), a.Tick(100))
     step(a.Crash("b1"), a.Tick(10000))                           # b2 leads epoch 1
     step(a.Restart("b1"), a.Tick(100), a.Tick(100))
-    step(a.Send("p0", "k1"), a.Tick(100), a.Tick(100), a.Tick(100), block=(("b2", "b1"),))
+    step(a.Send("p0", "k0"), a.Tick(100), a.Tick(100), a.Tick(100), block=(("b2", "b1"),))
     step(a.Crash("b2"), a.Tick(10000), block=(("ctl", "b0"),))   # b1 leads epoch 2, empty
     step(a.Crash("b1"), a.Tick(10000))                           # b0 leads epoch 3
     step(a.Restart("b1"), a.Tick(100), a.Tick(100))              # b1 copies r1 (epoch 1)

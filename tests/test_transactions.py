@@ -273,7 +273,7 @@ def test_a_delayed_end_txn_lands_in_the_next_transaction_before_transaction_vers
         (src, dst), = s.cluster.ctx.network.late_links()
         s.do(a.DeliverLate(src, dst))
         settle(s)
-        s.do(a.Send("p0", "k1", partition=1))
+        s.do(a.Send("p0", "k3", partition=1))
         settle(s)
         if producer.txn.can_abort():
             s.do(a.AbortTransaction("p0"))

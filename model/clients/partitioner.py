@@ -48,3 +48,23 @@ def to_positive(n: int) -> int:
 def partition_for_key(key: str, partitions: int) -> int:
     """The partition Kafka's default partitioner picks for a UTF-8 string key."""
     return to_positive(murmur2(key.encode("utf-8"))) % partitions
+
+
+def spread_keys(count: int, partitions: int) -> list[str]:
+    """``count`` record keys named ``k<n>``, the lowest names for which Kafka's
+    partitioner gives every partition its fair share (``count / partitions``, the first
+    ones one more).  The names ``k0, k1, k2`` all hash to partition 1 of two, so a
+    workload of consecutive names would never write to partition 0 and nothing could
+    span partitions (a torn transaction, a consumer reading two leaders)."""
+    quota = [count // partitions + (1 if p < count % partitions else 0)
+             for p in range(partitions)]
+    keys: list[str] = []
+    n = 0
+    while len(keys) < count:
+        name = f"k{n}"
+        partition = partition_for_key(name, partitions)
+        if quota[partition]:
+            quota[partition] -= 1
+            keys.append(name)
+        n += 1
+    return keys

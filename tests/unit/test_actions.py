@@ -16,7 +16,7 @@ ONE_OF_EACH = [
     a.Restart("b2"),
     a.Partition(("b0", "ctl")),
     a.Heal(),
-    a.Send("p0", "k1"),
+    a.Send("p0", "k3"),
     a.Resend("p0"),
     a.Poll("c0"),
     a.Process("c0"),

@@ -24,8 +24,8 @@ CONFIGS = [
 ]
 
 FAULTY_SCHEDULE = [
-    a.Send("p0", "k0"), a.Send("p0", "k1"), a.Deliver("p0", "b1"), a.Partition(("b1",)),
-    a.Tick(30000), a.Send("p0", "k2"), a.Tick(10000), a.Heal(), a.Crash("b0"),
+    a.Send("p0", "k0"), a.Send("p0", "k3"), a.Deliver("p0", "b1"), a.Partition(("b1",)),
+    a.Tick(30000), a.Send("p0", "k4"), a.Tick(10000), a.Heal(), a.Crash("b0"),
     a.Tick(1000), a.Restart("b0"), a.Poll("c0"), a.ClientCrash("p0"), a.Tick(100),
     a.ClientRestart("p0"), a.Send("p0", "k0"),
 ]

@@ -86,7 +86,7 @@ def test_every_event_of_a_real_run_round_trips():
     from model.config import Config
 
     run = Run(Config.from_settings({"auto.offset.reset": "earliest", "kafkacheck.keys": 2}))
-    run.apply_all([a.Send("p0", "k0"), a.Send("p0", "k1"), a.Crash("b2")])
+    run.apply_all([a.Send("p0", "k0"), a.Send("p0", "k3"), a.Crash("b2")])
     run.finish()
     kinds = {(e.type, e.f) for e in run.cluster.history}
     assert {("ok", "send"), ("ok", "poll"), ("ok", "process"), ("ok", "commit"),

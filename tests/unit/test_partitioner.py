@@ -4,7 +4,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from model.clients.partitioner import murmur2, partition_for_key, to_positive
+from model.clients.partitioner import murmur2, partition_for_key, spread_keys, to_positive
 
 INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
 
@@ -117,3 +117,17 @@ def test_partition_for_key_in_range_and_stable(key, partitions):
     assert 0 <= p < partitions
     assert partition_for_key(key, partitions) == p
     assert p == to_positive(murmur2(key.encode("utf-8"))) % partitions
+
+
+def test_the_workload_keys_give_every_partition_its_share():
+    """Consecutive names do not: k0, k1 and k2 all hash to partition 1 of 2, so the
+    default workload would never write partition 0."""
+    assert {partition_for_key(k, 2) for k in ("k0", "k1", "k2")} == {1}
+    for count, partitions in ((3, 2), (3, 1), (4, 3), (6, 2), (16, 5)):
+        keys = spread_keys(count, partitions)
+        assert len(set(keys)) == count
+        shares = [sum(partition_for_key(k, partitions) == p for k in keys)
+                  for p in range(partitions)]
+        assert max(shares) - min(shares) <= 1, (count, partitions, shares)
+    assert spread_keys(3, 2) == ["k0", "k3", "k4"]
+    assert spread_keys(3, 1) == ["k0", "k1", "k2"]

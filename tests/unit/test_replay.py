@@ -14,7 +14,7 @@ from tests.unit.runs import finished_run
 @pytest.fixture(scope="module")
 def lossy_run() -> Run:
     return finished_run({"acks": "0", "auto.offset.reset": "earliest"},
-                        [a.Send("p0", "k0"), a.Crash("b1"), a.Restart("b1"), a.Send("p0", "k1")])
+                        [a.Send("p0", "k0"), a.Crash("b1"), a.Restart("b1"), a.Send("p0", "k0")])
 
 
 @pytest.fixture
@@ -48,7 +48,7 @@ def test_clean_run_replays_clean(tmp_path):
 
 
 def test_edited_event_diverges_at_the_step_that_produced_it(doc):
-    # The last acknowledged send: k1, sent once b1 (restarted) leads again or another
+    # The last acknowledged send: the second k0, sent once b1 (restarted) leads again or another
     # broker took its partition over.
     i = max(i for i, e in enumerate(doc["events"]) if e["type"] == "ok" and e["f"] == "send")
     step = doc["events"][i]["step"]

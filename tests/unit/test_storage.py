@@ -16,7 +16,7 @@ SETTINGS = {"acks": "0", "auto.offset.reset": "earliest"}
 @pytest.fixture(scope="module")
 def lossy_run() -> Run:
     # acks=0 and the leader of k0's partition crashes with the record still in flight.
-    return finished_run(SETTINGS, [a.Send("p0", "k0"), a.Send("p0", "k1"), a.Crash("b1")])
+    return finished_run(SETTINGS, [a.Send("p0", "k0"), a.Send("p0", "k3"), a.Crash("b1")])
 
 
 @pytest.fixture(scope="module")
