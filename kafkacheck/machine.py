@@ -28,6 +28,13 @@ How the search reaches deep fault scenarios (measured in ``benchmarks/search_dep
   before fencing, registration and catch-up before a restarted broker serves,
   ``replica.lag.time.max.ms`` before the ISR shrinks); as a single rule they are one
   choice for the search instead of a dozen.
+* **Aimed late requests** (the ``late-request`` family): a stalled client connection
+  (``stall_connection``) for one request timeout or until the batches run out of
+  ``delivery.timeout.ms``; the same stall aimed at a connection carrying a transactional
+  produce or EndTxn (``stall_transaction_request``); and a late transactional request
+  delivered at the moment KIP-890 is about, once its producer has moved on
+  (``deliver_late_transactional``).  A plain ``deliver-late`` step can make each of these
+  deliveries too; aiming makes the 3.5 hanging transaction a find of a few hundred runs.
 * ``flush`` delivers every message queued at that moment, so runs make progress between
   faults, and a shrinkable warm-up starts from a cluster that already holds data.
 """
@@ -77,8 +84,6 @@ NEMESES_SPEC = {
     "isolate the controller": ("network-partition", "controller", REACT),
 }
 NEMESES = tuple(NEMESES_SPEC)
-# Rounds (a delivery of everything queued and 100 ms) a retried EndTxn may take.
-REACT_ROUNDS = 12
 # pass_time's clock steps: a heartbeat, a session timeout, an ISR lag.
 PASS_TIME_TICKS = (1000, 10000, 30000)
 
@@ -303,46 +308,12 @@ class KafkaMachine(RuleBasedStateMachine):
         connection could stall, these are the ones whose stall matters to transactions."""
         self._stall(data, self._client_links(_is_transactional_request))
 
-    def _ending_transactions(self) -> list[Any]:
-        """The application's commit or abort calls whose EndTxn would go out at once
-        (no batch of the transaction still incomplete); none without late requests."""
-        if "late-request" not in self.faults:
-            return []
-        producers = self.run.cluster.producers
-        return [end for kind in ("commit-transaction", "abort-transaction")
-                for end in self._enabled(kind)
-                if not producers[end.client].has_incomplete_batches()]
-
-    @precondition(lambda self: self._ending_transactions())
-    @rule(data=st.data())
-    def end_transaction_stalled(self, data: st.DataObject) -> None:
-        """The application commits or aborts, and its EndTxn's connection stalls past
-        ``request.timeout.ms``: the client retries it, the transaction ends, and the
-        original travels on to land late (KAFKA-17754's opening, which under the classic
-        protocol commits or aborts the producer's *next* transaction of the same epoch).
-        Two of a hunt's choices in one, at the one moment they matter, then the rounds
-        the retry needs."""
-        end = data.draw(st.sampled_from(self._ending_transactions()), label="end transaction")
-        self._apply(end)
-        network = self.run.cluster.ctx.network
-        links = sorted((src, dst) for src, dst in network.ready_links() if src == end.client
-                       and any(isinstance(msg, m.EndTxnRequest)
-                               for _, msg in network.queues[(src, dst)]))
-        if not links:
-            return
-        self._stall(data, links)
-        # Then, as a nemesis does, the time the cluster needs to react: the retried
-        # EndTxn's rounds (the coordinator logs, writes markers, answers).
-        txn = self.run.cluster.producers[end.client].txn
-        for _ in range(REACT_ROUNDS):
-            if txn.state != "COMMITTING_TRANSACTION" and txn.state != "ABORTING_TRANSACTION":
-                break
-            self.flush()
-            self._apply(a.Tick(100))
-
     def _late_transactional_links(self) -> list[tuple[str, str]]:
         """Links carrying, late, a transactional request from a producer that has moved
-        on (its transaction ended, or the next one is open): KIP-890's moment."""
+        on (its transaction ended, or the next one is open): KIP-890's moment.  None
+        unless this run uses late requests, as for ``deliver-late``."""
+        if "late-request" not in self.faults:
+            return []
         cluster = self.run.cluster
         links = []
         for src, dst in cluster.ctx.network.late_links():
@@ -416,7 +387,6 @@ class KafkaMachine(RuleBasedStateMachine):
     # so it gets three of the rule draws a single delivery gets one of.
     nemesis_again = nemesis
     nemesis_once_more = nemesis
-    end_transaction_stalled_again = end_transaction_stalled
 
     send = _pick("send")
     resend = _pick("resend")

@@ -108,14 +108,29 @@ def test_one_request_in_flight_keeps_per_key_order(hunt_budget: int) -> None:
 
 
 def test_idempotence_keeps_retries_from_duplicating_or_reordering(hunt_budget: int) -> None:
-    """Kafka's default idempotent producer (KIP-98, KIP-360): retries after lost responses,
+    """Kafka's idempotent producer (KIP-98, KIP-360): retries after lost responses,
     leader failovers through network cuts and producer restarts write no duplicate and
-    keep per-key order.  Broker kills are left out: see the next test.  The budget finds
-    a planted duplicate-window bug (test_the_idempotence_budget_finds_a_planted_bug)."""
+    keep per-key order, as long as no batch runs out of delivery.timeout.ms (set to its
+    maximum here; see the next test).  Broker kills are left out: see the test after.
+    The budget finds a planted duplicate-window bug
+    (test_the_idempotence_budget_finds_a_planted_bug)."""
     bug = seeded_bugs().BY_NAME["duplicate-window-of-one"]
     result = _hunt(bug.settings, bug.never, SAFE_BUDGET * hunt_budget, faults=bug.faults)
     assert result.anomalies == {}
     assert result.runs >= SAFE_BUDGET * hunt_budget
+
+
+def test_an_expired_batch_lets_the_idempotent_producer_duplicate(hunt_budget: int) -> None:
+    """A model finding: with Kafka's default delivery.timeout.ms a batch can expire while
+    its requests are still travelling; the epoch bump that resolves its sequence
+    (TransactionManager.canRetry, KIP-360) restarts the next batch's sequence at 0, and a
+    late request of the old epoch lands first: one acknowledged send, two records.  The
+    same faults as the test above, no broker kill.  Step by step:
+    tests/test_idempotence.py::test_an_expired_batch_and_its_epoch_bump_write_a_late_request_twice."""
+    bug = seeded_bugs()
+    result = _hunt({"acks": "all"}, frozenset({"duplicate"}), FIND_BUDGET * hunt_budget,
+                   faults=bug.IDEMPOTENT_FAULTS)
+    assert "duplicate" in result.anomalies
 
 
 def test_the_idempotence_budget_finds_a_planted_bug() -> None:
@@ -219,7 +234,7 @@ LONG_TRANSACTIONS = {**READ_COMMITTED, "transaction.timeout.ms": "900000"}
 def test_kafka_3_5_hangs_a_transaction_that_outlives_its_batches(hunt_budget: int) -> None:
     """KIP-890 (KAFKA-14402): before 3.6 a produce that outlives its request timeout
     and lands after its transaction's ABORT marker opens a transaction nothing closes.
-    Only the fault the bug needs (late requests) is used; seed 0 finds it in 542 runs.
+    Only the fault the bug needs (late requests) is used; seed 0 finds it in 280 runs.
     Deterministic case: tests/test_transactions.py (3.5 versus 3.6)."""
     result = _hunt({**LONG_TRANSACTIONS, "kafka.version": "3.5"},
                    frozenset({"hanging-transaction"}), FIND_BUDGET * hunt_budget, faults=LATE)
@@ -241,7 +256,7 @@ def test_kafka_3_5_hangs_a_transaction_on_a_produce_delayed_past_its_abort() -> 
     """The same bug with Kafka's default transaction.timeout.ms: the coordinator's
     timeout abort cannot log its epoch fence (the write fails), so the application's own
     abort ends the transaction at the old epoch, and that transaction's late produce
-    lands after the ABORT marker.  Seed 0 needs about 4,200 runs."""
+    lands after the ABORT marker.  Seed 0 needs about 2,100 runs."""
     result = _hunt({**READ_COMMITTED, "kafka.version": "3.5"},
                    frozenset({"hanging-transaction"}), 4000, faults=LATE)
     assert "hanging-transaction" in result.anomalies

@@ -340,3 +340,38 @@ def test_a_new_producer_that_reaches_no_broker_cannot_send() -> None:
     (failed,) = s.ops("send", "fail")
     assert failed.meta["error"] == "METADATA_TIMEOUT"
     assert not any(s.cluster.producers["p0"].queues.values())
+
+
+def test_an_expired_batch_and_its_epoch_bump_write_a_late_request_twice() -> None:
+    """Sender.getExpiredInflightBatches and TransactionManager.canRetry (KIP-91, KIP-360):
+    a batch in flight past delivery.timeout.ms fails with its sequence unresolved
+    (markSequenceUnresolved).  The next batch's retry, on a new connection, overtakes the
+    requests still travelling on the old ones and gets OUT_OF_ORDER_SEQUENCE_NUMBER; being
+    the next sequence after the unresolved one, it bumps the producer epoch and restarts
+    its sequence at 0 (startSequencesAtBeginning).  The old requests land first, at the
+    old epoch, so the broker has no way to see the rewritten batch as their duplicate:
+    one acknowledged send, two records.  No broker dies, no network is cut."""
+    import json
+    from pathlib import Path
+
+    from kafkacheck.runner import Run
+    from model.actions import action_from_json
+    from model.config import Config
+
+    data = json.loads((Path(__file__).parent / "data" / "expired_batch_epoch_bump.json")
+                      .read_text())
+    run = Run(Config.from_settings(data["config"]))
+    for action in data["schedule"]:
+        run.apply(action_from_json(action))
+    run.finish()
+    duplicates = run.verdict().anomalies["duplicate"]
+    assert len(duplicates) == 1
+    value = duplicates[0]["value"]
+    acknowledged = [e for e in run.cluster.history
+                    if e.f == "send" and e.type == "ok" and e.value[0][2][1] == value]
+    assert len(acknowledged) == 1
+    leader = run.cluster.controller.partitions[1].leader
+    copies = [r for r in run.cluster.broker_actors[leader].logs[1].records if r.value == value]
+    assert len(copies) == 2
+    assert copies[0].producer_epoch < copies[1].producer_epoch
+    assert copies[1].sequence == 0
