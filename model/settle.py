@@ -16,6 +16,20 @@ SETTLE_TICK_MS = 1000
 MAX_SETTLE_ROUNDS = 600
 
 
+def settle_rounds(cluster: Cluster) -> int:
+    """Rounds before giving up (``unsettled``): ten minutes of the clock, or long enough
+    for a transaction the client can no longer end to be aborted by its coordinator
+    (``transaction.timeout.ms`` plus a cleanup interval, with a minute to spare): a
+    transaction whose AddPartitionsToTxn was logged but never answered is not ended by
+    the client (no EndTxn when nothing was added, Java's ``TransactionManager``)."""
+    config = cluster.config
+    if config.producer.transactional_id is None:
+        return MAX_SETTLE_ROUNDS
+    timeout = (config.producer.transaction_timeout_ms
+               + config.broker.transaction_abort_timed_out_transaction_cleanup_interval_ms)
+    return max(MAX_SETTLE_ROUNDS, timeout // SETTLE_TICK_MS + 60)
+
+
 def settle(cluster: Cluster) -> Iterator[Any]:
     """Yield the settling actions one at a time; apply each before asking for the next."""
     if cluster.partitioned():
@@ -28,7 +42,7 @@ def settle(cluster: Cluster) -> Iterator[Any]:
     for client in cluster.clients:
         if not cluster.alive(client):
             yield a.ClientRestart(client)
-    for _ in range(MAX_SETTLE_ROUNDS):
+    for _ in range(settle_rounds(cluster)):
         if cluster.quiescent():
             break
         network = cluster.ctx.network
