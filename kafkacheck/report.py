@@ -148,14 +148,20 @@ def markdown(cells: list[CellResult], *, examples: int, steps: int, seed: int,
                 "those configurations guarantee.**",
                 "Each has a known anomaly that needs a produce or EndTxn to outlive its "
                 "request timeout, or the producer",
-                "to die, at one exact moment, which hunts of this budget rarely reach: 3.5 "
-                "hangs a transaction where 3.6",
-                "refuses the late produce (the test suite finds it with a 15-minute "
-                "transaction timeout); 3.9 commits half of the",
-                "next transaction where 4.0 fences the late EndTxn (KAFKA-17754); an "
-                "application that resends what it did",
-                "not see committed duplicates when its producer died after the commit was "
-                "logged. tests/test_transactions.py",
+                "to die, at one exact moment. Here the 3.5 hunt reached KAFKA-17754: a late "
+                "EndTxn of one transaction",
+                "committed half of the next (a torn transaction), which the classic "
+                "protocol allows in 3.9 too and",
+                "transaction version 2 (4.0) fences; the 3.9 hunt did not reach it. 3.5 "
+                "also hangs a transaction on a",
+                "produce delayed past its abort where 3.6 refuses it (the test suite finds "
+                "that). An application that",
+                "resends what it did not see committed duplicates when its producer died "
+                "after the commit was logged.",
+                "The release rows give transactions 15 minutes, as stream processors do: "
+                "with the 60 s default the",
+                "coordinator fences a stalled transaction before its batch can expire. "
+                "tests/test_transactions.py",
                 "replays each of them step by step (`docs/model.md`, *Transactions*).", "",
                 *_markdown_table(TRANSACTION_HEADERS,
                                  [_transaction_columns(c) for c in transactions])]
