@@ -373,9 +373,11 @@ class KafkaMachine(RuleBasedStateMachine):
         stalled = frozenset({(src, dst), (dst, src)})
         producer = cluster.config.producer
         # Long enough for one request to time out, or for a batch to run out of
-        # delivery.timeout.ms while its retries are stalled too.
-        length = data.draw(st.sampled_from((producer.request_timeout_ms,
-                                            producer.delivery_timeout_ms)), label="stall")
+        # delivery.timeout.ms while its retries are stalled too (at most four request
+        # timeouts: Kafka's defaults, and no days-long stall when retries are unbounded).
+        longest = min(producer.delivery_timeout_ms, 4 * producer.request_timeout_ms)
+        length = data.draw(st.sampled_from((producer.request_timeout_ms, longest)),
+                           label="stall")
         step = producer.request_timeout_ms // 2
         elapsed = 0
         while elapsed < length:

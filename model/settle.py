@@ -17,11 +17,11 @@ MAX_SETTLE_ROUNDS = 600
 
 
 def settle_rounds(cluster: Cluster) -> int:
-    """Rounds before giving up (``unsettled``): ten minutes of the clock, or long enough
-    for a transaction the client can no longer end to be aborted by its coordinator
-    (``transaction.timeout.ms`` plus a cleanup interval, with a minute to spare): a
-    transaction whose AddPartitionsToTxn was logged but never answered is not ended by
-    the client (no EndTxn when nothing was added, Java's ``TransactionManager``)."""
+    """Rounds before giving up (``unsettled``): ten minutes of the clock, or, with
+    transactions, long enough for the coordinator to abort a transaction nobody ends
+    (``transaction.timeout.ms`` plus a cleanup interval, with a minute to spare): Kafka
+    ends such a transaction then, so judging it stuck any earlier would be a false
+    liveness finding."""
     config = cluster.config
     if config.producer.transactional_id is None:
         return MAX_SETTLE_ROUNDS
