@@ -43,9 +43,9 @@ from kafkacheck.real.faults import FaultActions, FaultSpec, Nemesis, make_schedu
 from kafkacheck.real.netns import CLIENTS, Network, NetnsError, remove_netns, stale_namespaces
 from kafkacheck.real.recorder import Recorder
 from kafkacheck.real.settings import TOPIC, RealSettings, route
-from kafkacheck.real.workload import ConsumerApp, ProducerClient, keys_for, producer_loop
+from kafkacheck.real.workload import ConsumerApp, ProducerClient, producer_loop
 from kafkacheck.storage import save_history
-from model.clients.partitioner import partition_for_key
+from model.clients.partitioner import partition_for_key, spread_keys
 
 Progress = Callable[[str], None]
 
@@ -406,7 +406,7 @@ def run_real(options: RealOptions, progress: Progress | None = None) -> RealResu
     producers_names = [f"p{i}" for i in range(config.workload.producers)]
     clients = producers_names + ["c0"]
     written = sorted({partition_for_key(k, config.topic.partitions)
-                      for k in keys_for(config.workload.keys, config.topic.partitions)})
+                      for k in spread_keys(config.workload.keys, config.topic.partitions)})
     schedule = options.schedule if options.schedule is not None else make_schedule(
         options.seed, tuple(sorted(families)), options.duration_s, written, clients,
         hold=options.hold_s, quiet=options.quiet_s)
@@ -477,7 +477,8 @@ def _workload(session: Session, schedule: list[FaultSpec], options: RealOptions,
     consumer.run_loop()
     stop_sending = threading.Event()
     rng = random.Random(options.seed)
-    sender = producer_loop(session.producers, keys_for(config.workload.keys, config.topic.partitions), options.rate,
+    keys = spread_keys(config.workload.keys, config.topic.partitions)
+    sender = producer_loop(session.producers, keys, options.rate,
                            stop_sending, rng)
     nemesis = Nemesis(schedule, ClusterFaults(session), lambda step: setattr(rec, "step", step))
     workload_started = time.monotonic()

@@ -29,7 +29,7 @@ from typing import Any, Callable
 
 from kafkacheck.real.driver import DriverDied, DriverTimeout, JavaClient
 from kafkacheck.real.recorder import Recorder
-from model.clients.partitioner import partition_for_key, spread_keys
+from model.clients.partitioner import partition_for_key
 
 ClientFactory = Callable[[str, str, dict[str, Any], Callable[[JavaClient], None] | None],
                          JavaClient]
@@ -345,11 +345,6 @@ class ConsumerApp:
             return False
         return all(self.position.get(p, -1) >= hw and self.committed.get(p, 0) >= hw
                    for p, hw in high_watermarks.items())
-
-
-def keys_for(count: int, partitions: int) -> list[str]:
-    """The model's keys (``spread_keys``), so both sides write the same partitions."""
-    return spread_keys(count, partitions)
 
 
 def producer_loop(producers: list[ProducerClient], keys: list[str], rate: float,
