@@ -250,6 +250,27 @@ def hold_back(s: Scenario, kind: type, rounds: int = 30) -> None:
         s.do(a.Tick(100))
 
 
+def test_an_add_partitions_lost_before_an_abort_is_resent_and_the_abort_ends_it() -> None:
+    """``TransactionManager``: an AddPartitionsToTxn whose connection closes
+    (``request.timeout.ms``) is put back as the same request (``reenqueue``), and
+    ``beginAbort`` clears only the partitions not yet sent.  The coordinator did add the
+    partition, so the resent request succeeds (``transactionStarted``) and the abort
+    sends EndTxn(ABORT): the coordinator ends the transaction at once instead of holding
+    it Ongoing until ``transaction.timeout.ms``."""
+    s = transactional(**{"kafka.version": "3.9", "request.timeout.ms": "5000",
+                         "transaction.timeout.ms": "900000"})
+    producer = s.cluster.producers["p0"]
+    s.do(a.Send("p0", "k0"))
+    hold_back(s, m.AddPartitionsToTxnResponse, rounds=10)   # added, answer held
+    assert coordinator_state(s).state == ONGOING
+    s.do(a.Tick(5000))                     # request timeout: the connection closes
+    s.do(a.AbortTransaction("p0"))
+    settle(s)
+    assert producer.txn.state == "READY"
+    assert coordinator_state(s).state == COMPLETE_ABORT
+    assert s.cluster.ctx.now < 900000
+
+
 def test_a_delayed_end_txn_lands_in_the_next_transaction_before_transaction_version_2() -> None:
     """KAFKA-17754, KIP-890 part 2: an EndTxn(COMMIT) that outlives its timeout is retried
     and completes its transaction; the late original then commits the producer's next

@@ -51,6 +51,9 @@ class TransactionManager:
         self.retry_at = 0
         self.added: set[int] = set()        # partitions the coordinator has in the txn
         self.new_partitions: set[int] = set()
+        # An AddPartitionsToTxn that failed retriably or lost its connection, to be sent
+        # again as it was (``TxnRequestHandler.reenqueue``), even after ``beginAbort``.
+        self.add_to_resend: tuple[int, ...] | None = None
         self.epoch_bump_required = False
         self.last_error: str | None = None
         self.begun = 0          # transactions this instance has begun
@@ -90,7 +93,9 @@ class TransactionManager:
         self._transition(COMMITTING)
 
     def begin_abort(self) -> None:
-        """``beginAbort``: partitions not yet added are forgotten."""
+        """``beginAbort``: partitions not yet sent are forgotten; an AddPartitionsToTxn
+        already sent stays queued for resending, since the coordinator may have added its
+        partitions (then the abort needs its EndTxn)."""
         self.new_partitions.clear()
         self._transition(ABORTING)
 
@@ -143,11 +148,16 @@ class TransactionManager:
             return m.InitProducerIdRequest(0, self.transactional_id,
                                            self.ctx.config.producer.transaction_timeout_ms,
                                            idem.producer_id, idem.producer_epoch)
-        if self.state in (IN_TRANSACTION, COMMITTING, ABORTING) and self.new_partitions \
-                and not self.v2:
-            return m.AddPartitionsToTxnRequest(0, self.transactional_id, idem.producer_id,
-                                               idem.producer_epoch,
-                                               tuple(sorted(self.new_partitions)))
+        if self.add_to_resend is not None and self.state not in (IN_TRANSACTION, COMMITTING,
+                                                                 ABORTING):
+            # maybeTerminateRequestWithError: in an error state the queued request fails.
+            self.add_to_resend = None
+        if self.state in (IN_TRANSACTION, COMMITTING, ABORTING) and not self.v2:
+            partitions = self.add_to_resend or tuple(sorted(self.new_partitions))
+            if partitions:
+                return m.AddPartitionsToTxnRequest(0, self.transactional_id,
+                                                   idem.producer_id, idem.producer_epoch,
+                                                   partitions)
         if self.state in (COMMITTING, ABORTING) and not self.producer.has_incomplete_batches():
             if not self.added and not (self.v2 and self.producer.sent_in_transaction):
                 self._finished(self.state == COMMITTING)
@@ -212,6 +222,7 @@ class TransactionManager:
         if error in _FIND_AGAIN:
             self.coordinator = None
         if error in _RETRIABLE:
+            self._queue_again(request)
             self._back_off()
             return
         if isinstance(message, m.InitProducerIdResponse):
@@ -220,6 +231,12 @@ class TransactionManager:
             self._on_add(request, error)
         elif isinstance(message, m.EndTxnResponse):
             self._on_end(request, message)
+
+    def _queue_again(self, request: Any) -> None:
+        """``reenqueue``: the same AddPartitionsToTxn goes again (other requests are
+        rebuilt from the state, which is what Java's queue holds for them too)."""
+        if isinstance(request, m.AddPartitionsToTxnRequest):
+            self.add_to_resend = request.partitions
 
     def _back_off(self) -> None:
         self.retry_at = self.ctx.now + self.ctx.config.producer.retry_backoff_ms
@@ -239,6 +256,7 @@ class TransactionManager:
         self._transition(READY)
 
     def _on_add(self, request: m.AddPartitionsToTxnRequest, error: str | None) -> None:
+        self.add_to_resend = None
         if error is None:
             self.added.update(request.partitions)
             self.new_partitions -= set(request.partitions)
@@ -269,6 +287,7 @@ class TransactionManager:
         the epoch is bumped before the next one (KIP-360)."""
         self.added.clear()
         self.new_partitions.clear()
+        self.add_to_resend = None
         self.producer.transaction_completed(committed)
         if self.epoch_bump_required and not self.v2:
             self._transition(INITIALIZING)
@@ -278,6 +297,7 @@ class TransactionManager:
 
     def on_disconnect(self, peer: str) -> None:
         if self.request is not None and self.request[1] == peer:
+            self._queue_again(self.request[2])
             self.request = None
             if self.coordinator == peer:
                 self.coordinator = None
