@@ -1,0 +1,97 @@
+"""The search's aimed rules (``kafkacheck.machine``), driven by hand on a scripted run.
+
+A hunt test only shows that a rule helps find something; these pin down what each aimed
+rule does, so a change that quietly breaks one fails here rather than as a slower hunt:
+a stall lasts one ``request.timeout.ms`` or up to four (never past
+``delivery.timeout.ms``), and a late transactional request is delivered at KIP-890's
+moment and not before.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from kafkacheck.machine import KafkaMachine, machine_for
+from model import actions as a
+from model import messages as m
+from tests.scenario import Scenario
+from tests.test_transactions import TXN, coordinator_state, hold_back, settle
+
+
+class Choose:
+    """Hypothesis's ``data`` stand-in: every ``sampled_from`` draw takes element ``index``."""
+
+    def __init__(self, index: int = 0) -> None:
+        self.index = index
+
+    def draw(self, strategy: Any, label: str | None = None) -> Any:
+        return strategy.elements[self.index]
+
+
+def machine_on(s: Scenario, faults: set[str]) -> KafkaMachine:
+    """A machine for the scenario's configuration, driving the scenario's own run."""
+    machine = machine_for(s.run.config)()
+    machine.run = s.run
+    machine.choose_faults(faults)
+    return machine
+
+
+def stalled_for(settings: dict[str, str], index: int) -> int:
+    s = Scenario(**settings)
+    machine = machine_on(s, {"late-request"})
+    s.do(a.Send("p0", "k0"))
+    links = machine._client_links()
+    assert links, "a queued produce request makes its connection stallable"
+    before = s.cluster.ctx.now
+    machine._stall(Choose(index), links)
+    return s.cluster.ctx.now - before
+
+
+def test_a_stall_lasts_a_request_timeout_or_up_to_four_within_the_delivery_timeout() -> None:
+    """``stall_connection``: one ``request.timeout.ms`` (NetworkClient times the request
+    out and closes the connection) or long enough for the batch to run out of
+    ``delivery.timeout.ms`` (Sender.getExpiredInflightBatches), capped at four request
+    timeouts so unbounded delivery timeouts do not stall a run for days."""
+    short = {"request.timeout.ms": "10000"}
+    assert stalled_for(short, 0) == 10000
+    assert stalled_for(short, 1) == 40000                  # 4 x 10 s < 120 s default
+    assert stalled_for({**short, "delivery.timeout.ms": "25000"}, 1) == 25000
+    assert stalled_for({**short, "delivery.timeout.ms": "2147483647"}, 1) == 40000
+
+
+def test_no_client_connection_stalls_without_the_late_request_family() -> None:
+    """Swarm testing: a run that did not draw ``late-request`` has no stall to make."""
+    s = Scenario()
+    machine = machine_on(s, {"broker-crash"})
+    s.do(a.Send("p0", "k0"))
+    assert not machine._client_links()
+
+
+def test_a_late_end_txn_is_aimed_at_the_next_open_transaction_only() -> None:
+    """``deliver_late_transactional`` and KAFKA-17754: an EndTxn(COMMIT) that outlived
+    its request timeout matters once the producer's next transaction is open at the
+    coordinator with a partition in it (same epoch under the classic protocol); while
+    the producer is READY it would only meet its own completed transaction.  Delivered
+    then, it commits the next transaction (``TransactionCoordinator.handleEndTransaction``
+    takes it as the current transaction's)."""
+    s = Scenario(**{**TXN, "kafka.version": "3.9", "kafkacheck.partitions": "2",
+                    "request.timeout.ms": "5000", "isolation.level": "read_committed"})
+    machine = machine_on(s, {"late-request"})
+    producer = s.cluster.producers["p0"]
+    s.do(a.Send("p0", "k0", partition=0))
+    settle(s)
+    s.do(a.CommitTransaction("p0"))
+    hold_back(s, m.EndTxnRequest, rounds=1)
+    s.do(a.Tick(5000))                          # timed out: retried, the original late
+    settle(s)
+    assert producer.txn.state == "READY" and s.cluster.ctx.network.late_links()
+    assert not machine._late_transactional_links()        # not yet the moment
+    s.do(a.Send("p0", "k0", partition=0))
+    settle(s)
+    assert coordinator_state(s).state == "Ongoing"
+    assert [src for src, _ in machine._late_transactional_links()] == ["p0"]
+    machine.deliver_late_transactional(Choose())
+    assert not s.cluster.ctx.network.late_links()
+    settle(s)
+    assert coordinator_state(s).state == "CompleteCommit"
+    assert producer.txn.state == "IN_TRANSACTION"          # the client never asked
