@@ -72,6 +72,7 @@ class HuntResult:
     seconds: float
     actions: int = 0           # the saved counterexample's actions before settling
     settle_actions: int = 0    # ... and in its settle phase
+    faults: frozenset[str] | None = None   # the fault families allowed (None: all)
 
     @property
     def found(self) -> bool:
@@ -161,7 +162,7 @@ def hunt(config: Config, *, examples: int = 100, steps: int = 60, seed: int = 0,
         raise ModelBugFound(error, _save_model_bug(config, machine.last_bug, seed)
                             if out_dir is not None else None, machine.runs) from error
     return HuntResult(config, examples, steps, seed, anomalies, path, machine.runs,
-                      machine.steps, time.perf_counter() - started, *counts)
+                      machine.steps, time.perf_counter() - started, *counts, faults=faults)
 
 
 def _save_model_bug(config: Config, run: object, seed: int) -> Path | None:
@@ -177,10 +178,11 @@ def _save_model_bug(config: Config, run: object, seed: int) -> Path | None:
 def hunt_all(config: Config, *, examples: int = 100, steps: int = 60, seed: int = 0,
              out_dir: Path | None = Path("histories"), max_rounds: int = 6,
              progress: Progress | None = None,
-             faults: frozenset[str] | None = None) -> list[HuntResult]:
-    """Hunt until a round finds nothing new; every round's finding is saved."""
+             faults: frozenset[str] | None = None,
+             ignore: frozenset[str] = frozenset()) -> list[HuntResult]:
+    """Hunt until a round finds nothing new (beyond ``ignore``, found before); every
+    round's finding is saved."""
     results: list[HuntResult] = []
-    ignore: frozenset[str] = frozenset()
     for round_number in range(max_rounds):
         result = hunt(config, examples=examples, steps=steps, seed=seed + round_number,
                       ignore=ignore, out_dir=out_dir, progress=progress, faults=faults)

@@ -35,6 +35,11 @@ How the search reaches deep fault scenarios (measured in ``benchmarks/search_dep
   delivered at the moment KIP-890 is about, once its producer has moved on
   (``deliver_late_transactional``).  A plain ``deliver-late`` step can make each of these
   deliveries too; aiming makes the 3.5 hanging transaction a find of a few hundred runs.
+  For KAFKA-17754 the application's next transaction writes two partitions with the last
+  transaction's late EndTxn landing between them (``write_across_a_late_end_txn``), and
+  the plain step leaves such an EndTxn alone while its producer is READY (landing then it
+  meets its own completed transaction, answered as a retry): 3.9 finds it in about a
+  thousand runs with late requests only, none in 1,400 before.
 * ``flush`` delivers every message queued at that moment, so runs make progress between
   faults, and a shrinkable warm-up starts from a cluster that already holds data.
 """
@@ -52,6 +57,7 @@ from invariants.model_state import ModelBugError
 from kafkacheck.runner import Run
 from model import actions as a
 from model import messages as m
+from model.clients.partitioner import partition_for_key
 from model.cluster import TICK_CHOICES
 from model.config import Config
 from model.context import CONTROLLER
@@ -95,12 +101,15 @@ def _is_transactional_request(message: Any) -> bool:
     return isinstance(message, m.ProduceRequest) and message.transactional_id is not None
 
 
-def _same_producer(message: Any, idempotence: Any) -> bool:
-    """The request's producer id is the producer's current one, at its epoch or the one
-    before (transaction version 2 bumps the epoch at every transaction's end): a request
-    the broker can mistake for the current transaction's, not an already fenced one."""
+def _same_producer(message: Any, producer: Any) -> bool:
+    """The request's producer id is the producer's current one, at its epoch (or, with
+    transaction version 2, which bumps the epoch at every transaction's end, the one
+    before): a request the broker can mistake for the current transaction's, not one an
+    epoch bump already fenced."""
+    idempotence = producer.idempotence
+    lag = 1 if producer.txn is not None and producer.txn.v2 else 0
     return (message.producer_id == idempotence.producer_id
-            and idempotence.producer_epoch - 1 <= message.producer_epoch
+            and idempotence.producer_epoch - lag <= message.producer_epoch
             <= idempotence.producer_epoch)
 
 
@@ -191,7 +200,33 @@ class KafkaMachine(RuleBasedStateMachine):
     # -- rules -------------------------------------------------------------------------
 
     deliver = _pick("deliver")
-    deliver_late = _pick("deliver-late")
+
+    @precondition(lambda self: self._plain_late_links())
+    @rule(data=st.data())
+    def deliver_late(self, data: st.DataObject) -> None:
+        """A request that outlived its connection lands now (the ``deliver-late``
+        action), on any link but one whose next late request is an EndTxn its producer
+        has already seen answered (READY): landing now it meets its own completed
+        transaction and is answered as a retry, so it waits for the moment KIP-890 is
+        about (``deliver_late_transactional``) or for the settle phase."""
+        src, dst = data.draw(st.sampled_from(self._plain_late_links()), label="deliver-late")
+        self._apply(a.DeliverLate(src, dst))
+
+    def _plain_late_links(self) -> list[tuple[str, str]]:
+        if not self._has("deliver-late"):
+            return []
+        cluster = self.run.cluster
+        network = cluster.ctx.network
+        links = []
+        for src, dst in network.late_links():
+            producer = cluster.producers.get(src)
+            head = network.late[(src, dst)][0][1]
+            if (producer is not None and producer.alive and producer.txn is not None
+                    and producer.txn.state == "READY" and isinstance(head, m.EndTxnRequest)
+                    and _same_producer(head, producer)):
+                continue
+            links.append((src, dst))
+        return links
 
     @precondition(lambda self: self._has("deliver"))
     @rule()
@@ -329,7 +364,7 @@ class KafkaMachine(RuleBasedStateMachine):
         """A late EndTxn matters once the coordinator holds the next transaction open
         with a partition in it; a late produce once its own transaction has ended."""
         if not (_is_transactional_request(message)
-                and _same_producer(message, producer.idempotence)):
+                and _same_producer(message, producer)):
             return False
         if isinstance(message, m.EndTxnRequest):
             return (producer.txn.state == "IN_TRANSACTION"
@@ -355,8 +390,11 @@ class KafkaMachine(RuleBasedStateMachine):
         """A late transactional produce or EndTxn lands after its producer moved on to
         its next transaction (or finished the last): the moment KIP-890 is about.  The
         same delivery ``deliver-late`` makes, aimed as a nemesis aims at a role."""
-        src, dst = data.draw(st.sampled_from(self._late_transactional_links()),
-                             label="late transactional request")
+        self._deliver_late_up_to_moment(data.draw(st.sampled_from(
+            self._late_transactional_links()), label="late transactional request"))
+
+    def _deliver_late_up_to_moment(self, link: tuple[str, str]) -> None:
+        src, dst = link
         # What travelled late on that connection lands in the order it was sent, up to
         # and including the request.
         network = self.run.cluster.ctx.network
@@ -366,6 +404,64 @@ class KafkaMachine(RuleBasedStateMachine):
             self._apply(a.DeliverLate(src, dst))
             if aimed:
                 break
+
+    def _committed_behind_late_end_txn(self) -> list[str]:
+        """Producers whose transaction ended (READY) while an EndTxn of theirs from the
+        same producer epoch is still travelling late: under the classic protocol it
+        would end whatever transaction they open next."""
+        if "late-request" not in self.faults:
+            return []
+        cluster = self.run.cluster
+        names = set()
+        for src, dst in cluster.ctx.network.late_links():
+            producer = cluster.producers.get(src)
+            if (producer is None or not producer.alive or producer.txn is None
+                    or producer.txn.state != "READY"):
+                continue
+            if any(isinstance(msg, m.EndTxnRequest)
+                   and _same_producer(msg, producer)
+                   for _, msg in cluster.ctx.network.late[(src, dst)]):
+                names.add(src)
+        return sorted(names)
+
+    @precondition(lambda self: self._committed_behind_late_end_txn())
+    @rule(data=st.data())
+    def write_across_a_late_end_txn(self, data: st.DataObject) -> None:
+        """KAFKA-17754's scenario, as Jepsen's transactional workload reached it: the
+        application's next transaction writes to two partitions, and the last
+        transaction's late EndTxn lands between them (after the first partition is in
+        the transaction and written, before the second is added).  How the
+        application then ends the transaction is left to the other rules."""
+        name = data.draw(st.sampled_from(self._committed_behind_late_end_txn()),
+                         label="producer")
+        producer = self.run.cluster.producers[name]
+        if not self._send_and_wait(data, name, exclude=set()):
+            return
+        links = [link for link in self._late_transactional_links() if link[0] == name]
+        if not links:
+            return
+        self._deliver_late_up_to_moment(data.draw(st.sampled_from(links),
+                                                  label="late transactional request"))
+        self._send_and_wait(data, name,
+                            exclude={partition for partition, _ in producer.txn_sends})
+
+    def _send_and_wait(self, data: st.DataObject, name: str, exclude: set[int]) -> bool:
+        """One send of ``name`` to a partition outside ``exclude``, then network rounds
+        until the coordinator holds the transaction open and the batch is answered."""
+        producer = self.run.cluster.producers[name]
+        partitions = self.run.cluster.config.topic.partitions
+        sends = [s for s in self._enabled("send") if s.client == name
+                 and partition_for_key(s.key, partitions) not in exclude]
+        if not sends:
+            return False
+        self._apply(data.draw(st.sampled_from(sends), label="send"))
+        for _ in range(12):
+            if (self._coordinator_has_open(producer.txn.transactional_id)
+                    and not producer.has_incomplete_batches()):
+                break
+            self.flush()
+            self._apply(a.Tick(100))
+        return True
 
     def _stall(self, data: st.DataObject, links: list[tuple[str, str]]) -> None:
         cluster = self.run.cluster

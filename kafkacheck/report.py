@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 
 from invariants.guarantees import DUPLICATION, LOSS, ORDER, VISIBILITY
-from kafkacheck.matrix import HUNT_BASE, MATRIX_AXES, CellResult, hunt_config
+from kafkacheck.matrix import HUNT_BASE, MATRIX_AXES, CellResult, focused_faults, hunt_config
 
 GUARANTEE_MEANING = {
     "exactly-once": "no loss and no duplicate found",
@@ -95,6 +95,10 @@ def _markdown_table(headers: list[str], rows: list[list[str]]) -> list[str]:
             + ["| " + " | ".join(row) + " |" for row in rows])
 
 
+def _runs(cell: CellResult, faults: frozenset[str] | None) -> int:
+    return sum(r.runs for r in cell.rounds if r.faults == faults)
+
+
 def markdown(cells: list[CellResult], *, examples: int, steps: int, seed: int,
              doc_path: Path) -> str:
     base = ", ".join(f"`{k}={v}`" for k, v in HUNT_BASE.items())
@@ -170,10 +174,14 @@ def markdown(cells: list[CellResult], *, examples: int, steps: int, seed: int,
         label = ", ".join(f"{k}={v}" for k, v in cell.settings.items())
         out.append(f"### {label}")
         out.append("")
+        focused = focused_faults(cell.settings)
+        if focused is not None:
+            out.append(f"Hunted in {cell.runs} runs: {_runs(cell, None)} with every fault "
+                       f"family, then {_runs(cell, focused)} with "
+                       f"{', '.join(sorted(focused))} only.")
         if not cell.anomalies:
-            last = cell.rounds[-1]
-            out.append(f"None found in {last.runs} runs of up to {steps} steps "
-                       f"({last.steps_run} steps in all).")
+            out.append(f"None found in {cell.runs} runs of up to {steps} steps "
+                       f"({cell.steps} steps in all).")
         for name, result in sorted(cell.evidence.items()):
             if result.path is None:
                 out.append(f"- `{name}`")

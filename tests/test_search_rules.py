@@ -15,7 +15,7 @@ from kafkacheck.machine import KafkaMachine, machine_for
 from model import actions as a
 from model import messages as m
 from tests.scenario import Scenario
-from tests.test_transactions import TXN, coordinator_state, hold_back, settle
+from tests.test_transactions import TXN, coordinator_state, final, hold_back, settle
 
 
 class Choose:
@@ -95,3 +95,46 @@ def test_a_late_end_txn_is_aimed_at_the_next_open_transaction_only() -> None:
     settle(s)
     assert coordinator_state(s).state == "CompleteCommit"
     assert producer.txn.state == "IN_TRANSACTION"          # the client never asked
+
+
+def late_commit_behind(version: str) -> tuple[Scenario, KafkaMachine]:
+    """A committed transaction whose first EndTxn is still travelling late."""
+    s = Scenario(**{**TXN, "kafka.version": version, "kafkacheck.partitions": "2",
+                    "request.timeout.ms": "5000", "isolation.level": "read_committed"})
+    machine = machine_on(s, {"late-request"})
+    s.do(a.Send("p0", "k0", partition=0))
+    settle(s)
+    s.do(a.CommitTransaction("p0"))
+    hold_back(s, m.EndTxnRequest, rounds=1)
+    s.do(a.Tick(5000))
+    settle(s)
+    assert s.cluster.producers["p0"].txn.state == "READY"
+    return s, machine
+
+
+def test_the_plain_late_step_leaves_a_late_end_txn_to_the_aimed_rule() -> None:
+    """While its producer is READY, a late EndTxn would meet its own completed
+    transaction; the plain ``deliver-late`` step leaves it, the aimed rule takes it."""
+    s, machine = late_commit_behind("3.9")
+    assert s.cluster.ctx.network.late_links()
+    assert not machine._plain_late_links()
+    assert machine._committed_behind_late_end_txn() == ["p0"]
+
+
+def test_a_write_across_a_late_end_txn_tears_the_transaction_only_before_version_2() -> None:
+    """``write_across_a_late_end_txn``: the next transaction writes one partition, the
+    late EndTxn(COMMIT) lands, the transaction writes the other partition; an
+    application that then aborts sees its first write committed (KAFKA-17754) under the
+    classic protocol, and nothing of it with transaction version 2, whose epoch bump
+    fences the late request."""
+    for version, torn in (("3.9", True), ("4.0", False)):
+        s, machine = late_commit_behind(version)
+        machine.write_across_a_late_end_txn(Choose())
+        producer = s.cluster.producers["p0"]
+        assert not s.cluster.ctx.network.late_links(), version
+        assert len({partition for partition, _ in producer.txn_sends}) == 2, version
+        if producer.txn.can_abort():
+            s.do(a.AbortTransaction("p0"))
+        settle(s)
+        anomalies = final(s)
+        assert ("torn-transaction" in anomalies) == torn, (version, anomalies)
