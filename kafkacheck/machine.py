@@ -206,9 +206,12 @@ class KafkaMachine(RuleBasedStateMachine):
     def deliver_late(self, data: st.DataObject) -> None:
         """A request that outlived its connection lands now (the ``deliver-late``
         action), on any link but one whose next late request is an EndTxn its producer
-        has already seen answered (READY): landing now it meets its own completed
-        transaction and is answered as a retry, so it waits for the moment KIP-890 is
-        about (``deliver_late_transactional``) or for the settle phase."""
+        has already seen answered (READY) while no transaction of its is open at the
+        coordinator: landing now it meets a completed or completing transaction and
+        changes nothing (answered NONE as a retry, CONCURRENT_TRANSACTIONS, or
+        INVALID_TXN_STATE), so it waits for the moment KIP-890 is about
+        (``write_across_a_late_end_txn``, ``deliver_late_transactional``) or for the
+        settle phase."""
         src, dst = data.draw(st.sampled_from(self._plain_late_links()), label="deliver-late")
         self._apply(a.DeliverLate(src, dst))
 
@@ -223,7 +226,8 @@ class KafkaMachine(RuleBasedStateMachine):
             head = network.late[(src, dst)][0][1]
             if (producer is not None and producer.alive and producer.txn is not None
                     and producer.txn.state == "READY" and isinstance(head, m.EndTxnRequest)
-                    and _same_producer(head, producer)):
+                    and _same_producer(head, producer)
+                    and not self._coordinator_has_open(producer.txn.transactional_id)):
                 continue
             links.append((src, dst))
         return links

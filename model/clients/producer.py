@@ -171,6 +171,7 @@ class Producer:
         record = PendingRecord(key, value, process, root)
         if self.txn is not None:
             self.txn_sends.append((partition, record))
+            self.txn.maybe_add_partition(partition)
         if not self.has_metadata:
             self.refresh_metadata()
         if not self.has_metadata:
@@ -280,8 +281,8 @@ class Producer:
             if txn.state in ("ABORTING_TRANSACTION", "ABORTABLE_ERROR"):
                 self._abort_undrained_batches()
             txn.poll()
-            if txn.request is not None:
-                return      # no produce while a transactional request is in flight
+            if txn.request_due():
+                return      # no produce while a transactional request is out or due
             if not txn.ready and txn.state not in ("COMMITTING_TRANSACTION",
                                                    "ABORTING_TRANSACTION"):
                 return
@@ -327,7 +328,7 @@ class Producer:
             # have moved), as NetworkClient does on a disconnect.
             self.refresh_metadata()
         if txn is not None:
-            txn.poll()      # partitions met while draining are added, EndTxn may be due
+            txn.poll()      # EndTxn may be due once the last batch is drained
 
     def _transmit(self, batch: Batch, leader: str) -> None:
         config = self.ctx.config.producer

@@ -54,6 +54,7 @@ class TransactionManager:
         # An AddPartitionsToTxn that failed retriably or lost its connection, to be sent
         # again as it was (``TxnRequestHandler.reenqueue``), even after ``beginAbort``.
         self.add_to_resend: tuple[int, ...] | None = None
+        self.resend_checked = False     # the queued resend passed the error-state check
         self.epoch_bump_required = False
         self.last_error: str | None = None
         self.begun = 0          # transactions this instance has begun
@@ -77,17 +78,30 @@ class TransactionManager:
             self.begun += 1
             self._transition(IN_TRANSACTION)
 
+    def maybe_add_partition(self, partition: int) -> None:
+        """``maybeAddPartition``, called by ``KafkaProducer.send``: a partition the
+        transaction has not added yet is queued for the next AddPartitionsToTxn
+        (transaction version 2: the leader adds it)."""
+        if not self.v2 and partition not in self.added \
+                and partition not in (self.add_to_resend or ()):
+            self.new_partitions.add(partition)
+
     def send_allowed(self, partition: int) -> bool:
         """``isSendToPartitionAllowed``: a batch may go once its partition is in the
         transaction (transaction version 2: the leader adds it)."""
         if self.state not in (IN_TRANSACTION, COMMITTING, ABORTING):
             return False
-        if self.v2:
+        return self.v2 or partition in self.added
+
+    def request_due(self) -> bool:
+        """Whether a transactional request is in flight or waiting to go (its backoff
+        included): ``Sender.runOnce`` sends no produce data then
+        (``maybeSendAndPollTransactionalRequest`` returns true, or the Sender thread
+        sleeps out the retry backoff)."""
+        if self.request is not None or self.state == INITIALIZING:
             return True
-        if partition not in self.added:
-            self.new_partitions.add(partition)
-            return False
-        return True
+        return (self.state in (IN_TRANSACTION, COMMITTING, ABORTING) and not self.v2
+                and bool(self.add_to_resend or self.new_partitions))
 
     def begin_commit(self) -> None:
         self._transition(COMMITTING)
@@ -148,16 +162,18 @@ class TransactionManager:
             return m.InitProducerIdRequest(0, self.transactional_id,
                                            self.ctx.config.producer.transaction_timeout_ms,
                                            idem.producer_id, idem.producer_epoch)
-        if self.add_to_resend is not None and self.state not in (IN_TRANSACTION, COMMITTING,
-                                                                 ABORTING):
-            # maybeTerminateRequestWithError: in an error state the queued request fails.
-            self.add_to_resend = None
-        if self.state in (IN_TRANSACTION, COMMITTING, ABORTING) and not self.v2:
-            partitions = self.add_to_resend or tuple(sorted(self.new_partitions))
-            if partitions:
+        if self.add_to_resend is not None and not self.v2:
+            if self.state in (IN_TRANSACTION, COMMITTING, ABORTING) or (
+                    self.state == ABORTABLE_ERROR and self.resend_checked):
                 return m.AddPartitionsToTxnRequest(0, self.transactional_id,
                                                    idem.producer_id, idem.producer_epoch,
-                                                   partitions)
+                                                   self.add_to_resend)
+            self._fail_queued_add()
+        if self.state in (IN_TRANSACTION, COMMITTING, ABORTING) and self.new_partitions \
+                and not self.v2:
+            return m.AddPartitionsToTxnRequest(0, self.transactional_id, idem.producer_id,
+                                               idem.producer_epoch,
+                                               tuple(sorted(self.new_partitions)))
         if self.state in (COMMITTING, ABORTING) and not self.producer.has_incomplete_batches():
             if not self.added and not (self.v2 and self.producer.sent_in_transaction):
                 self._finished(self.state == COMMITTING)
@@ -222,7 +238,7 @@ class TransactionManager:
         if error in _FIND_AGAIN:
             self.coordinator = None
         if error in _RETRIABLE:
-            self._queue_again(request)
+            self._queue_again(request, find_coordinator=error in _FIND_AGAIN)
             self._back_off()
             return
         if isinstance(message, m.InitProducerIdResponse):
@@ -232,11 +248,28 @@ class TransactionManager:
         elif isinstance(message, m.EndTxnResponse):
             self._on_end(request, message)
 
-    def _queue_again(self, request: Any) -> None:
+    def _queue_again(self, request: Any, find_coordinator: bool) -> None:
         """``reenqueue``: the same AddPartitionsToTxn goes again (other requests are
-        rebuilt from the state, which is what Java's queue holds for them too)."""
-        if isinstance(request, m.AddPartitionsToTxnRequest):
-            self.add_to_resend = request.partitions
+        rebuilt from the state, which is what Java's queue holds for them too).  The
+        Sender takes it from the queue at once, failing it in an error state
+        (``maybeTerminateRequestWithError``), then sleeps out the backoff and sends it
+        whatever the state by then; after a lost coordinator it is taken only once
+        FindCoordinator is answered, so the state is checked at sending."""
+        if not isinstance(request, m.AddPartitionsToTxnRequest):
+            return
+        self.add_to_resend = request.partitions
+        self.resend_checked = False
+        if not find_coordinator:
+            if self.state in (ABORTABLE_ERROR, FATAL_ERROR):
+                self._fail_queued_add()
+            else:
+                self.resend_checked = True
+
+    def _fail_queued_add(self) -> None:
+        """The queued AddPartitionsToTxn fails: its partitions are not in the
+        transaction (Java keeps them pending until the transaction completes)."""
+        self.new_partitions -= set(self.add_to_resend or ())
+        self.add_to_resend = None
 
     def _back_off(self) -> None:
         self.retry_at = self.ctx.now + self.ctx.config.producer.retry_backoff_ms
@@ -297,7 +330,7 @@ class TransactionManager:
 
     def on_disconnect(self, peer: str) -> None:
         if self.request is not None and self.request[1] == peer:
-            self._queue_again(self.request[2])
+            self._queue_again(self.request[2], find_coordinator=True)
             self.request = None
             if self.coordinator == peer:
                 self.coordinator = None
