@@ -38,8 +38,8 @@ How the search reaches deep fault scenarios (measured in ``benchmarks/search_dep
   For KAFKA-17754 the application's next transaction writes two partitions with the last
   transaction's late EndTxn landing between them (``write_across_a_late_end_txn``), and
   the plain step leaves such an EndTxn alone while its producer is READY (landing then it
-  meets its own completed transaction, answered as a retry): 3.9 finds it in about a
-  thousand runs with late requests only, none in 1,400 before.
+  meets its own completed transaction, answered as a retry): 3.9 finds it in 720 to
+  2,500 runs with late requests only, none in 1,400 before.
 * ``flush`` delivers every message queued at that moment, so runs make progress between
   faults, and a shrinkable warm-up starts from a cluster that already holds data.
 """
