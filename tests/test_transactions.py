@@ -344,3 +344,59 @@ def test_the_settle_phase_waits_out_the_transaction_timeout() -> None:
     assert settle_rounds(long_txn) * SETTLE_TICK_MS >= 900000 + 10000
     assert settle_rounds(transactional().cluster) == MAX_SETTLE_ROUNDS
     assert settle_rounds(Scenario().cluster) == MAX_SETTLE_ROUNDS
+
+
+def queued_requests(s: Scenario, client: str = "p0") -> list[Any]:
+    network = s.cluster.ctx.network
+    return [msg for (src, _), queue in sorted(network.queues.items()) if src == client
+            for _, msg in queue]
+
+
+def test_no_produce_goes_out_while_an_add_partitions_to_txn_is_due() -> None:
+    """``Sender.runOnce`` sends no produce data while a transactional request is queued,
+    in flight or sleeping out its retry backoff (``maybeSendAndPollTransactionalRequest``
+    returns true): a batch for a partition already in the transaction waits behind the
+    next partition's AddPartitionsToTxn, and ``KafkaProducer.send`` queues that partition
+    at once (``TransactionManager.maybeAddPartition``)."""
+    s = transactional(**{"kafka.version": "3.9", "kafkacheck.partitions": "2"})
+    producer = s.cluster.producers["p0"]
+    txn = producer.txn
+    s.do(a.Send("p0", "k0", partition=0))
+    settle(s)
+    assert txn.added == {0}
+    s.do(a.Send("p0", "k0", partition=1))
+    (request,) = queued_requests(s)
+    assert isinstance(request, m.AddPartitionsToTxnRequest) and request.partitions == (1,)
+    s.cluster.ctx.network.reset("p0", txn.request[1])     # answered by hand below
+    txn.receive(m.AddPartitionsToTxnResponse(txn.request[0], m.CONCURRENT_TRANSACTIONS))
+    s.do(a.Send("p0", "k0", partition=0))         # during the backoff
+    assert not any(isinstance(msg, m.ProduceRequest) for msg in queued_requests(s))
+    settle(s)
+    assert txn.added == {0, 1} and not producer.has_incomplete_batches()
+
+
+def add_answered_concurrent_transactions(abortable_before_backoff: bool) -> Any:
+    """An AddPartitionsToTxn answered CONCURRENT_TRANSACTIONS, with the transaction
+    becoming abortable before the answer or during the retry backoff."""
+    s = transactional(**{"kafka.version": "3.9"})
+    txn = s.cluster.producers["p0"].txn
+    s.do(a.Send("p0", "k0"))
+    (request,) = queued_requests(s)
+    assert isinstance(request, m.AddPartitionsToTxnRequest)
+    if abortable_before_backoff:
+        txn.batch_failed(m.NETWORK_EXCEPTION)
+    txn.receive(m.AddPartitionsToTxnResponse(txn.request[0], m.CONCURRENT_TRANSACTIONS))
+    if not abortable_before_backoff:
+        txn.batch_failed(m.NETWORK_EXCEPTION)
+    assert txn.state == "ABORTABLE_ERROR"
+    return txn
+
+
+def test_a_requeued_add_partitions_is_failed_only_if_abortable_when_dequeued() -> None:
+    """``TxnRequestHandler.reenqueue`` after CONCURRENT_TRANSACTIONS: the Sender takes
+    the request from the queue on its next loop, failing it if the transaction is in an
+    error state then (``maybeTerminateRequestWithError``), and otherwise sleeps out
+    ``retry.backoff.ms`` and sends it whatever happened meanwhile."""
+    assert isinstance(add_answered_concurrent_transactions(False).next_request(),
+                      m.AddPartitionsToTxnRequest)
+    assert add_answered_concurrent_transactions(True).next_request() is None
