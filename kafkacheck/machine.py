@@ -46,7 +46,7 @@ How the search reaches deep fault scenarios (measured in ``benchmarks/search_dep
 
 from __future__ import annotations
 
-from typing import Any, Callable, ClassVar
+from typing import Any, Callable, ClassVar, Iterator
 
 from hypothesis import strategies as st
 from hypothesis.stateful import (RuleBasedStateMachine, initialize, invariant, precondition,
@@ -218,19 +218,30 @@ class KafkaMachine(RuleBasedStateMachine):
     def _plain_late_links(self) -> list[tuple[str, str]]:
         if not self._has("deliver-late"):
             return []
+        held = {link for link, producer, queue in self._late_from_transactional_producers()
+                if self._end_txn_behind(producer, queue[0][1])
+                and not self._coordinator_has_open(producer.txn.transactional_id)}
+        return [link for link in self.run.cluster.ctx.network.late_links()
+                if link not in held]
+
+    def _late_from_transactional_producers(self) -> Iterator[tuple[tuple[str, str], Any,
+                                                                  Any]]:
+        """(link, producer, late queue) for each link carrying late requests of a live
+        transactional producer."""
         cluster = self.run.cluster
         network = cluster.ctx.network
-        links = []
-        for src, dst in network.late_links():
-            producer = cluster.producers.get(src)
-            head = network.late[(src, dst)][0][1]
-            if (producer is not None and producer.alive and producer.txn is not None
-                    and producer.txn.state == "READY" and isinstance(head, m.EndTxnRequest)
-                    and _same_producer(head, producer)
-                    and not self._coordinator_has_open(producer.txn.transactional_id)):
-                continue
-            links.append((src, dst))
-        return links
+        for link in network.late_links():
+            producer = cluster.producers.get(link[0])
+            if producer is not None and producer.alive and producer.txn is not None:
+                yield link, producer, network.late[link]
+
+    @staticmethod
+    def _end_txn_behind(producer: Any, message: Any) -> bool:
+        """``message`` is an EndTxn of the producer's epoch while the producer has seen
+        its transaction end (READY): under the classic protocol it would end whatever
+        transaction the producer opens next."""
+        return (producer.txn.state == "READY" and isinstance(message, m.EndTxnRequest)
+                and _same_producer(message, producer))
 
     @precondition(lambda self: self._has("deliver"))
     @rule()
@@ -353,16 +364,8 @@ class KafkaMachine(RuleBasedStateMachine):
         unless this run uses late requests, as for ``deliver-late``."""
         if "late-request" not in self.faults:
             return []
-        cluster = self.run.cluster
-        links = []
-        for src, dst in cluster.ctx.network.late_links():
-            producer = cluster.producers.get(src)
-            if producer is None or producer.txn is None or not producer.alive:
-                continue
-            if any(self._moved_on(producer, message)
-                   for _, message in cluster.ctx.network.late[(src, dst)]):
-                links.append((src, dst))
-        return links
+        return [link for link, producer, queue in self._late_from_transactional_producers()
+                if any(self._moved_on(producer, message) for _, message in queue)]
 
     def _moved_on(self, producer: Any, message: Any) -> bool:
         """A late EndTxn matters once the coordinator holds the next transaction open
@@ -411,22 +414,13 @@ class KafkaMachine(RuleBasedStateMachine):
 
     def _committed_behind_late_end_txn(self) -> list[str]:
         """Producers whose transaction ended (READY) while an EndTxn of theirs from the
-        same producer epoch is still travelling late: under the classic protocol it
-        would end whatever transaction they open next."""
+        same producer epoch is still travelling late."""
         if "late-request" not in self.faults:
             return []
-        cluster = self.run.cluster
-        names = set()
-        for src, dst in cluster.ctx.network.late_links():
-            producer = cluster.producers.get(src)
-            if (producer is None or not producer.alive or producer.txn is None
-                    or producer.txn.state != "READY"):
-                continue
-            if any(isinstance(msg, m.EndTxnRequest)
-                   and _same_producer(msg, producer)
-                   for _, msg in cluster.ctx.network.late[(src, dst)]):
-                names.add(src)
-        return sorted(names)
+        return sorted({link[0] for link, producer, queue
+                       in self._late_from_transactional_producers()
+                       if any(self._end_txn_behind(producer, message)
+                              for _, message in queue)})
 
     @precondition(lambda self: self._committed_behind_late_end_txn())
     @rule(data=st.data())
