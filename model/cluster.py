@@ -338,6 +338,9 @@ class Cluster:
 
     def _do_tick(self, act: a.Tick) -> None:
         self.ctx.history.time += act.ms
+        for (src, dst), lost in self.ctx.network.advance(self.ctx.now):
+            # The sender's kernel gave up retransmitting a closed connection's bytes.
+            self.ctx.event(src, "orphan-reset", peer=dst, lost=lost)
         self._exchange_heartbeats()
         for broker in self.broker_actors.values():
             if broker.alive:

@@ -343,6 +343,42 @@ class WorkloadConfig:
 
 
 @attrs.frozen
+class HostConfig:
+    """The hosts' Linux kernel: how long a closed connection's bytes still travel."""
+
+    tcp_orphan_retries: int = _setting(
+        "net.ipv4.tcp_orphan_retries", 0, _int(0, 255),
+        "retransmissions of a closed (orphaned) TCP socket's unacknowledged data before "
+        "the kernel gives up; 0, Linux's default, means 8 (tcp_orphan_retries in "
+        "net/ipv4/tcp_timer.c): a request its client timed out lands at most about "
+        "102 s after it was sent, or never",
+    )
+
+    @property
+    def orphan_window_ms(self) -> int:
+        """How long after its first transmission an orphaned socket's data can still
+        arrive: Linux's ``tcp_model_timeout`` for the orphan retry count, on the
+        ``TCP_RTO_MIN`` (200 ms) base, doubling up to ``TCP_RTO_MAX`` (120 s).  The
+        kernel checks this before each retransmission, so none leaves later."""
+        return orphan_window_ms(self.tcp_orphan_retries)
+
+
+TCP_RTO_MIN_MS = 200
+TCP_RTO_MAX_MS = 120_000
+
+
+def orphan_window_ms(tcp_orphan_retries: int) -> int:
+    """``tcp_orphan_retries`` (0 standing for 8 while the socket is alive) turned into
+    time as ``retransmits_timed_out`` does (``tcp_model_timeout``)."""
+    boundary = tcp_orphan_retries or 8
+    threshold = (TCP_RTO_MAX_MS // TCP_RTO_MIN_MS).bit_length() - 1    # ilog2: 9
+    if boundary <= threshold:
+        return ((2 << boundary) - 1) * TCP_RTO_MIN_MS
+    return (((2 << threshold) - 1) * TCP_RTO_MIN_MS
+            + (boundary - threshold) * TCP_RTO_MAX_MS)
+
+
+@attrs.frozen
 class Config:
     """The whole configuration: one section per kind of Kafka config."""
 
@@ -352,6 +388,7 @@ class Config:
     producer: ProducerConfig = attrs.field(factory=ProducerConfig)
     consumer: ConsumerConfig = attrs.field(factory=ConsumerConfig)
     workload: WorkloadConfig = attrs.field(factory=WorkloadConfig)
+    host: HostConfig = attrs.field(factory=HostConfig)
 
     def __attrs_post_init__(self) -> None:
         if self.producer.transactional_id is not None and not self.producer.enable_idempotence:
@@ -504,7 +541,7 @@ def _resolve_producer_defaults(producer: ProducerConfig, behaviours: versions.Be
     return producer
 
 
-_SECTIONS = ("kafka", "topic", "broker", "producer", "consumer", "workload")
+_SECTIONS = ("kafka", "topic", "broker", "producer", "consumer", "workload", "host")
 
 
 def _all_fields() -> Iterator[tuple[str, attrs.Attribute]]:
@@ -520,6 +557,7 @@ _SECTION_TYPES = {
     "producer": ProducerConfig,
     "consumer": ConsumerConfig,
     "workload": WorkloadConfig,
+    "host": HostConfig,
 }
 
 

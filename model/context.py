@@ -21,7 +21,7 @@ class Context:
 
     def __init__(self, config: Config, nodes: list[str]) -> None:
         self.config = config
-        self.network = Network()
+        self.network = Network(config.host.orphan_window_ms)
         self.history = HistoryRecorder()
         self.nodes = nodes
         self._corr = 0

@@ -21,7 +21,12 @@ has since closed (its answer goes nowhere).  Those requests leave the connection
 for a *late* queue of their own, delivered whenever the driver chooses
 (:class:`model.actions.DeliverLate`): before, between or after the requests of the
 client's new connection, as two TCP connections may reorder.  This is how a produce or an
-EndTxn arrives after its client gave up on it (KIP-890's delayed requests).  What was
+EndTxn arrives after its client gave up on it (KIP-890's delayed requests).  Not for
+ever: Kafka closes sockets without ``SO_LINGER`` (``Selector``), so the kernel keeps
+retransmitting an orphaned socket's unacknowledged bytes only ``tcp_orphan_retries``
+times, about 102 s after the oldest was first sent with Linux's defaults
+(:attr:`model.config.HostConfig.orphan_window_ms`); then it resets the connection and
+what is still unacknowledged never arrives (:meth:`advance`).  What was
 queued towards the closing client is dropped, and the generation number stamped on each
 message lets a late response on the old connection be discarded instead of delivered.  A node that is up but has not opened its listeners yet (a broker
 before the controller unfenced it) refuses new requests (:meth:`accepts`) while answers on
@@ -39,12 +44,19 @@ Link = tuple[str, str]
 
 
 class Network:
-    __slots__ = ("queues", "cuts", "down", "generations", "not_listening", "late")
+    __slots__ = ("queues", "cuts", "down", "generations", "not_listening", "late",
+                 "sent_at", "late_sent_at", "now", "orphan_window_ms")
 
-    def __init__(self) -> None:
+    def __init__(self, orphan_window_ms: int = 102_200) -> None:
         self.queues: dict[Link, deque[tuple[int, Any]]] = {}
         # Requests sent on connections their sender has since closed, still travelling.
         self.late: dict[Link, deque[tuple[int, Any]]] = {}
+        # When each queued (or late) message was first sent, in step with its queue:
+        # an orphaned connection's bytes stop travelling orphan_window_ms after that.
+        self.sent_at: dict[Link, deque[int]] = {}
+        self.late_sent_at: dict[Link, deque[int]] = {}
+        self.now = 0
+        self.orphan_window_ms = orphan_window_ms
         self.cuts: set[frozenset[str]] = set()
         self.down: set[str] = set()
         self.generations: dict[frozenset[str], int] = {}
@@ -71,11 +83,21 @@ class Network:
                 return False
         elif not self.connected(src, dst) or generation != self.generation(src, dst):
             return False
-        queue = self.queues.get((src, dst))
-        if queue is None:
-            queue = self.queues[(src, dst)] = deque()
-        queue.append((self.generation(src, dst), message))
+        self._append((src, dst), (self.generation(src, dst), message))
         return True
+
+    def _append(self, link: Link, entry: tuple[int, Any]) -> None:
+        queue = self.queues.get(link)
+        if queue is None:
+            queue = self.queues[link] = deque()
+            self.sent_at[link] = deque()
+        queue.append(entry)
+        self.sent_at[link].append(self.now)
+
+    def _clear(self, link: Link) -> None:
+        if link in self.queues:
+            self.queues[link].clear()
+            self.sent_at[link].clear()
 
     def ready_links(self) -> list[Link]:
         return sorted(link for link, queue in self.queues.items() if queue)
@@ -85,6 +107,7 @@ class Network:
         queue = self.queues.get((src, dst))
         if not queue:
             raise KeyError(f"nothing queued on {src}->{dst}")
+        self.sent_at[(src, dst)].popleft()
         return queue.popleft()
 
     def queued(self) -> int:
@@ -98,28 +121,56 @@ class Network:
         queue = self.late.get((src, dst))
         if not queue:
             raise KeyError(f"nothing late on {src}->{dst}")
+        self.late_sent_at[(src, dst)].popleft()
         return queue.popleft()
 
     def close(self, closer: str, peer: str) -> None:
         """``closer`` closes its connection to ``peer`` (a request timeout): what it sent
-        travels on as late messages; what ``peer`` sent it is dropped."""
-        outbound = self.queues.get((closer, peer))
-        if outbound:
-            self.late.setdefault((closer, peer), deque()).extend(outbound)
+        travels on as late messages, unless the kernel's orphan retries are already
+        spent; what ``peer`` sent it is dropped."""
+        link = (closer, peer)
+        outbound = self.queues.get(link)
+        if outbound and not self._orphan_expired(self.sent_at[link][0]):
+            self.late.setdefault(link, deque()).extend(outbound)
+            self.late_sent_at.setdefault(link, deque()).extend(self.sent_at[link])
         self.reset(closer, peer)
+
+    def _orphan_expired(self, first_sent: int) -> bool:
+        """Whether an orphaned connection whose oldest unacknowledged bytes were sent at
+        ``first_sent`` has been reset by now (``tcp_write_timeout`` checks before
+        retransmitting, so nothing of it is sent once the window is over)."""
+        return self.now - first_sent >= self.orphan_window_ms
+
+    def advance(self, now: int) -> list[tuple[Link, int]]:
+        """The clock moved to ``now``: an orphaned connection whose oldest late message
+        was first sent a whole orphan window ago is reset by its sender's kernel, and
+        everything still late on it is lost.  Returns (link, messages lost) for each
+        connection reset."""
+        self.now = now
+        resets = []
+        for link in self.late_links():
+            queue, times = self.late[link], self.late_sent_at[link]
+            while queue and self._orphan_expired(times[0]):
+                generation, lost = queue[0][0], 0
+                while queue and queue[0][0] == generation:    # the rest of its connection
+                    queue.popleft()
+                    times.popleft()
+                    lost += 1
+                resets.append((link, lost))
+        return resets
 
     def _drop_late(self, a: str, b: str) -> None:
         for link in ((a, b), (b, a)):
             if link in self.late:
                 self.late[link].clear()
+                self.late_sent_at[link].clear()
 
     def reset(self, a: str, b: str) -> None:
         """Close the connection between a and b: drop queued messages, new generation."""
         pair = frozenset((a, b))
         self.generations[pair] = self.generations.get(pair, 0) + 1
         for link in ((a, b), (b, a)):
-            if link in self.queues:
-                self.queues[link].clear()
+            self._clear(link)
 
     def kill(self, node: str, nodes: list[str]) -> list[str]:
         """A process kill; returns the peers that see the connection close at once (the
@@ -132,15 +183,13 @@ class Network:
             pair = frozenset((node, peer))
             old = self.generations.get(pair, 0)
             self.generations[pair] = old + 1
-            inbound = self.queues.get((peer, node))
-            if inbound:
-                inbound.clear()
+            self._clear((peer, node))
             late_inbound = self.late.get((peer, node))
             if late_inbound:
                 late_inbound.clear()
-            outbound = self.queues.get((node, peer))
-            if outbound:
-                outbound.append((old, ConnectionClosed()))
+                self.late_sent_at[(peer, node)].clear()
+            if self.queues.get((node, peer)):
+                self._append((node, peer), (old, ConnectionClosed()))
             elif frozenset((node, peer)) not in self.cuts:
                 told_now.append(peer)
         return told_now

@@ -47,8 +47,9 @@ def test_defaults_reach_the_typed_fields():
 
 
 def test_non_kafka_settings_are_prefixed():
-    """Every setting is Kafka's own or prefixed ``kafkacheck.``; ``kafka.version`` names
-    the modelled release (as ``-Dkafka.version`` does in the real-cluster build)."""
+    """Every setting is Kafka's own, the Linux kernel's (``net.``, as sysctl names it)
+    or prefixed ``kafkacheck.``; ``kafka.version`` names the modelled release (as
+    ``-Dkafka.version`` does in the real-cluster build)."""
     kafka_names = set(KAFKA_DEFAULTS) | {
         "broker.session.timeout.ms", "replica.fetch.backoff.ms", "enable.idempotence",
         "retry.backoff.ms", "metadata.max.age.ms", "enable.auto.commit", "group.id",
@@ -60,7 +61,21 @@ def test_non_kafka_settings_are_prefixed():
         "transaction.abort.timed.out.transaction.cleanup.interval.ms",
         "transaction.partition.verification.enable"}
     for name in setting_names():
-        assert name in kafka_names or name.startswith("kafkacheck."), name
+        assert (name in kafka_names or name.startswith("kafkacheck.")
+                or name == "net.ipv4.tcp_orphan_retries"), name
+
+
+@pytest.mark.parametrize("retries, window_ms", [
+    (0, 102_200),     # the default: 8 retries, ((2 << 8) - 1) * 200 ms
+    (1, 600), (7, 51_000), (9, 204_600),
+    (15, 924_600),    # what tcp_retries2's default of 15 gives an open connection
+])
+def test_the_orphan_window_is_the_kernels_tcp_model_timeout(retries, window_ms):
+    """``retransmits_timed_out`` turns a retry count into time (``tcp_model_timeout``
+    on TCP_RTO_MIN = 200 ms, doubling to TCP_RTO_MAX = 120 s, then linear); with
+    ``tcp_orphan_retries=0`` an orphaned socket that sent recently gets 8."""
+    config = Config.from_settings({"net.ipv4.tcp_orphan_retries": str(retries)})
+    assert config.host.orphan_window_ms == window_ms
 
 
 @pytest.mark.parametrize("raw, expected", [("-1", "all"), ("all", "all"),

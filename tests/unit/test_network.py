@@ -137,3 +137,59 @@ def test_a_node_not_listening_refuses_requests_but_gets_answers():
     assert net.send("b", "a", "answer", generation=0)
     net.listen("a", True)
     assert net.send("b", "a", "request")
+
+def test_a_closed_connections_requests_travel_on_late_in_order():
+    """``Selector.close`` closes the socket without SO_LINGER: what the client had sent
+    is still the kernel's to deliver, on the old connection, in order."""
+    net = Network()
+    net.send("a", "b", "first")
+    net.send("a", "b", "second")
+    net.send("b", "a", "answer")
+    net.close("a", "b")
+    assert net.ready_links() == []
+    assert net.late_links() == [("a", "b")]
+    assert [net.pop_late("a", "b")[1] for _ in range(2)] == ["first", "second"]
+
+
+def test_an_orphaned_connection_is_reset_a_window_after_its_oldest_bytes_were_sent():
+    """Linux retransmits an orphaned socket's data ``tcp_orphan_retries`` times
+    (``tcp_write_timeout`` with ``tcp_orphan_retries``, 8 by default: about 102 s after
+    the oldest unacknowledged bytes were first sent), then resets it: whatever is still
+    late on that connection never arrives.  A later connection's late bytes live on."""
+    net = Network(orphan_window_ms=102_200)
+    net.send("a", "b", "old")              # sent at 0
+    net.advance(30_000)
+    net.send("a", "b", "queued behind")    # sent at 30 s, same connection
+    net.close("a", "b")                    # request.timeout.ms: the client gives up
+    net.send("a", "b", "retry")            # the new connection, sent at 30 s
+    net.advance(60_000)
+    net.close("a", "b")                    # the retry times out too
+    assert net.advance(102_199) == []
+    assert len(net.late[("a", "b")]) == 3, "still retransmitted until the window is over"
+    assert net.advance(102_200) == [(("a", "b"), 2)], "the first connection's bytes die together"
+    assert [message for _, message in net.late[("a", "b")]] == ["retry"]
+    assert net.advance(132_200) == [(("a", "b"), 1)]
+    assert net.late_links() == [] and net.queued() == 0
+
+
+def test_closing_after_the_window_loses_the_bytes_at_once():
+    """An open connection retransmits for ``tcp_retries2`` (longer); once closed, the
+    orphan timer finds the window spent at its next firing and resets it."""
+    net = Network(orphan_window_ms=1_000)
+    net.send("a", "b", "stuck")
+    net.advance(1_000)
+    net.close("a", "b")
+    assert net.late_links() == [] and net.queued() == 0
+
+
+def test_delivering_the_oldest_late_request_keeps_the_connection_alive():
+    """The window runs from the oldest *unacknowledged* bytes: once the first late
+    request is delivered, the connection lives by its next one's send time."""
+    net = Network(orphan_window_ms=10_000)
+    net.send("a", "b", "one")
+    net.advance(5_000)
+    net.send("a", "b", "two")
+    net.close("a", "b")
+    assert net.pop_late("a", "b") == (0, "one")
+    assert net.advance(12_000) == []
+    assert net.pop_late("a", "b") == (0, "two")
