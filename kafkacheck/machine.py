@@ -67,8 +67,9 @@ FAULT_FAMILIES = {
     "broker-crash": ("crash",),
     "network-partition": ("partition",),
     "client-crash": ("client-crash",),
-    # A request that outlives its connection: delayed in the network or a broker's
-    # request queue past the client's request.timeout.ms, processed after it gave up.
+    # A request that outlives its connection: delayed in the network past the client's
+    # request.timeout.ms, retransmitted by its kernel after the client gave up (for at
+    # most net.ipv4.tcp_orphan_retries' window, model/network.py), processed then.
     "late-request": ("deliver-late",),
     "client-pause": ("pause",),
 }
@@ -338,12 +339,13 @@ class KafkaMachine(RuleBasedStateMachine):
     @precondition(lambda self: self._client_links())
     @rule(data=st.data())
     def stall_connection(self, data: st.DataObject) -> None:
-        """One client connection stalls (a lost segment with TCP backing off, a broker's
-        socket or request queue) for the client's ``request.timeout.ms`` (or until its
-        batches run out of ``delivery.timeout.ms``) while the rest
-        of the cluster carries on: the client times its requests out, closes the
-        connection and retries elsewhere or on a new one; what it had sent travels on
-        and lands late, whenever a ``deliver-late`` step chooses.  Jepsen reached
+        """One client connection stalls (a lost segment with TCP backing off) for the
+        client's ``request.timeout.ms`` (or until its batches run out of
+        ``delivery.timeout.ms``) while the rest of the cluster carries on: the client
+        times its requests out, closes the connection and retries elsewhere or on a new
+        one; what it had sent travels on and lands late, whenever a ``deliver-late``
+        step chooses, if its kernel has not given up on it first (the orphan window,
+        about 102 s after it was sent).  Jepsen reached
         KAFKA-17754 this way (with process pauses); one choice here instead of the
         dozens of deliveries around an unluckily slow request."""
         self._stall(data, self._client_links())
