@@ -138,3 +138,47 @@ def test_a_write_across_a_late_end_txn_tears_the_transaction_only_before_version
         settle(s)
         anomalies = final(s)
         assert ("torn-transaction" in anomalies) == torn, (version, anomalies)
+
+
+def test_the_plain_late_step_delivers_a_late_end_txn_once_a_stray_add_opened_a_transaction() -> None:
+    """The plain step holds a READY producer's late EndTxn back only while no
+    transaction of its is open.  A late AddPartitionsToTxn of the same epoch, landing
+    after the commit, opens one at the coordinator the client knows nothing of
+    (``TransactionCoordinator.handleAddPartitionsToTransaction`` from CompleteCommit,
+    classic protocol); the late EndTxn behind it then ends that transaction, so the plain
+    step must be free to deliver it."""
+    s = Scenario(**{**TXN, "kafka.version": "3.9", "kafkacheck.partitions": "2",
+                    "request.timeout.ms": "5000", "isolation.level": "read_committed"})
+    machine = machine_on(s, {"late-request"})
+    producer = s.cluster.producers["p0"]
+    s.do(a.Send("p0", "k0", partition=0))
+    hold_back(s, m.AddPartitionsToTxnRequest, rounds=1)
+    s.do(a.Tick(5000))                          # the Add times out, resent, the first late
+    settle(s)
+    s.do(a.CommitTransaction("p0"))
+    hold_back(s, m.EndTxnRequest, rounds=1)
+    s.do(a.Tick(5000))                          # the EndTxn too
+    settle(s)
+    assert producer.txn.state == "READY"
+    (link,) = s.cluster.ctx.network.late_links()
+    assert [type(msg) for _, msg in s.cluster.ctx.network.late[link]] == [
+        m.AddPartitionsToTxnRequest, m.EndTxnRequest]
+    assert machine._plain_late_links() == [link]
+    s.do(a.DeliverLate(*link))                  # the stray Add opens a transaction
+    settle(s)                                   # (once __transaction_state has it)
+    assert coordinator_state(s).state == "Ongoing" and producer.txn.state == "READY"
+    assert machine._plain_late_links() == [link]
+
+
+def test_a_late_end_txn_the_kernel_gave_up_on_is_nobodys_to_aim() -> None:
+    """``net.ipv4.tcp_orphan_retries``: 102.2 s after the late EndTxn was first sent
+    its client's kernel resets the orphaned connection, the request never arrives, the
+    history says so (``orphan-reset``), and no rule can land it any more."""
+    s, machine = late_commit_behind("3.9")
+    assert machine._committed_behind_late_end_txn() == ["p0"]
+    s.do(a.Tick(102_200))
+    assert not s.cluster.ctx.network.late_links()
+    assert not machine._committed_behind_late_end_txn()
+    assert not machine._late_transactional_links() and not machine._plain_late_links()
+    resets = [e for e in s.cluster.history if e.f == "orphan-reset"]
+    assert [(e.process, e.value["lost"]) for e in resets] == [("p0", 1)]
