@@ -34,12 +34,16 @@ How the search reaches deep fault scenarios (measured in ``benchmarks/search_dep
   produce or EndTxn (``stall_transaction_request``); and a late transactional request
   delivered at the moment KIP-890 is about, once its producer has moved on
   (``deliver_late_transactional``).  A plain ``deliver-late`` step can make each of these
-  deliveries too; aiming makes the 3.5 hanging transaction a find of a few hundred runs.
-  For KAFKA-17754 the application's next transaction writes two partitions with the last
-  transaction's late EndTxn landing between them (``write_across_a_late_end_txn``), and
-  the plain step leaves such an EndTxn alone while its producer is READY (landing then it
-  meets its own completed transaction, answered as a retry): 3.9 finds it in 720 to
-  2,500 runs with late requests only, none in 1,400 before.
+  deliveries too.  A late request lives only as long as its client's kernel retransmits
+  it (about 102 s after it was sent, model/network.py), so for the 3.5 hanging
+  transaction the application's abort and its markers have to come first within that
+  (``abort_ahead_of_a_late_produce``; seeds 0 to 2 find it in 3,667, 1,137 and 1,602
+  runs with late requests only).  For KAFKA-17754 the application's next transaction
+  writes two partitions with the last transaction's late EndTxn landing between them
+  (``write_across_a_late_end_txn``), and the plain step leaves such an EndTxn alone while
+  its producer is READY (landing then it meets its own completed transaction and
+  changes nothing): 3.9 finds it in 5,524 and 488 runs (seeds 0 and 1) with late
+  requests only, none in 1,400 before these rules.
 * ``flush`` delivers every message queued at that moment, so runs make progress between
   faults, and a shrinkable warm-up starts from a cluster that already holds data.
 """
@@ -444,6 +448,43 @@ class KafkaMachine(RuleBasedStateMachine):
                                                   label="late transactional request"))
         self._send_and_wait(data, name,
                             exclude={partition for partition, _ in producer.txn_sends})
+
+    def _aborting_ahead_of_a_late_produce(self) -> list[str]:
+        """Producers that may abort their transaction while one of its produce requests
+        (same producer epoch) is still travelling late."""
+        if "late-request" not in self.faults:
+            return []
+        return sorted({link[0] for link, producer, queue
+                       in self._late_from_transactional_producers()
+                       if producer.txn.can_abort()
+                       and link[0] not in self.run.cluster.paused
+                       and any(isinstance(message, m.ProduceRequest)
+                               and _is_transactional_request(message)
+                               and _same_producer(message, producer)
+                               for _, message in queue)})
+
+    @precondition(lambda self: self._aborting_ahead_of_a_late_produce())
+    @rule(data=st.data())
+    def abort_ahead_of_a_late_produce(self, data: st.DataObject) -> None:
+        """KIP-890's first scenario (KAFKA-14402): the application aborts, the abort's
+        markers are written, and only then does the transaction's late produce land.
+        Its orphaned connection lives about 102 s, so the abort has to finish within
+        that: the application aborts, the network carries the abort through (rounds
+        of deliveries, the clock stepping past retry backoffs), and the late produce
+        lands as ``deliver_late_transactional`` lands it."""
+        name = data.draw(st.sampled_from(self._aborting_ahead_of_a_late_produce()),
+                         label="producer")
+        producer = self.run.cluster.producers[name]
+        self._apply(a.AbortTransaction(name))
+        for _ in range(12):
+            if producer.txn.state == "READY":
+                break
+            self.flush()
+            self._apply(a.Tick(100))
+        links = [link for link in self._late_transactional_links() if link[0] == name]
+        if links:
+            self._deliver_late_up_to_moment(data.draw(st.sampled_from(links),
+                                                      label="late transactional request"))
 
     def _send_and_wait(self, data: st.DataObject, name: str, exclude: set[int]) -> bool:
         """One send of ``name`` to a partition outside ``exclude``, then network rounds

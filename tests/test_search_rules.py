@@ -21,11 +21,12 @@ from tests.test_transactions import TXN, coordinator_state, final, hold_back, se
 class Choose:
     """Hypothesis's ``data`` stand-in: every ``sampled_from`` draw takes element ``index``."""
 
-    def __init__(self, index: int = 0) -> None:
+    def __init__(self, index: int = 0, by_label: dict[str, int] | None = None) -> None:
         self.index = index
+        self.by_label = by_label or {}
 
     def draw(self, strategy: Any, label: str | None = None) -> Any:
-        return strategy.elements[self.index]
+        return strategy.elements[self.by_label.get(label, self.index)]
 
 
 def machine_on(s: Scenario, faults: set[str]) -> KafkaMachine:
@@ -182,3 +183,25 @@ def test_a_late_end_txn_the_kernel_gave_up_on_is_nobodys_to_aim() -> None:
     assert not machine._late_transactional_links() and not machine._plain_late_links()
     resets = [e for e in s.cluster.history if e.f == "orphan-reset"]
     assert [(e.process, e.value["lost"]) for e in resets] == [("p0", 1)]
+
+
+def test_an_abort_ahead_of_a_late_produce_hangs_the_transaction_only_before_3_6() -> None:
+    """``abort_ahead_of_a_late_produce``: a produce stalled until its batch expired
+    (``delivery.timeout.ms``) is still travelling late; the application aborts, the
+    markers are written, and the produce lands after them.  Before 3.6 the leader
+    appends it and opens a transaction nothing will end (KAFKA-14402); 3.6's
+    verification (KIP-890 part 1, ``AddPartitionsToTxnManager``) refuses it."""
+    for version, hangs in (("3.5", True), ("3.6", False)):
+        s = Scenario(**{**TXN, "kafka.version": version, "request.timeout.ms": "5000",
+                        "delivery.timeout.ms": "20000", "transaction.timeout.ms": "900000",
+                        "isolation.level": "read_committed"})
+        machine = machine_on(s, {"late-request"})
+        s.do(a.Send("p0", "k0"))
+        settle(s, rounds=1)                         # added to the transaction, produce out
+        machine._stall(Choose(0, {"stall": 1}), machine._client_links(
+            lambda msg: isinstance(msg, m.ProduceRequest)))
+        assert machine._aborting_ahead_of_a_late_produce() == ["p0"], version
+        machine.abort_ahead_of_a_late_produce(Choose())
+        assert s.cluster.producers["p0"].txn.state == "READY", version
+        anomalies = final(s)
+        assert ("hanging-transaction" in anomalies) == hangs, (version, anomalies)
