@@ -98,8 +98,9 @@ def test_a_late_end_txn_is_aimed_at_the_next_open_transaction_only() -> None:
     assert producer.txn.state == "IN_TRANSACTION"          # the client never asked
 
 
-def late_commit_behind(version: str) -> tuple[Scenario, KafkaMachine]:
-    """A committed transaction whose first EndTxn is still travelling late."""
+def late_commit_behind(version: str, answered: bool = True) -> tuple[Scenario, KafkaMachine]:
+    """A committed transaction whose first EndTxn is still travelling late (with the
+    retried EndTxn not yet answered, unless ``answered``)."""
     s = Scenario(**{**TXN, "kafka.version": version, "kafkacheck.partitions": "2",
                     "request.timeout.ms": "5000", "isolation.level": "read_committed"})
     machine = machine_on(s, {"late-request"})
@@ -108,6 +109,9 @@ def late_commit_behind(version: str) -> tuple[Scenario, KafkaMachine]:
     s.do(a.CommitTransaction("p0"))
     hold_back(s, m.EndTxnRequest, rounds=1)
     s.do(a.Tick(5000))
+    if not answered:
+        assert s.cluster.producers["p0"].txn.state == "COMMITTING_TRANSACTION"
+        return s, machine
     settle(s)
     assert s.cluster.producers["p0"].txn.state == "READY"
     return s, machine
@@ -119,7 +123,7 @@ def test_the_plain_late_step_leaves_a_late_end_txn_to_the_aimed_rule() -> None:
     s, machine = late_commit_behind("3.9")
     assert s.cluster.ctx.network.late_links()
     assert not machine._plain_late_links()
-    assert machine._committed_behind_late_end_txn() == ["p0"]
+    assert machine._ended_behind_late_end_txn() == ["p0"]
 
 
 def test_a_write_across_a_late_end_txn_tears_the_transaction_only_before_version_2() -> None:
@@ -127,9 +131,12 @@ def test_a_write_across_a_late_end_txn_tears_the_transaction_only_before_version
     late EndTxn(COMMIT) lands, the transaction writes the other partition; an
     application that then aborts sees its first write committed (KAFKA-17754) under the
     classic protocol, and nothing of it with transaction version 2, whose epoch bump
-    fences the late request."""
-    for version, torn in (("3.9", True), ("4.0", False)):
-        s, machine = late_commit_behind(version)
+    fences the late request.  A commit still waiting for its retried EndTxn's answer is
+    carried through first."""
+    for version, answered, torn in (("3.9", True, True), ("3.9", False, True),
+                                     ("4.0", True, False)):
+        s, machine = late_commit_behind(version, answered)
+        assert machine._ended_behind_late_end_txn() == ["p0"]
         machine.write_across_a_late_end_txn(Choose())
         producer = s.cluster.producers["p0"]
         assert not s.cluster.ctx.network.late_links(), version
@@ -176,10 +183,10 @@ def test_a_late_end_txn_the_kernel_gave_up_on_is_nobodys_to_aim() -> None:
     its client's kernel resets the orphaned connection, the request never arrives, the
     history says so (``orphan-reset``), and no rule can land it any more."""
     s, machine = late_commit_behind("3.9")
-    assert machine._committed_behind_late_end_txn() == ["p0"]
+    assert machine._ended_behind_late_end_txn() == ["p0"]
     s.do(a.Tick(102_200))
     assert not s.cluster.ctx.network.late_links()
-    assert not machine._committed_behind_late_end_txn()
+    assert not machine._ended_behind_late_end_txn()
     assert not machine._late_transactional_links() and not machine._plain_late_links()
     resets = [e for e in s.cluster.history if e.f == "orphan-reset"]
     assert [(e.process, e.value["lost"]) for e in resets] == [("p0", 1)]
