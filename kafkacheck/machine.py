@@ -379,14 +379,21 @@ class KafkaMachine(RuleBasedStateMachine):
 
     def _moved_on(self, producer: Any, message: Any) -> bool:
         """A late EndTxn matters once the coordinator holds the next transaction open
-        with a partition in it; a late produce once its own transaction has ended."""
-        if not (_is_transactional_request(message)
-                and _same_producer(message, producer)):
+        with a partition in it; a late produce once its own transaction has ended, even
+        if the client has bumped its epoch since: the abort after an abortable error
+        writes its markers at the old epoch and bumps afterwards (KIP-360,
+        ``TransactionManager.completeTransaction``), so the leader has not seen the new
+        epoch and takes the late batch."""
+        if not _is_transactional_request(message):
             return False
         if isinstance(message, m.EndTxnRequest):
-            return (producer.txn.state == "IN_TRANSACTION"
+            return (_same_producer(message, producer)
+                    and producer.txn.state == "IN_TRANSACTION"
                     and self._coordinator_has_open(producer.txn.transactional_id))
-        return producer.txn.state in ("READY", "IN_TRANSACTION")
+        idempotence = producer.idempotence
+        return (message.producer_id == idempotence.producer_id
+                and message.producer_epoch <= idempotence.producer_epoch
+                and producer.txn.state in ("READY", "IN_TRANSACTION"))
 
     def _coordinator_has_open(self, transactional_id: str) -> bool:
         """Whether a live coordinator holds ``transactional_id`` Ongoing with partitions."""
@@ -539,6 +546,10 @@ class KafkaMachine(RuleBasedStateMachine):
     # so it gets three of the rule draws a single delivery gets one of.
     nemesis_again = nemesis
     nemesis_once_more = nemesis
+    # The late produce's connection dies about 102 s after it was sent, so the abort has
+    # to be chosen soon after the stall: a second draw of it (one rule still, for
+    # Hypothesis's swarm flags).
+    abort_ahead_of_a_late_produce_again = abort_ahead_of_a_late_produce
 
     send = _pick("send")
     resend = _pick("resend")
