@@ -37,13 +37,14 @@ How the search reaches deep fault scenarios (measured in ``benchmarks/search_dep
   deliveries too.  A late request lives only as long as its client's kernel retransmits
   it (about 102 s after it was sent, model/network.py), so for the 3.5 hanging
   transaction the application's abort and its markers have to come first within that
-  (``abort_ahead_of_a_late_produce``; seeds 0 to 2 find it in 3,667, 1,137 and 1,602
-  runs with late requests only).  For KAFKA-17754 the application's next transaction
+  (``abort_ahead_of_a_late_produce``, two draws; seeds 0 to 4 find it in 552, 587,
+  1,288, 6 and 85 runs with late requests only).  For KAFKA-17754 the application's next transaction
   writes two partitions with the last transaction's late EndTxn landing between them
   (``write_across_a_late_end_txn``), and the plain step leaves such an EndTxn alone while
   its producer is READY (landing then it meets its own completed transaction and
-  changes nothing): 3.9 finds it in 5,524 and 488 runs (seeds 0 and 1) with late
-  requests only, none in 1,400 before these rules.
+  changes nothing); the rule first carries a commit still in flight through, since the
+  late EndTxn has only its window left: 3.9 finds it in 12, 95, 337, 204 and 1,953 runs
+  (seeds 0 to 4) with late requests only (docs/performance.md).
 * ``flush`` delivers every message queued at that moment, so runs make progress between
   faults, and a shrinkable warm-up starts from a cluster that already holds data.
 """
