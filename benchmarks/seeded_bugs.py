@@ -65,15 +65,19 @@ class SeededBug:
     faults: frozenset[str] | None = None
 
 
-# Kafka's default idempotent producer, hunted with the faults under which it promises no
-# duplicate and per-key order: retries after lost responses, leader failovers through
-# network cuts, producer restarts.  (Broker kills are left out: a restarted leader keeps
-# one batch per producer, docs/model.md.)  Its batches never expire: a batch that runs
-# out of delivery.timeout.ms while its requests are still travelling leaves its sequence
-# unresolved, and the epoch bump that resolves it can write a late request's record
-# twice (tests/test_idempotence.py, docs/model.md).
+# Kafka's default idempotent producer, hunted with the faults under which it keeps its
+# promise of no duplicate and per-key order: retries after lost responses (requests that
+# time out and land late) and producer restarts, while each partition keeps its leader.
+# A leader change can break it in Kafka itself (docs/model.md, *Idempotent producer*):
+# a leader restarted after a kill keeps one batch per producer, and a new leader with no
+# state for the producer accepts its later batch first, so the earlier one's retry is
+# out of order and the epoch bump that follows writes the later one again (or, with
+# batches that never expire, retries it for ever).  Its batches never expire: a batch
+# that runs out of delivery.timeout.ms while its requests are still travelling leaves
+# its sequence unresolved, and the epoch bump that resolves it can write a late
+# request's record twice (tests/test_idempotence.py, docs/model.md).
 IDEMPOTENT = {"acks": "all", "delivery.timeout.ms": "2147483647"}
-IDEMPOTENT_FAULTS = frozenset({"network-partition", "client-crash"})
+IDEMPOTENT_FAULTS = frozenset({"late-request", "client-crash"})
 IDEMPOTENT_NEVER = NEVER | {"duplicate"}
 
 

@@ -172,8 +172,10 @@ def markdown(cells: list[CellResult], *, examples: int, steps: int, seed: int,
                 "An idempotent producer's duplicate here is not a retry the broker failed to",
                 "match by chance: a leader restarted after a kill keeps only each producer's",
                 "last batch, and the client renumbers an earlier unacknowledged batch after",
-                "the broker calls it out of order (`docs/model.md`, *Idempotent producer*;",
-                "confirmed on real Kafka, `docs/real-kafka.md`).", "",
+                "the broker calls it out of order (confirmed on real Kafka,",
+                "`docs/real-kafka.md`); a new leader with no state for the producer accepts",
+                "its later batch first, with the same result after a network cut alone",
+                "(`docs/model.md`, *Idempotent producer*).", "",
                 *_markdown_table(PRODUCER_HEADERS, [_producer_columns(c) for c in producer])]
     transactions = [c for c in cells if _is_transaction_cell(c)]
     if transactions:

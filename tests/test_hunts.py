@@ -108,12 +108,13 @@ def test_one_request_in_flight_keeps_per_key_order(hunt_budget: int) -> None:
 
 
 def test_idempotence_keeps_retries_from_duplicating_or_reordering(hunt_budget: int) -> None:
-    """Kafka's idempotent producer (KIP-98, KIP-360): retries after lost responses,
-    leader failovers through network cuts and producer restarts write no duplicate and
-    keep per-key order, as long as no batch runs out of delivery.timeout.ms (set to its
-    maximum here; see the next test).  Broker kills are left out: see the test after.
-    The budget finds a planted duplicate-window bug
-    (test_the_idempotence_budget_finds_a_planted_bug)."""
+    """Kafka's idempotent producer (KIP-98, KIP-360): retries after lost responses
+    (requests that time out and land late, up to five in flight) and producer restarts
+    write no duplicate and keep per-key order while each partition keeps its leader, as
+    long as no batch runs out of delivery.timeout.ms (set to its maximum here; see the
+    next test).  Leader changes are left out: Kafka's own idempotence does not hold
+    across them (the failover and kill tests below).  The budget finds a planted
+    duplicate-window bug (test_the_idempotence_budget_finds_a_planted_bug)."""
     bug = seeded_bugs().BY_NAME["duplicate-window-of-one"]
     result = _hunt(bug.settings, bug.never, SAFE_BUDGET * hunt_budget, faults=bug.faults)
     assert result.anomalies == {}
@@ -140,6 +141,23 @@ def test_the_idempotence_budget_finds_a_planted_bug() -> None:
     bug = seeded_bugs().BY_NAME["duplicate-window-of-one"]
     with bug.plant():
         result = _hunt(bug.settings, bug.never, SAFE_BUDGET, faults=bug.faults)
+    assert "duplicate" in result.anomalies
+
+
+def test_a_leader_failover_can_duplicate_an_idempotent_producers_batch(
+        hunt_budget: int) -> None:
+    """A model finding (2026-12-02), read step by step against Kafka's source: around a
+    leader change the producer's later batch of a partition reaches the new leader first;
+    with no state for the producer it is accepted at any sequence
+    (ProducerAppendInfo.checkSequence), so the earlier batch's retry is
+    OUT_OF_ORDER_SEQUENCE_NUMBER and, being the next sequence, bumps the epoch and
+    renumbers both (TransactionManager.canRetry): the later record is written twice.
+    Network cuts and client crashes, no broker killed; seed 0 finds it in 190 runs.
+    Deterministic case:
+    tests/test_idempotence.py::test_a_new_leader_without_the_producers_state_lets_a_failover_duplicate_and_reorder."""
+    result = _hunt(seeded_bugs().IDEMPOTENT, frozenset({"duplicate"}),
+                   FIND_BUDGET * hunt_budget,
+                   faults=frozenset({"network-partition", "client-crash"}))
     assert "duplicate" in result.anomalies
 
 
@@ -292,10 +310,11 @@ def test_kafka_4_0_transaction_version_2_fences_the_late_end_txn(hunt_budget: in
 
 @pytest.mark.long_hunt
 def test_kafka_3_5_hangs_a_transaction_on_a_produce_delayed_past_its_abort() -> None:
-    """The same bug with Kafka's default transaction.timeout.ms: the coordinator's
-    timeout abort cannot log its epoch fence (the write fails), so the application's own
-    abort ends the transaction at the old epoch, and that transaction's late produce
-    lands after the ABORT marker.  Seed 0 needs about 2,100 runs."""
+    """The same bug with Kafka's default transaction.timeout.ms (60 s): a transaction
+    the coordinator times out itself is aborted at a bumped epoch
+    (``TransactionCoordinator.abortTimedOutTransactions``), whose markers fence the late
+    produce, so the hang needs the application's own abort at the old epoch first.
+    Seed 0 needs 3,129 runs."""
     result = _hunt({**READ_COMMITTED, "kafka.version": "3.5"},
                    frozenset({"hanging-transaction"}), 4000, faults=LATE)
     assert "hanging-transaction" in result.anomalies

@@ -375,3 +375,44 @@ def test_an_expired_batch_and_its_epoch_bump_write_a_late_request_twice() -> Non
     assert len(copies) == 2
     assert copies[0].producer_epoch < copies[1].producer_epoch
     assert copies[1].sequence == 0
+
+
+def test_a_new_leader_without_the_producers_state_lets_a_failover_duplicate_and_reorder() -> None:
+    """``ProducerAppendInfo.checkSequence`` and ``TransactionManager.canRetry`` (KIP-360):
+    a leader with no state for a producer accepts its batch at any sequence.  Around a
+    leader change the producer's earlier batch of a partition goes to the old leader
+    (NOT_LEADER_OR_FOLLOWER) and the later one to the new leader, which takes it at
+    sequence 1; a network cut loses that answer.  The earlier batch's retry is then out
+    of order, and being the next sequence after the last acknowledged one it bumps the
+    epoch and renumbers both in-flight batches from 0 (``bumpIdempotentProducerEpoch``):
+    the later record is written again after the earlier one, a duplicate and a reorder
+    with no broker killed and no batch expired."""
+    import json
+    from pathlib import Path
+
+    from kafkacheck.runner import Run
+    from model.actions import action_from_json
+    from model.config import Config
+
+    data = json.loads((Path(__file__).parent / "data"
+                       / "failover_unknown_producer_duplicate.json").read_text())
+    run = Run(Config.from_settings(data["config"]))
+    for action in data["schedule"]:
+        run.apply(action_from_json(action))
+    assert not any(e.f == "crash" for e in run.cluster.history)
+    run.finish()
+    anomalies = run.verdict().anomalies
+    assert {"duplicate", "reorder"} <= anomalies.keys()
+    (duplicate,) = anomalies["duplicate"]
+    partition = duplicate["key"]
+    leader = run.cluster.controller.partitions[partition].leader
+    records = [r for r in run.cluster.broker_actors[leader].logs[partition].records
+               if r.producer_id is not None]
+    later = [r for r in records if r.value == duplicate["value"]]
+    assert [(r.producer_epoch, r.sequence) for r in later] == [(0, 1), (1, 1)]
+    (earlier,) = [r for r in records if r.value != duplicate["value"]]
+    assert (earlier.producer_epoch, earlier.sequence) == (1, 0)
+    assert records.index(later[0]) < records.index(earlier) < records.index(later[1])
+    acknowledged = [e for e in run.cluster.history if e.f == "send" and e.type == "ok"
+                    and e.value[0][2][1] == duplicate["value"]]
+    assert len(acknowledged) == 1
