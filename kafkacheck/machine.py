@@ -434,14 +434,22 @@ class KafkaMachine(RuleBasedStateMachine):
         """Producers whose transaction has ended (READY) or is ending (its EndTxn
         retried on a new connection) while an EndTxn of theirs from the same producer
         epoch is still travelling late."""
+        return self._producers_with_late(
+            lambda producer: producer.txn.state in _ENDING,
+            lambda message: isinstance(message, m.EndTxnRequest))
+
+    def _producers_with_late(self, in_state: Callable[[Any], bool],
+                             request: Callable[[Any], bool]) -> list[str]:
+        """Unpaused transactional producers that ``in_state`` accepts with a late
+        ``request`` of their own producer epoch still travelling; none unless this run
+        uses late requests."""
         if "late-request" not in self.faults:
             return []
         paused = self.run.cluster.paused
         return sorted({link[0] for link, producer, queue
                        in self._late_from_transactional_producers()
-                       if link[0] not in paused and producer.txn.state in _ENDING
-                       and any(isinstance(message, m.EndTxnRequest)
-                               and _same_producer(message, producer)
+                       if link[0] not in paused and in_state(producer)
+                       and any(request(message) and _same_producer(message, producer)
                                for _, message in queue)})
 
     @precondition(lambda self: self._ended_behind_late_end_txn())
@@ -472,16 +480,10 @@ class KafkaMachine(RuleBasedStateMachine):
     def _aborting_ahead_of_a_late_produce(self) -> list[str]:
         """Producers that may abort their transaction while one of its produce requests
         (same producer epoch) is still travelling late."""
-        if "late-request" not in self.faults:
-            return []
-        return sorted({link[0] for link, producer, queue
-                       in self._late_from_transactional_producers()
-                       if producer.txn.can_abort()
-                       and link[0] not in self.run.cluster.paused
-                       and any(isinstance(message, m.ProduceRequest)
-                               and _is_transactional_request(message)
-                               and _same_producer(message, producer)
-                               for _, message in queue)})
+        return self._producers_with_late(
+            lambda producer: producer.txn.can_abort(),
+            lambda message: (isinstance(message, m.ProduceRequest)
+                             and _is_transactional_request(message)))
 
     @precondition(lambda self: self._aborting_ahead_of_a_late_produce())
     @rule(data=st.data())

@@ -161,9 +161,12 @@ class Network:
 
     def _drop_late(self, a: str, b: str) -> None:
         for link in ((a, b), (b, a)):
-            if link in self.late:
-                self.late[link].clear()
-                self.late_sent_at[link].clear()
+            self._clear_late(link)
+
+    def _clear_late(self, link: Link) -> None:
+        if link in self.late:
+            self.late[link].clear()
+            self.late_sent_at[link].clear()
 
     def reset(self, a: str, b: str) -> None:
         """Close the connection between a and b: drop queued messages, new generation."""
@@ -184,10 +187,7 @@ class Network:
             old = self.generations.get(pair, 0)
             self.generations[pair] = old + 1
             self._clear((peer, node))
-            late_inbound = self.late.get((peer, node))
-            if late_inbound:
-                late_inbound.clear()
-                self.late_sent_at[(peer, node)].clear()
+            self._clear_late((peer, node))
             if self.queues.get((node, peer)):
                 self._append((node, peer), (old, ConnectionClosed()))
             elif frozenset((node, peer)) not in self.cuts:
