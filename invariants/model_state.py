@@ -30,6 +30,10 @@ do: that is a bug in kafkacheck, never a finding about Kafka, so it raises
   to reach the HW, and a replica that could be elected without committed records is
   exactly what the ISR exists to prevent).
 * ``committed-prefix-changed`` under clean elections only.
+* ``request-never-answered``: the run settled with a producer connection still muted, so
+  a broker read a request and never finished it (``SocketServer`` unmutes a channel only
+  once its request is answered; a request left unfinished would silently hold back
+  everything the producer sent after it on that connection).
 
 One property is a finding, not a bug, and is returned for the history instead:
 ``committed-prefix-changed`` after an unclean leader election (committed data lost, as
@@ -119,6 +123,9 @@ class ModelStateMonitor:
                     "broker": broker.broker, "incarnation": broker.incarnation,
                     "registered": [incarnation, offset],
                     "metadata-offset": broker.metadata_offset})
+        if view.unanswered:
+            raise ModelBugError("request-never-answered",
+                                {"connections": [list(c) for c in view.unanswered]})
         found: list[dict[str, Any]] = []
         for partition in view.partitions:
             p = partition.partition

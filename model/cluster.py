@@ -70,6 +70,8 @@ class Cluster:
         self.keys = spread_keys(config.workload.keys, config.topic.partitions)
         self.ctx = Context(config, self.nodes)
         self.ctx.disconnected = lambda x, y: self._disconnect([(x, y)])
+        # A producer's Sender holds one connection per broker, read a request at a time.
+        self.ctx.network.read_one_at_a_time(self.producer_names)
 
         self.transactional_ids = self._transactional_ids()
         assignment, settings = self._topics()
@@ -104,6 +106,7 @@ class Cluster:
                                        **self.producers, **self.consumers}
         self.step = 0
         self.finished = False
+        self.settled_at_finish = False
         self.paused: set[str] = set()
         self._initialize_transactions()
 
@@ -130,7 +133,7 @@ class Cluster:
                     break
                 for src, dst in network.ready_links():
                     for _ in range(len(network.queues[(src, dst)])):
-                        if network.queues.get((src, dst)):
+                        if network.deliverable(src, dst):
                             self._deliver(src, dst)
             else:
                 raise RuntimeError(f"{producer.name} could not initialize its transactions")
@@ -247,7 +250,7 @@ class Cluster:
         kind = action.kind
         if kind == "deliver":
             return (action.dst not in self.paused
-                    and bool(self.ctx.network.queues.get((action.src, action.dst))))
+                    and self.ctx.network.deliverable(action.src, action.dst))
         if kind == "pause":
             return (action.client in self.clients and self.alive(action.client)
                     and action.client not in self.paused)
@@ -259,7 +262,7 @@ class Cluster:
             return False
         if kind == "deliver-late":
             return (action.dst not in self.paused
-                    and bool(self.ctx.network.late.get((action.src, action.dst))))
+                    and self.ctx.network.late_deliverable(action.src, action.dst))
         if kind == "tick":
             return action.ms > 0
         if kind == "finish":
@@ -399,12 +402,15 @@ class Cluster:
 
     def _flush_old_connections(self, node: str) -> None:
         """What a killed process sent before dying has left its machine long before a new
-        process starts: it is delivered (in link order) as the restart begins."""
+        process starts: it is delivered (in link order) as the restart begins, up to a
+        request its broker has not read yet (its connection muted behind one being
+        handled), which travels on late, apart from the new process's connections."""
         network = self.ctx.network
-        for src, dst in network.ready_links():
+        for src, dst in sorted(network.queues):
             if src == node:
-                while network.queues.get((src, dst)):
+                while network.deliverable(src, dst):
                     self._deliver(src, dst)
+                network.orphan(src, dst)
 
     def _do_restart(self, act: a.Restart) -> None:
         self._flush_old_connections(act.node)
@@ -477,6 +483,7 @@ class Cluster:
         """Record each partition's final committed log: what a fair judge compares to."""
         reason = self.unsettled_reason()
         if reason is None:
+            self.settled_at_finish = True
             self.ctx.event("net", "finish", quiescent=True)
         else:
             self.ctx.event("net", "finish", quiescent=False, reason=reason)
@@ -597,5 +604,8 @@ class Cluster:
         image = self.controller.image
         brokers = [BrokerView(b.name, b.alive, b.incarnation, b.metadata.offset,
                               bool(b.partitions)) for b in actors.values()]
+        unanswered = (tuple(sorted(self.ctx.network.muted)) if self.settled_at_finish
+                      else ())
         return ClusterView(partitions, self.controller.log,
-                           {b: image.is_active(b) for b in self.brokers}, brokers)
+                           {b: image.is_active(b) for b in self.brokers}, brokers,
+                           unanswered)

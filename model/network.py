@@ -31,6 +31,19 @@ queued towards the closing client is dropped, and the generation number stamped 
 message lets a late response on the old connection be discarded instead of delivered.  A node that is up but has not opened its listeners yet (a broker
 before the controller unfenced it) refuses new requests (:meth:`accepts`) while answers on
 connections it opened itself still reach it.
+
+A broker reads one request at a time from a client connection: ``SocketServer``'s
+processor mutes a channel once it has read a whole request and unmutes it only when the
+answer is sent (or, for an ``acks=0`` produce, when it is handled), so the requests a
+producer pipelines (``max.in.flight.requests.per.connection``) wait, unread, behind one
+parked in purgatory.  The model mutes the connections of the sources named in
+:meth:`read_one_at_a_time` (the producers, whose Sender has exactly one connection per
+broker); a muted connection's next message, late or not, cannot be delivered until the
+broker answers (:meth:`unmute`, done by any answer :meth:`send` carries on that
+connection).  Other links stand for several Kafka connections each (a follower's
+fetcher, the transaction marker sender and the verification sender between two brokers;
+a consumer's fetch and coordinator connections), which Kafka reads independently, so the
+model does not serialise them.
 """
 
 from __future__ import annotations
@@ -45,7 +58,8 @@ Link = tuple[str, str]
 
 class Network:
     __slots__ = ("queues", "cuts", "down", "generations", "not_listening", "late",
-                 "sent_at", "late_sent_at", "now", "orphan_window_ms")
+                 "sent_at", "late_sent_at", "now", "orphan_window_ms", "one_at_a_time",
+                 "muted")
 
     def __init__(self, orphan_window_ms: int = 102_200) -> None:
         self.queues: dict[Link, deque[tuple[int, Any]]] = {}
@@ -61,6 +75,15 @@ class Network:
         self.down: set[str] = set()
         self.generations: dict[frozenset[str], int] = {}
         self.not_listening: set[str] = set()
+        # Sources whose connections the receiving broker reads one request at a time,
+        # and the connections (src, dst, generation) with a request being handled.
+        self.one_at_a_time: frozenset[str] = frozenset()
+        self.muted: set[tuple[str, str, int]] = set()
+
+    def read_one_at_a_time(self, sources: list[str]) -> None:
+        """Connections from ``sources`` are muted from each request's delivery until
+        its answer (``SocketServer``'s channel muting)."""
+        self.one_at_a_time = frozenset(sources)
 
     def connected(self, a: str, b: str) -> bool:
         return a not in self.down and b not in self.down and frozenset((a, b)) not in self.cuts
@@ -81,8 +104,12 @@ class Network:
         if generation is None:
             if not self.accepts(src, dst):
                 return False
-        elif not self.connected(src, dst) or generation != self.generation(src, dst):
-            return False
+        else:
+            # An answer unmutes the connection its request came on, even when it can no
+            # longer be carried (the broker finished handling the request either way).
+            self.muted.discard((dst, src, generation))
+            if not self.connected(src, dst) or generation != self.generation(src, dst):
+                return False
         self._append((src, dst), (self.generation(src, dst), message))
         return True
 
@@ -99,30 +126,70 @@ class Network:
             self.queues[link].clear()
             self.sent_at[link].clear()
 
+    def unmute(self, src: str, dst: str, generation: int) -> None:
+        """``dst`` finished a request from ``src`` that gets no answer (``acks=0``)."""
+        self.muted.discard((src, dst, generation))
+
+    def _next_readable(self, link: Link, queue: deque[tuple[int, Any]] | None) -> bool:
+        return bool(queue) and (link[0], link[1], queue[0][0]) not in self.muted  # type: ignore[index]
+
+    def deliverable(self, src: str, dst: str) -> bool:
+        """Whether the next message queued on ``src -> dst`` can be delivered now."""
+        return self._next_readable((src, dst), self.queues.get((src, dst)))
+
+    def late_deliverable(self, src: str, dst: str) -> bool:
+        """Whether the next late message on ``src -> dst`` can be delivered now."""
+        return self._next_readable((src, dst), self.late.get((src, dst)))
+
     def ready_links(self) -> list[Link]:
-        return sorted(link for link, queue in self.queues.items() if queue)
+        """Links whose next queued message can be delivered now."""
+        return sorted(link for link, queue in self.queues.items()
+                      if self._next_readable(link, queue))
+
+    def _take(self, link: Link, queue: deque[tuple[int, Any]] | None,
+              times: deque[int]) -> tuple[int, Any]:
+        if not self._next_readable(link, queue):
+            raise KeyError(f"nothing deliverable on {link[0]}->{link[1]}")
+        assert queue is not None
+        times.popleft()
+        generation, message = queue.popleft()
+        if (link[0] in self.one_at_a_time and link[1] not in self.down
+                and not isinstance(message, ConnectionClosed)):
+            self.muted.add((link[0], link[1], generation))
+        return generation, message
 
     def pop(self, src: str, dst: str) -> tuple[int, Any]:
-        """The oldest queued message on ``src -> dst`` with its connection generation."""
-        queue = self.queues.get((src, dst))
-        if not queue:
-            raise KeyError(f"nothing queued on {src}->{dst}")
-        self.sent_at[(src, dst)].popleft()
-        return queue.popleft()
+        """The oldest queued message on ``src -> dst`` with its connection generation
+        (which, for a request read one at a time, mutes its connection)."""
+        return self._take((src, dst), self.queues.get((src, dst)),
+                          self.sent_at.get((src, dst), deque()))
 
     def queued(self) -> int:
         return sum(len(q) for q in self.queues.values()) + sum(
             len(q) for q in self.late.values())
 
     def late_links(self) -> list[Link]:
+        """Links whose next late message can be delivered now."""
+        return sorted(link for link, queue in self.late.items()
+                      if self._next_readable(link, queue))
+
+    def links_with_late(self) -> list[Link]:
+        """Links with late messages, deliverable now or waiting behind a muted request."""
         return sorted(link for link, queue in self.late.items() if queue)
 
     def pop_late(self, src: str, dst: str) -> tuple[int, Any]:
-        queue = self.late.get((src, dst))
-        if not queue:
-            raise KeyError(f"nothing late on {src}->{dst}")
-        self.late_sent_at[(src, dst)].popleft()
-        return queue.popleft()
+        return self._take((src, dst), self.late.get((src, dst)),
+                          self.late_sent_at.get((src, dst), deque()))
+
+    def orphan(self, src: str, dst: str) -> None:
+        """What is still queued on ``src -> dst`` from a connection that has ended travels
+        on late, apart from whatever its peer opens next (a restarted process's new
+        connection does not wait behind the old one's unread requests)."""
+        link = (src, dst)
+        if self.queues.get(link):
+            self.late.setdefault(link, deque()).extend(self.queues[link])
+            self.late_sent_at.setdefault(link, deque()).extend(self.sent_at[link])
+            self._clear(link)
 
     def close(self, closer: str, peer: str) -> None:
         """``closer`` closes its connection to ``peer`` (a request timeout): what it sent
@@ -148,7 +215,7 @@ class Network:
         connection reset."""
         self.now = now
         resets = []
-        for link in self.late_links():
+        for link in self.links_with_late():
             queue, times = self.late[link], self.late_sent_at[link]
             while queue and self._orphan_expired(times[0]):
                 generation, lost = queue[0][0], 0
@@ -179,6 +246,8 @@ class Network:
         """A process kill; returns the peers that see the connection close at once (the
         others see it when its last bytes, then a ConnectionClosed, are delivered)."""
         self.down.add(node)
+        # Requests it was handling die with it (what they muted is gone with them).
+        self.muted = {key for key in self.muted if key[1] != node}
         told_now = []
         for peer in nodes:
             if peer == node:

@@ -48,11 +48,11 @@ def settle(cluster: Cluster) -> Iterator[Any]:
         network = cluster.ctx.network
         for src, dst in network.ready_links():     # one round: what is queued now
             for _ in range(len(network.queues[(src, dst)])):
-                if network.queues.get((src, dst)):
+                if network.deliverable(src, dst):
                     yield a.Deliver(src, dst)
         for src, dst in network.late_links():      # and what is still travelling late
             for _ in range(len(network.late[(src, dst)])):
-                if network.late.get((src, dst)):
+                if network.late_deliverable(src, dst):
                     yield a.DeliverLate(src, dst)
         for name, producer in cluster.producers.items():
             txn = producer.txn

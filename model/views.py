@@ -63,3 +63,6 @@ class ClusterView:
     metadata_log: Sequence          # the controller's metadata records, oldest first
     active: dict[str, bool]         # registered and unfenced, per broker
     brokers: list[BrokerView] = attrs.field(factory=list)
+    # At a quiescent finish: connections still muted (src, dst, generation), i.e.
+    # requests a broker read and never finished; there should be none.
+    unanswered: tuple[tuple[str, str, int], ...] = ()

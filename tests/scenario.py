@@ -43,7 +43,7 @@ class Scenario:
         """Deliver every queued message once per round, links in sorted order."""
         for _ in range(rounds):
             for src, dst in self.cluster.ctx.network.ready_links():
-                if self.cluster.ctx.network.queues.get((src, dst)):
+                if self.cluster.ctx.network.deliverable(src, dst):
                     self.do(a.Deliver(src, dst))
         return self
 

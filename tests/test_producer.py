@@ -75,3 +75,36 @@ def test_a_request_lost_with_its_connection_may_have_been_written() -> None:
     (uncertain,) = s.ops("send", "info")
     assert uncertain.meta["error"] == "NETWORK_EXCEPTION"
     assert s.values(leader, p) == [1]
+
+
+def test_a_broker_reads_a_producer_connections_next_request_only_after_answering() -> None:
+    """``SocketServer`` mutes a channel from reading a request until its response is
+    sent (``Processor.processCompletedSends`` unmutes): a producer's second pipelined
+    batch (``max.in.flight.requests.per.connection=5``) waits, unread, while the first is
+    parked in produce purgatory for its followers, and is appended once it is answered."""
+    s = Scenario(acks="all")
+    p = s.partition()
+    leader = s.leader(p)
+    s.send().deliver("p0", leader).send()
+    network = s.cluster.ctx.network
+    assert len(network.queues[("p0", leader)]) == 1, "the second batch is on the wire"
+    assert not s.cluster.is_enabled(a.Deliver("p0", leader))
+    assert s.values(leader, p) == [1]
+    for _ in range(2):                      # the followers fetch: the first is answered
+        for follower in s.followers(p):
+            s.fetch_round(follower, p)
+    assert [type(msg).__name__ for _, msg in network.queues[(leader, "p0")]] == [
+        "ProduceResponse"]
+    s.deliver("p0", leader)
+    assert s.values(leader, p) == [1, 2]
+
+
+def test_an_acks_0_produce_does_not_hold_its_connection() -> None:
+    """``acks=0``: ``KafkaApis`` answers with a no-op response that only unmutes the
+    channel, so the next request is read at once."""
+    s = Scenario(acks="0")
+    p = s.partition()
+    leader = s.leader(p)
+    s.send().send()
+    s.deliver("p0", leader).deliver("p0", leader)
+    assert s.values(leader, p) == [1, 2]

@@ -92,7 +92,7 @@ def test_a_late_end_txn_is_aimed_at_the_next_open_transaction_only() -> None:
     assert coordinator_state(s).state == "Ongoing"
     assert [src for src, _ in machine._late_transactional_links()] == ["p0"]
     machine.deliver_late_transactional(Choose())
-    assert not s.cluster.ctx.network.late_links()
+    assert not s.cluster.ctx.network.links_with_late()
     settle(s)
     assert coordinator_state(s).state == "CompleteCommit"
     assert producer.txn.state == "IN_TRANSACTION"          # the client never asked
@@ -139,7 +139,7 @@ def test_a_write_across_a_late_end_txn_tears_the_transaction_only_before_version
         assert machine._ended_behind_late_end_txn() == ["p0"]
         machine.write_across_a_late_end_txn(Choose())
         producer = s.cluster.producers["p0"]
-        assert not s.cluster.ctx.network.late_links(), version
+        assert not s.cluster.ctx.network.links_with_late(), version
         assert len({partition for partition, _ in producer.txn_sends}) == 2, version
         if producer.txn.can_abort():
             s.do(a.AbortTransaction("p0"))
@@ -185,7 +185,7 @@ def test_a_late_end_txn_the_kernel_gave_up_on_is_nobodys_to_aim() -> None:
     s, machine = late_commit_behind("3.9")
     assert machine._ended_behind_late_end_txn() == ["p0"]
     s.do(a.Tick(102_200))
-    assert not s.cluster.ctx.network.late_links()
+    assert not s.cluster.ctx.network.links_with_late()
     assert not machine._ended_behind_late_end_txn()
     assert not machine._late_transactional_links() and not machine._plain_late_links()
     resets = [e for e in s.cluster.history if e.f == "orphan-reset"]

@@ -228,6 +228,8 @@ class Broker:
             if req.acks != "0":
                 self.reply(src, generation, m.ProduceResponse(req.corr, req.partition, error,
                                                               offset))
+            else:   # KafkaApis sends a no-op response: the channel is unmuted, no answer
+                self.ctx.network.unmute(src, self.name, generation)
 
         if partition is None:
             complete(m.NOT_LEADER_OR_FOLLOWER, None)

@@ -193,3 +193,84 @@ def test_delivering_the_oldest_late_request_keeps_the_connection_alive():
     assert net.pop_late("a", "b") == (0, "one")
     assert net.advance(12_000) == []
     assert net.pop_late("a", "b") == (0, "two")
+
+
+# -- SocketServer: one request at a time per producer connection ------------------------
+
+
+def test_a_read_request_mutes_its_connection_until_answered():
+    """``SocketServer``'s processor mutes a channel once it has read a request and
+    unmutes it when the answer is sent: the next request waits, unread."""
+    net = Network()
+    net.read_one_at_a_time(["a"])
+    net.send("a", "b", "first")
+    net.send("a", "b", "second")
+    generation, _ = net.pop("a", "b")
+    assert not net.deliverable("a", "b") and net.ready_links() == []
+    with pytest.raises(KeyError):
+        net.pop("a", "b")
+    net.send("b", "a", "answer", generation)
+    assert net.pop("a", "b") == (generation, "second")
+
+
+def test_only_the_named_sources_are_read_one_at_a_time():
+    net = Network()
+    net.read_one_at_a_time(["a"])
+    net.send("c", "b", 1)
+    net.send("c", "b", 2)
+    net.pop("c", "b")
+    assert net.deliverable("c", "b")
+
+
+def test_an_answer_that_cannot_be_carried_still_unmutes():
+    """The broker finished the request; its answer to a closed connection is dropped,
+    and the requests the client sent before closing are read in turn, late."""
+    net = Network()
+    net.read_one_at_a_time(["a"])
+    net.send("a", "b", "first")
+    net.send("a", "b", "second")
+    old, _ = net.pop("a", "b")
+    net.close("a", "b")
+    assert net.links_with_late() == [("a", "b")] and net.late_links() == []
+    assert not net.late_deliverable("a", "b")
+    net.send("a", "b", "on the new connection")
+    assert net.pop("a", "b")[1] == "on the new connection"   # a new connection is not muted
+    assert not net.send("b", "a", "answer", old)
+    assert net.pop_late("a", "b") == (old, "second")
+
+
+def test_a_request_with_no_answer_is_unmuted_explicitly():
+    """``acks=0``: ``KafkaApis`` sends a no-op response, which only unmutes."""
+    net = Network()
+    net.read_one_at_a_time(["a"])
+    net.send("a", "b", "first")
+    net.send("a", "b", "second")
+    generation, _ = net.pop("a", "b")
+    net.unmute("a", "b", generation)
+    assert net.pop("a", "b")[1] == "second"
+
+
+def test_a_killed_reader_takes_its_mutes_with_it():
+    net = Network()
+    net.read_one_at_a_time(["a"])
+    net.send("a", "b", "first")
+    net.pop("a", "b")
+    net.kill("b", NODES)
+    assert not net.muted
+
+
+def test_orphaned_unread_requests_travel_late():
+    """A killed producer's requests its broker has not read yet do not hold back the
+    connection of the process that replaces it."""
+    net = Network()
+    net.read_one_at_a_time(["a"])
+    net.send("a", "b", "first")
+    net.send("a", "b", "second")
+    old, _ = net.pop("a", "b")
+    net.kill("a", NODES)
+    net.orphan("a", "b")
+    net.set_up("a")
+    assert net.send("a", "b", "new")
+    assert net.pop("a", "b")[1] == "new"
+    net.send("b", "a", "answer", old)
+    assert net.pop_late("a", "b") == (old, "second")
