@@ -11,6 +11,7 @@ import json
 import os
 import subprocess
 import time
+from pathlib import Path
 
 import pytest
 
@@ -158,9 +159,9 @@ def test_unknown_fault_families_are_named():
 
 
 def _dead_pid() -> int:
-    proc = subprocess.Popen(["true"])
-    proc.wait()
-    return proc.pid
+    """A pid no process can have: one above the kernel's ``pid_max`` (a pid of an exited
+    process may be reused before the sweep looks, on a busy machine with pids wrapping)."""
+    return int(Path("/proc/sys/kernel/pid_max").read_text()) + 1
 
 
 def test_namespaces_partition_and_heal(tmp_path):
