@@ -23,6 +23,23 @@ def test_the_default_matrix_crosses_acks_min_insync_and_commit_strategy() -> Non
         "after-processing", "before-processing"}
 
 
+def test_focused_rounds_go_to_the_rows_whose_finding_needs_them() -> None:
+    """The release rows hunt again with late requests only (KIP-890's moment); Kafka's
+    default idempotent producer, as a matrix cell or as the producer row of the same
+    configuration, with broker crashes and network cuts only (the leader changes and
+    restarts its duplicates need); every other row has no focused rounds."""
+    from kafkacheck.matrix import KIP_890_CELLS, focused_faults, report_settings
+    idempotent = {"acks": "all", "min.insync.replicas": "2",
+                  "kafkacheck.commit.strategy": "after-processing"}
+    assert focused_faults(idempotent) == focused_faults({"min.insync.replicas": "2"}) == \
+        frozenset({"broker-crash", "network-partition"})
+    for cell in KIP_890_CELLS:
+        assert focused_faults(cell) == frozenset({"late-request"})
+    others = [c for c in report_settings() if c not in KIP_890_CELLS
+              and c not in (idempotent, {"min.insync.replicas": "2"})]
+    assert others and all(focused_faults(c) is None for c in others)
+
+
 def test_the_report_links_every_finding_to_a_saved_history(tmp_path: Path) -> None:
     cells = [{"acks": "0", "min.insync.replicas": "1",
               "kafkacheck.commit.strategy": "after-processing"},
