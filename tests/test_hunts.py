@@ -321,9 +321,11 @@ def test_kafka_3_5_hangs_a_transaction_on_a_produce_delayed_past_its_abort() -> 
     the coordinator times out itself is aborted at a bumped epoch
     (``TransactionCoordinator.abortTimedOutTransactions``), whose markers fence the late
     produce, so the hang needs the application's own abort at the old epoch first.
-    Seed 0 needs 3,129 runs."""
+    Runs to the first find by seed, a broker reading a producer connection's requests
+    one at a time: none in 4,000 (seed 0), 1,376, 4,552, none in 6,000, 345 (seeds
+    1 to 4); this test runs seed 1."""
     result = _hunt({**READ_COMMITTED, "kafka.version": "3.5"},
-                   frozenset({"hanging-transaction"}), 4000, faults=LATE)
+                   frozenset({"hanging-transaction"}), 4000, seed=1, faults=LATE)
     assert "hanging-transaction" in result.anomalies
 
 
