@@ -131,7 +131,10 @@ class Network:
         self.muted.discard((src, dst, generation))
 
     def _next_readable(self, link: Link, queue: deque[tuple[int, Any]] | None) -> bool:
-        return bool(queue) and (link[0], link[1], queue[0][0]) not in self.muted  # type: ignore[index]
+        """Whether ``queue`` has a next message and its connection is not muted."""
+        if not queue:
+            return False
+        return (link[0], link[1], queue[0][0]) not in self.muted
 
     def deliverable(self, src: str, dst: str) -> bool:
         """Whether the next message queued on ``src -> dst`` can be delivered now."""
