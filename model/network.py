@@ -201,8 +201,7 @@ class Network:
         link = (closer, peer)
         outbound = self.queues.get(link)
         if outbound and not self._orphan_expired(self.sent_at[link][0]):
-            self.late.setdefault(link, deque()).extend(outbound)
-            self.late_sent_at.setdefault(link, deque()).extend(self.sent_at[link])
+            self.orphan(closer, peer)
         self.reset(closer, peer)
 
     def _orphan_expired(self, first_sent: int) -> bool:
