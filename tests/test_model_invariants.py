@@ -235,3 +235,22 @@ def test_a_run_knows_its_topic_forbids_unclean_elections() -> None:
         shrink_isr_to_leader(s, p)
         with pytest.raises(ModelBugError, match="unclean-election-disabled"):
             s.do(a.Crash(s.leader(p))).tick(10000)
+
+
+def test_a_request_a_broker_reads_and_never_finishes_is_a_model_bug(monkeypatch) -> None:
+    """``request-never-answered``: SocketServer unmutes a channel only once its request
+    is answered, so a run that settles with a producer connection still muted means the
+    model read a request and dropped it; that must fail loudly, not pass as a finding."""
+    import pytest
+
+    from invariants.model_state import ModelBugError
+    from model.broker.broker import Broker
+    from tests.scenario import Scenario
+
+    s = Scenario(acks="all")
+    leader = s.leader(s.partition())
+    monkeypatch.setattr(Broker, "_on_produce", lambda self, src, generation, req: None)
+    s.send().deliver("p0", leader)
+    monkeypatch.undo()
+    with pytest.raises(ModelBugError, match="request-never-answered"):
+        s.finish()
