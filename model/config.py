@@ -9,7 +9,7 @@ strategy) live under the ``kafkacheck.`` prefix so they can never be mistaken fo
 defaults that changed by release (``acks``, ``enable.idempotence``) follow it when they
 are not set, exactly as the Java client resolves them.
 
-Where kafkacheck does not model a Kafka feature yet (auto-commit) the
+Where kafkacheck does not model a Kafka feature yet (the KIP-848 consumer protocol) the
 setting exists with the value that switches the feature off, and any other value is
 refused with a message saying so: a silently ignored setting would give a verdict real
 Kafka would not give.
@@ -228,6 +228,18 @@ class BrokerConfig:
         "partition is in the producer's open transaction (KIP-890 part 1); no effect "
         "before 3.6",
     )
+    group_initial_rebalance_delay_ms: int = _setting(
+        "group.initial.rebalance.delay.ms", 3000, _int(0),
+        "an empty group's first rebalance waits this long for more members to join",
+    )
+    group_min_session_timeout_ms: int = _setting(
+        "group.min.session.timeout.ms", 6000, _int(1),
+        "the smallest session.timeout.ms a member may ask for",
+    )
+    group_max_session_timeout_ms: int = _setting(
+        "group.max.session.timeout.ms", 1800000, _int(1),
+        "the largest session.timeout.ms a member may ask for",
+    )
     max_producer_epoch: int = _setting(
         "kafkacheck.max.producer.epoch", 32767, _int(2, 32767),
         "the largest producer epoch (Short.MAX_VALUE); a small value makes epoch "
@@ -296,6 +308,36 @@ class ProducerConfig:
     )
 
 
+# partition.assignment.strategy accepts Kafka's class names and the assignors' names.
+ASSIGNORS = {
+    "range": "range", "org.apache.kafka.clients.consumer.RangeAssignor": "range",
+    "roundrobin": "roundrobin", "org.apache.kafka.clients.consumer.RoundRobinAssignor": "roundrobin",
+    "sticky": "sticky", "org.apache.kafka.clients.consumer.StickyAssignor": "sticky",
+    "cooperative-sticky": "cooperative-sticky",
+    "org.apache.kafka.clients.consumer.CooperativeStickyAssignor": "cooperative-sticky",
+}
+
+
+def _assignors(text: str) -> str:
+    names = [part.strip() for part in str(text).split(",") if part.strip()]
+    if not names:
+        raise ConfigError("must name at least one assignor")
+    unknown = [n for n in names if n not in ASSIGNORS]
+    if unknown:
+        raise ConfigError(f"unknown assignor {unknown[0]!r}; kafkacheck knows "
+                          "range, roundrobin, sticky, cooperative-sticky")
+    chosen = [ASSIGNORS[n] for n in names]
+    if all(n == "cooperative-sticky" for n in chosen):
+        # Only then does the group use the COOPERATIVE protocol (KIP-429): every
+        # assignor the consumer lists must support it (ConsumerCoordinator).
+        raise ConfigError("cooperative rebalancing (KIP-429) is not modelled yet; list an "
+                          "eager assignor first, as Kafka's default range,cooperative-sticky does")
+    return ",".join(chosen)
+
+
+_assignors.__doc__ = "a comma-separated list of range, roundrobin, sticky, cooperative-sticky"
+
+
 @attrs.frozen
 class ConsumerConfig:
     auto_offset_reset: str = _setting(
@@ -303,8 +345,13 @@ class ConsumerConfig:
         "where to start when no committed offset exists or it is out of range",
     )
     enable_auto_commit: bool = _setting(
-        "enable.auto.commit", False, _not_modelled("auto-commit", "false", _bool),
-        "Kafka defaults to true; kafkacheck models manual commits for now",
+        "enable.auto.commit", True, _bool,
+        "commit the positions of returned records asynchronously at the start of a poll "
+        "once auto.commit.interval.ms has passed, before a rebalance and on close()",
+    )
+    auto_commit_interval_ms: int = _setting(
+        "auto.commit.interval.ms", 5000, _int(0),
+        "how often poll() auto-commits (with enable.auto.commit=true)",
     )
     isolation_level: str = _setting(
         "isolation.level", "read_uncommitted", _choice("read_uncommitted", "read_committed"),
@@ -316,6 +363,31 @@ class ConsumerConfig:
         "the consumer group whose offsets are committed (Kafka has no default; commits "
         "need one)",
     )
+    group_protocol: str = _setting(
+        "group.protocol", "classic",
+        _not_modelled("the consumer rebalance protocol (KIP-848)", "classic",
+                      _choice("classic", "consumer")),
+        "classic: JoinGroup/SyncGroup with a client-side assignor (Kafka's default)",
+    )
+    session_timeout_ms: int = _setting(
+        "session.timeout.ms", 45000, _int(1),
+        "the coordinator removes a member it has not heard a heartbeat from for this "
+        "long (45000 since 3.0, KIP-735; 10000 before)",
+    )
+    heartbeat_interval_ms: int = _setting(
+        "heartbeat.interval.ms", 3000, _int(1),
+        "how often the heartbeat thread heartbeats the group coordinator",
+    )
+    max_poll_interval_ms: int = _setting(
+        "max.poll.interval.ms", 300000, _int(1),
+        "a member whose application has not called poll() for this long leaves the "
+        "group; also the rebalance timeout it sends in JoinGroup",
+    )
+    partition_assignment_strategy: str = _setting(
+        "partition.assignment.strategy", "range,cooperative-sticky", _assignors,
+        "the assignors in preference order; the group uses the first every member "
+        "supports (range,cooperative-sticky since 3.0, KIP-726; range before)",
+    )
     fetch_max_wait_ms: int = _setting(
         "fetch.max.wait.ms", 500, _int(0),
         "a consumer fetch with nothing new is held this long at the leader",
@@ -324,10 +396,27 @@ class ConsumerConfig:
         "default.api.timeout.ms", 60000, _int(0),
         "how long commitSync keeps retrying retriable errors before giving up",
     )
+    subscription: str = _setting(
+        "kafkacheck.consumer.api", "assign", _choice("assign", "subscribe"),
+        "assign: each consumer is assigned every partition and commits outside any group "
+        "generation; subscribe: consumers join the group (group.id) and share the "
+        "partitions through rebalances",
+    )
     commit_strategy: str = _setting(
         "kafkacheck.commit.strategy", "after-processing",
-        _choice("after-processing", "before-processing"),
-        "the application loop: process then commitSync, or commitSync then process",
+        _choice("after-processing", "before-processing", "none"),
+        "the application's own commits: commitSync after processing each poll's records, "
+        "commitSync before processing them, or none (only auto-commit, if enabled)",
+    )
+    processing: str = _setting(
+        "kafkacheck.processing", "sync", _choice("sync", "async"),
+        "sync: the poll loop processes a poll's records before polling again; async: it "
+        "hands them to a worker that processes them later, and polls on",
+    )
+    processing_failure: str = _setting(
+        "kafkacheck.processing.failure", "none", _choice("none", "close"),
+        "none: processing never fails; close: processing a record may throw, and the "
+        "application then closes its consumer (in a finally block) and starts a new one",
     )
 
 
@@ -335,8 +424,8 @@ class ConsumerConfig:
 class WorkloadConfig:
     producers: int = _setting("kafkacheck.producers", 1, _int(1, 4), "producer clients")
     consumers: int = _setting(
-        "kafkacheck.consumers", 1, _int(1, 1),
-        "consumer clients (one, assigned every partition, until consumer groups arrive)",
+        "kafkacheck.consumers", 1, _int(1, 3),
+        "consumer clients (more than one needs kafkacheck.consumer.api=subscribe)",
     )
     keys: int = _setting("kafkacheck.keys", 3, _int(1, 64),
                          "distinct record keys sent, spread over the partitions")
@@ -427,6 +516,7 @@ class Config:
                     f"enable.idempotence=true with kafka.version={self.kafka.version}: the "
                     "idempotent producer before 2.5 (no KIP-360 epoch bump) is not "
                     "modelled yet")
+        self._check_consumers()
         if self.topic.replication_factor > self.broker.brokers:
             raise ConfigError(
                 f"kafkacheck.replication.factor={self.topic.replication_factor} exceeds "
@@ -457,6 +547,30 @@ class Config:
                 f"min.insync.replicas to at most {self.topic.replication_factor}"
             )
 
+    def _check_consumers(self) -> None:
+        consumer, broker = self.consumer, self.broker
+        if self.workload.consumers > 1 and consumer.subscription == "assign":
+            raise ConfigError(
+                f"kafkacheck.consumers={self.workload.consumers} with "
+                "kafkacheck.consumer.api=assign: every consumer would be assigned every "
+                "partition; set kafkacheck.consumer.api=subscribe to share them in a group")
+        if consumer.processing == "async" and consumer.commit_strategy != "none":
+            raise ConfigError(
+                "kafkacheck.processing=async commits only through auto-commit; set "
+                "kafkacheck.commit.strategy=none")
+        if consumer.subscription == "subscribe" and not (
+                broker.group_min_session_timeout_ms <= consumer.session_timeout_ms
+                <= broker.group_max_session_timeout_ms):
+            # The coordinator answers JoinGroup with INVALID_SESSION_TIMEOUT.
+            raise ConfigError(
+                f"session.timeout.ms={consumer.session_timeout_ms} is outside "
+                f"group.min.session.timeout.ms={broker.group_min_session_timeout_ms} and "
+                f"group.max.session.timeout.ms={broker.group_max_session_timeout_ms}: "
+                "the coordinator refuses the JoinGroup (INVALID_SESSION_TIMEOUT)")
+        if consumer.heartbeat_interval_ms >= consumer.session_timeout_ms:
+            # ConsumerConfig / GroupRebalanceConfig refuse this at construction.
+            raise ConfigError("heartbeat.interval.ms must be lower than session.timeout.ms")
+
     def with_settings(self, settings: dict[str, Any]) -> "Config":
         """A copy with Kafka-named settings applied; unknown names are refused."""
         sections = {name: getattr(self, name) for name in _SECTIONS}
@@ -469,6 +583,8 @@ class Config:
             sections[section] = attrs.evolve(sections[section], **{field.name: value})
         sections["producer"] = _resolve_producer_defaults(
             sections["producer"], sections["kafka"].behaviours, set(settings))
+        sections["consumer"] = _resolve_consumer_defaults(
+            sections["consumer"], sections["kafka"].behaviours, set(settings))
         return Config(**sections)
 
     def to_settings(self) -> dict[str, Any]:
@@ -484,6 +600,7 @@ class Config:
         mine = self.to_settings()
         base = Config().to_settings()
         base["acks"] = self.kafka.behaviours.default_acks
+        base.update(_consumer_defaults(self.kafka.behaviours))
         unset = {k: v for k, v in mine.items() if k != "enable.idempotence"}
         base["enable.idempotence"] = Config.from_settings(unset).producer.enable_idempotence
         return {k: v for k, v in mine.items() if base[k] != v}
@@ -511,6 +628,25 @@ def idempotence_conflict(producer: ProducerConfig) -> str | None:
 #: ``MAX_IN_FLIGHT_REQUESTS_PER_CONNECTION_FOR_IDEMPOTENCE``: the broker keeps the last
 #: five batches of each producer, so more in flight could not all be deduplicated.
 MAX_IN_FLIGHT_FOR_IDEMPOTENCE = 5
+
+
+def _consumer_defaults(behaviours: versions.Behaviours) -> dict[str, Any]:
+    """The consumer defaults that changed in 3.0: ``session.timeout.ms`` (KIP-735) and
+    ``partition.assignment.strategy`` (KIP-726)."""
+    if behaviours.consumer_3_0_defaults:
+        return {"session.timeout.ms": 45000,
+                "partition.assignment.strategy": "range,cooperative-sticky"}
+    return {"session.timeout.ms": 10000, "partition.assignment.strategy": "range"}
+
+
+def _resolve_consumer_defaults(consumer: ConsumerConfig, behaviours: versions.Behaviours,
+                               given: set[str]) -> ConsumerConfig:
+    """Release-dependent consumer defaults, where the user did not set them."""
+    fields = {"session.timeout.ms": "session_timeout_ms",
+              "partition.assignment.strategy": "partition_assignment_strategy"}
+    changes = {fields[name]: value for name, value in _consumer_defaults(behaviours).items()
+               if name not in given}
+    return attrs.evolve(consumer, **changes)
 
 
 def _resolve_producer_defaults(producer: ProducerConfig, behaviours: versions.Behaviours,

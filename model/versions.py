@@ -72,8 +72,14 @@ TRANSACTION_V2 = Change(
     "adds a partition to the transaction on the client's behalf",
     "KIP-890 part 2, KAFKA-14562, KAFKA-16192 (4.0.0)", ((4, 0, 0),))
 
+CONSUMER_3_0_DEFAULTS = Change(
+    "session.timeout.ms defaults to 45000 (10000 before) and partition.assignment.strategy "
+    "to range,cooperative-sticky (range before)",
+    "KIP-735, KIP-726 (3.0.0)", ((3, 0, 0),))
+
 CHANGES = (IDEMPOTENCE_BY_DEFAULT, IDEMPOTENCE_DEFAULT_APPLIED, IDEMPOTENT_EPOCH_BUMP,
-           TXN_PARTITION_VERIFICATION, VERIFICATION_ABORTABLE, TRANSACTION_V2)
+           TXN_PARTITION_VERIFICATION, VERIFICATION_ABORTABLE, TRANSACTION_V2,
+           CONSUMER_3_0_DEFAULTS)
 
 
 @attrs.frozen
@@ -87,6 +93,7 @@ class Behaviours:
     partition_verification: bool = False
     verification_abortable: bool = False
     transaction_v2: bool = False
+    consumer_3_0_defaults: bool = True
 
     @property
     def default_acks(self) -> str:
@@ -112,4 +119,5 @@ def behaviours(name: str) -> Behaviours:
         partition_verification=TXN_PARTITION_VERIFICATION.present_in(release),
         verification_abortable=VERIFICATION_ABORTABLE.present_in(release),
         transaction_v2=TRANSACTION_V2.present_in(release),
+        consumer_3_0_defaults=CONSUMER_3_0_DEFAULTS.present_in(release),
     )

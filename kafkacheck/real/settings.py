@@ -28,7 +28,10 @@ import attrs
 
 from kafkacheck.errors import UsageError
 from kafkacheck.matrix import HUNT_BASE, hunt_config
-from model.config import Config, ConfigError, setting_names
+from model.config import ASSIGNORS, Config, ConfigError, setting_names
+
+# The Java client takes assignors by class name.
+ASSIGNOR_CLASSES = {short: name for name, short in ASSIGNORS.items() if "." in name}
 
 REAL_BASE: dict[str, str] = {
     **HUNT_BASE,
@@ -114,10 +117,15 @@ def route(user: dict[str, str], names: dict[str, list[str]]) -> RealSettings:
         config = hunt_config(model_settings)
     except ConfigError as error:
         raise UsageError(str(error)) from None
+    if config.consumer.subscription == "subscribe":
+        raise UsageError("a real run does not drive consumer groups yet: its consumer is "
+                         "assigned every partition (kafkacheck.consumer.api=assign)")
     model = config.to_settings()
     producer = {name: _text(model[name]) for name in _kafka_fields(config, "producer")
                 if model[name] is not None}
     consumer = {name: _text(model[name]) for name in _kafka_fields(config, "consumer")}
+    consumer["partition.assignment.strategy"] = ",".join(
+        ASSIGNOR_CLASSES[n] for n in config.consumer.partition_assignment_strategy.split(","))
     for name in _kafka_fields(config, "producer"):
         if name in consumer_names:
             consumer[name] = producer[name]

@@ -32,6 +32,9 @@ NAMES = {
                  "delivery.timeout.ms", "retry.backoff.ms", "metadata.max.age.ms",
                  "max.in.flight.requests.per.connection"],
     "consumer": ["auto.offset.reset", "enable.auto.commit", "isolation.level", "group.id",
+                 "group.protocol", "session.timeout.ms", "heartbeat.interval.ms",
+                 "max.poll.interval.ms", "partition.assignment.strategy",
+                 "auto.commit.interval.ms",
                  "request.timeout.ms", "retry.backoff.ms", "metadata.max.age.ms",
                  "fetch.max.wait.ms", "default.api.timeout.ms"],
     "topic": ["min.insync.replicas", "unclean.leader.election.enable", "segment.bytes"],
@@ -81,9 +84,17 @@ def test_other_kafka_settings_pass_through_unchanged():
 
 
 def test_a_feature_the_model_lacks_still_goes_to_kafka():
-    real = route({"enable.auto.commit": "true"}, NAMES)
-    assert real.consumer["enable.auto.commit"] == "true"
-    assert not real.model_can_run and "enable.auto.commit" in real.not_modelled
+    real = route({"group.protocol": "consumer"}, NAMES)
+    assert real.consumer["group.protocol"] == "consumer"
+    assert not real.model_can_run and "group.protocol" in real.not_modelled
+
+
+def test_assignors_reach_the_java_client_by_class_name():
+    real = route({}, NAMES)
+    assert real.consumer["partition.assignment.strategy"] == (
+        "org.apache.kafka.clients.consumer.RangeAssignor,"
+        "org.apache.kafka.clients.consumer.CooperativeStickyAssignor")
+    assert real.consumer["enable.auto.commit"] == "false"   # the hunts' base
 
 
 def test_the_default_producer_is_kafkas_idempotent_one_on_both_sides():

@@ -59,7 +59,12 @@ def test_non_kafka_settings_are_prefixed():
         "transaction.state.log.num.partitions", "transaction.state.log.replication.factor",
         "transaction.state.log.min.isr", "transaction.max.timeout.ms",
         "transaction.abort.timed.out.transaction.cleanup.interval.ms",
-        "transaction.partition.verification.enable"}
+        "transaction.partition.verification.enable",
+        # Consumer groups: consumer and broker configs.
+        "auto.commit.interval.ms", "group.protocol", "session.timeout.ms",
+        "heartbeat.interval.ms", "max.poll.interval.ms", "partition.assignment.strategy",
+        "group.initial.rebalance.delay.ms", "group.min.session.timeout.ms",
+        "group.max.session.timeout.ms"}
     for name in setting_names():
         assert (name in kafka_names or name.startswith("kafkacheck.")
                 or name == "net.ipv4.tcp_orphan_retries"), name
@@ -131,7 +136,8 @@ def test_bad_value_names_the_setting(name, raw):
 
 
 @pytest.mark.parametrize("name, raw, feature", [
-    ("enable.auto.commit", "true", "auto-commit"),
+    ("group.protocol", "consumer", "KIP-848"),
+    ("partition.assignment.strategy", "cooperative-sticky", "KIP-429"),
 ])
 def test_not_modelled_features_are_refused(name, raw, feature):
     with pytest.raises(ConfigError) as info:
@@ -142,7 +148,7 @@ def test_not_modelled_features_are_refused(name, raw, feature):
     assert "not modelled" in message
 
 
-@pytest.mark.parametrize("name, off", [("enable.auto.commit", "false"),
+@pytest.mark.parametrize("name, off", [("group.protocol", "classic"),
                                        ("isolation.level", "read_uncommitted")])
 def test_not_modelled_features_accept_their_off_value(name, off):
     assert Config.from_settings({name: off}).to_settings()[name] in (False, off)
@@ -255,3 +261,35 @@ def test_transaction_settings_that_cannot_work_are_refused():
         Config.from_settings({"kafkacheck.transactional.id.shared": "true"})
     with pytest.raises(ConfigError, match="exceeds transaction.max.timeout.ms"):
         Config.from_settings({"transactional.id": "app", "transaction.timeout.ms": "900001"})
+
+
+def test_consumer_defaults_are_kafkas_by_release():
+    """ConsumerConfig: auto-commit on every 5 s, a 45 s session since 3.0 (KIP-735, 10 s
+    before) and range,cooperative-sticky since 3.0 (KIP-726, range before)."""
+    new, old = Config().consumer, Config.from_settings({"kafka.version": "2.4"}).consumer
+    assert new.enable_auto_commit and new.auto_commit_interval_ms == 5000
+    assert (new.session_timeout_ms, old.session_timeout_ms) == (45000, 10000)
+    assert new.partition_assignment_strategy == "range,cooperative-sticky"
+    assert old.partition_assignment_strategy == "range"
+    assert new.heartbeat_interval_ms == 3000 and new.max_poll_interval_ms == 300000
+    assert Config.from_settings({"kafka.version": "2.4"}).diff() == {"kafka.version": "2.4"}
+    assert Config.from_settings({"kafka.version": "2.4", "session.timeout.ms": "45000"}
+                                ).consumer.session_timeout_ms == 45000
+
+
+def test_assignor_class_names_are_accepted():
+    config = Config.from_settings({"partition.assignment.strategy":
+                                   "org.apache.kafka.clients.consumer.RoundRobinAssignor"})
+    assert config.consumer.partition_assignment_strategy == "roundrobin"
+
+
+@pytest.mark.parametrize("settings, words", [
+    ({"kafkacheck.consumers": "2"}, "kafkacheck.consumer.api=subscribe"),
+    ({"kafkacheck.processing": "async"}, "kafkacheck.commit.strategy=none"),
+    ({"kafkacheck.consumer.api": "subscribe", "session.timeout.ms": "5000"},
+     "INVALID_SESSION_TIMEOUT"),
+    ({"heartbeat.interval.ms": "45000"}, "lower than session.timeout.ms"),
+])
+def test_consumer_settings_kafka_or_the_model_would_refuse(settings, words):
+    with pytest.raises(ConfigError, match=words):
+        Config.from_settings(settings)
