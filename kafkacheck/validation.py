@@ -171,7 +171,7 @@ def _commit(value: Any) -> str | None:
 
 def _assign(value: Any) -> str | None:
     if not (isinstance(value, list) and all(_is_count(x) for x in value)):
-        return "assign expects a list of partitions"
+        return "assign and subscribe expect a list of partitions"
     return None
 
 
@@ -181,7 +181,7 @@ def _crash(value: Any) -> str | None:
 
 _CLIENT: dict[str, Callable[[Any], str | None]] = {
     "send": _send, "poll": _poll, "process": _process, "commit": _commit,
-    "assign": _assign, "crash": _crash,
+    "assign": _assign, "subscribe": _assign, "crash": _crash,
 }
 
 

@@ -143,6 +143,15 @@ class Commit:
 
 
 @attrs.frozen(slots=True)
+class Close:
+    """``consumer.close()``: the application stops (processing threw, or it shuts down)
+    and closes its consumer; records polled and not processed are never processed."""
+
+    client: str
+    kind: ClassVar[str] = "close"
+
+
+@attrs.frozen(slots=True)
 class ClientCrash:
     client: str
     kind: ClassVar[str] = "client-crash"
@@ -181,13 +190,13 @@ class Finish:
 Action = (
     Deliver | DeliverLate | Tick | Crash | Restart | Partition | Heal | Send | Resend | Poll | Process
     | Commit | CommitTransaction | AbortTransaction
-    | ClientCrash | ClientRestart | Pause | Resume | Finish
+    | Close | ClientCrash | ClientRestart | Pause | Resume | Finish
 )
 
 ACTION_TYPES: dict[str, type] = {
     cls.kind: cls
     for cls in (Deliver, DeliverLate, Tick, Crash, Restart, Partition, Heal, Send, Resend, Poll,
-                Process, Commit, CommitTransaction, AbortTransaction, ClientCrash,
+                Process, Commit, CommitTransaction, AbortTransaction, Close, ClientCrash,
                 ClientRestart, Pause, Resume, Finish)
 }
 

@@ -238,6 +238,8 @@ class Cluster:
                 acts.append(a.Process(name))
             if consumer.can_commit():
                 acts.append(a.Commit(name))
+            if consumer.can_close():
+                acts.append(a.Close(name))
             acts.append(a.ClientCrash(name))
         return acts
 
@@ -306,7 +308,7 @@ class Cluster:
         if consumer is None:
             return False
         return {"poll": consumer.can_poll, "process": consumer.can_process,
-                "commit": consumer.can_commit}[kind]()
+                "commit": consumer.can_commit, "close": consumer.can_close}[kind]()
 
     # -- applying ----------------------------------------------------------------------
 
@@ -345,6 +347,7 @@ class Cluster:
             # The sender's kernel gave up retransmitting a closed connection's bytes.
             self.ctx.event(src, "orphan-reset", peer=dst, lost=lost)
         self._exchange_heartbeats()
+        self._exchange_group_heartbeats()
         for broker in self.broker_actors.values():
             if broker.alive:
                 broker.on_tick()
@@ -375,6 +378,27 @@ class Cluster:
                 broker.on_registration_response(self.controller.register(request))
                 if broker.broker_epoch is not None:
                     self._heartbeat(broker)
+
+    def _exchange_group_heartbeats(self) -> None:
+        """Group members and their coordinator talk during the tick when they can reach
+        each other: a heartbeat thread beats every ``heartbeat.interval.ms`` (3 s),
+        shorter than most ticks, so what matters is whether the two could talk during
+        the interval, as for brokers and the controller.  This comes before the
+        coordinator's own tick, which expires the sessions it did not hear from.  A
+        paused (or dead) client beats nothing; one cut off from its coordinator marks it
+        unknown, as a failed Heartbeat does."""
+        for name, consumer in self.consumers.items():
+            membership = consumer.membership
+            if (membership is None or not consumer.alive or name in self.paused
+                    or not membership.heartbeat_due()):
+                continue
+            target = consumer.coordinator.coordinator
+            broker = self.broker_actors.get(target) if target is not None else None
+            if broker is None or not broker.alive or not self.ctx.network.accepts(name, target):
+                consumer.coordinator.mark_unknown()
+                continue
+            membership.on_heartbeat(broker.coordinator.heartbeat(
+                membership.group, membership.member_id, membership.generation))
 
     def _heartbeat(self, broker: Broker) -> None:
         # A broker that just became ready to be unfenced heartbeats again at once.
@@ -445,6 +469,10 @@ class Cluster:
 
     def _do_commit(self, act: a.Commit) -> None:
         self.consumers[act.client].commit()
+
+    def _do_close(self, act: a.Close) -> None:
+        self.consumers[act.client].close()
+        self._kill(act.client)
 
     def _fenced(self, client: str) -> bool:
         producer = self.producers.get(client)
@@ -534,8 +562,34 @@ class Cluster:
         reason = self._transactions_unsettled()
         if reason is not None:
             return reason
-        hws = {}
+        hws = self._consumer_targets()
+        if isinstance(hws, str):
+            return hws
+        behind = [c.name for c in self.consumers.values() if not c.caught_up(hws)]
+        if behind:
+            return f"consumer {behind[0]} has not consumed and committed everything"
+        if self.config.consumer.subscription == "subscribe":
+            owned = sorted(p for c in self.consumers.values() for p in c.partitions)
+            if owned != list(range(self.config.topic.partitions)):
+                return "the group's members do not own every partition exactly once"
+        return None
+
+    def consumers_behind(self) -> list[str]:
+        """The consumers that have not caught up (all of them while a partition is not
+        settled): a caught-up group member need not poll, and the settle phase leaves
+        it alone so that its auto-commits stop and the cluster can go quiet."""
+        hws = self._consumer_targets(user_only=True)
+        if isinstance(hws, str):
+            return list(self.consumers)
+        return [c.name for c in self.consumers.values() if not c.caught_up(hws)]
+
+    def _consumer_targets(self, user_only: bool = False) -> dict[PartitionId, int] | str:
+        """What consumers must reach: each user partition's HW (LSO for read_committed);
+        or why the partitions (with ``user_only``, the user topic's) are not settled."""
+        hws: dict[PartitionId, int] = {}
         for p, state in self.controller.partitions.items():
+            if user_only and not is_user_partition(p):
+                continue
             if state.leader is None or set(state.isr) != set(state.replicas):
                 return f"partition {p} has no leader or a shrunk ISR"
             leader = self.broker_actors[state.leader].partitions.get(p)
@@ -548,10 +602,7 @@ class Cluster:
                 hws[p] = (leader.log.last_stable_offset()
                           if self.config.consumer.isolation_level == "read_committed"
                           else leader.log.hw)
-        behind = [c.name for c in self.consumers.values() if not c.caught_up(hws)]
-        if behind:
-            return f"consumer {behind[0]} has not consumed and committed everything"
-        return None
+        return hws
 
     def _transactions_unsettled(self) -> str | None:
         """Every transactional producer is ready for its next transaction, and no

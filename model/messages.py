@@ -49,6 +49,11 @@ CONCURRENT_TRANSACTIONS = "CONCURRENT_TRANSACTIONS"
 INVALID_TXN_STATE = "INVALID_TXN_STATE"
 TRANSACTION_ABORTABLE = "TRANSACTION_ABORTABLE"
 TRANSACTION_COORDINATOR_FENCED = "TRANSACTION_COORDINATOR_FENCED"
+# The group protocol (Errors.java).
+MEMBER_ID_REQUIRED = "MEMBER_ID_REQUIRED"
+UNKNOWN_MEMBER_ID = "UNKNOWN_MEMBER_ID"
+ILLEGAL_GENERATION = "ILLEGAL_GENERATION"
+REBALANCE_IN_PROGRESS = "REBALANCE_IN_PROGRESS"
 
 NO_BROKER_EPOCH = -1   # a consumer's fetch, or skipping broker-epoch checks (KIP-903)
 
@@ -181,9 +186,15 @@ class FindCoordinatorResponse:
 
 @attrs.frozen(slots=True)
 class OffsetCommitRequest:
+    """``generation`` -1 and no ``member_id``: a standalone commit (``assign``);
+    a group member commits with its generation and member id, which the coordinator
+    validates (``ClassicGroup.validateOffsetCommit``)."""
+
     corr: int
     group: str
     offsets: tuple[tuple[int, int], ...]
+    generation: int = -1
+    member_id: str = ""
 
 
 @attrs.frozen(slots=True)
@@ -203,6 +214,68 @@ class OffsetFetchResponse:
     corr: int
     error: str | None
     offsets: tuple[tuple[int, int], ...] = ()
+
+
+# -- the classic group protocol (JoinGroup, SyncGroup, Heartbeat, LeaveGroup) ---------------
+
+
+@attrs.frozen(slots=True)
+class JoinGroupRequest:
+    """``protocols``: the member's assignors in preference order, each with the
+    subscription it sends (its owned partitions and their generation are part of the
+    subscription since ConsumerProtocolSubscription v1/v2)."""
+
+    corr: int
+    group: str
+    member_id: str
+    session_timeout_ms: int
+    rebalance_timeout_ms: int
+    protocols: tuple[str, ...]
+    owned: tuple[int, ...] = ()
+    owned_generation: int = -1
+
+
+@attrs.frozen(slots=True)
+class JoinGroupResponse:
+    """``members`` (only for the leader): (member id, owned partitions, their generation)
+    of every member of the new generation, in join order."""
+
+    corr: int
+    error: str | None
+    generation: int = -1
+    protocol: str | None = None
+    leader: str = ""
+    member_id: str = ""
+    members: tuple[tuple[str, tuple[int, ...], int], ...] = ()
+
+
+@attrs.frozen(slots=True)
+class SyncGroupRequest:
+    corr: int
+    group: str
+    generation: int
+    member_id: str
+    assignments: tuple[tuple[str, tuple[int, ...]], ...] = ()   # only the leader's
+
+
+@attrs.frozen(slots=True)
+class SyncGroupResponse:
+    corr: int
+    error: str | None
+    assignment: tuple[int, ...] = ()
+
+
+@attrs.frozen(slots=True)
+class LeaveGroupRequest:
+    corr: int
+    group: str
+    member_id: str
+
+
+@attrs.frozen(slots=True)
+class LeaveGroupResponse:
+    corr: int
+    error: str | None
 
 
 # -- transactions ------------------------------------------------------------------------

@@ -64,12 +64,14 @@ def settle(cluster: Cluster) -> Iterator[Any]:
                 yield a.AbortTransaction(name)
             elif txn.state == "FATAL_ERROR":
                 yield a.ClientRestart(name)
+        group = cluster.config.consumer.subscription == "subscribe"
+        behind = cluster.consumers_behind() if group else list(cluster.consumers)
         for name, consumer in cluster.consumers.items():
             while consumer.can_process():
                 yield a.Process(name)
             if consumer.can_commit():
                 yield a.Commit(name)
-            elif consumer.can_poll():
+            elif consumer.can_poll() and name in behind:
                 yield a.Poll(name)
         yield a.Tick(SETTLE_TICK_MS)
     yield a.Finish()

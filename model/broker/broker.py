@@ -45,7 +45,6 @@ class Broker:
         # What survives a process kill: the logs and the local copy of the metadata log.
         self.logs: dict[PartitionId, ReplicaLog] = {p: ReplicaLog() for p in hosted}
         self.metadata = MetadataImage()
-        self.coordinator = GroupCoordinator(self)
         self._start()
 
     def _start(self) -> None:
@@ -61,7 +60,8 @@ class Broker:
         self.producer_ids: tuple[int, int] | None = None
         self.isr_checks_from = self.ctx.now
         self.last_isr_check = self.ctx.now
-        # The transaction coordinator's and the verifier's state is in memory only.
+        # The coordinators' and the verifier's state is in memory only.
+        self.coordinator = GroupCoordinator(self)
         self.transactions = TransactionCoordinator(self)
         self.txn_verifier = TxnVerifier(self)
 
@@ -218,6 +218,12 @@ class Broker:
             self.coordinator.commit(src, generation, message)
         elif isinstance(message, m.OffsetFetchRequest):
             self.coordinator.fetch_offsets(src, generation, message)
+        elif isinstance(message, m.JoinGroupRequest):
+            self.coordinator.join(src, generation, message)
+        elif isinstance(message, m.SyncGroupRequest):
+            self.coordinator.sync(src, generation, message)
+        elif isinstance(message, m.LeaveGroupRequest):
+            self.coordinator.leave(src, generation, message)
         else:
             raise TypeError(f"{self.name} cannot handle {type(message).__name__}")
 
@@ -300,6 +306,7 @@ class Broker:
         for partition in self.partitions.values():
             partition.on_tick()
         self.transactions.on_tick()
+        self.coordinator.on_tick()
         # ReplicaManager schedules "isr-expiration" every replica.lag.time.max.ms / 2.
         period = max(1, self.config.replica_lag_time_max_ms // 2)
         due = self.isr_checks_from + (self.ctx.now - self.isr_checks_from) // period * period

@@ -13,8 +13,14 @@ high watermark (the new coordinator's ``CoordinatorRuntime`` reads at the last c
 offset), so a commit that was appended but never replicated is not visible, and one that
 was committed survives a coordinator failover exactly as a record would.
 
-Consumers here use ``assign`` with a group id and no group membership (standalone
-commits with generation -1), so no generation checks apply yet.
+Classic groups (``kafkacheck.consumer.api=subscribe``) live in memory at the
+coordinator (:mod:`model.broker.classic_group`) and are written to the same partition
+when a generation's assignment is stored (``GroupMetadataManager.storeGroup``): a new
+coordinator loads the last one from its log, as ``CoordinatorRuntime`` replays it, and
+expects a heartbeat from every member within its session from then on.  Commits are
+validated against the group as ``ClassicGroup.validateOffsetCommit`` does; a consumer
+using ``assign`` commits with generation -1 and no member id, accepted while the group
+is empty.
 """
 
 from __future__ import annotations
@@ -22,6 +28,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from model import messages as m
+from model.broker.classic_group import (COMPLETING_REBALANCE, EMPTY, PREPARING_REBALANCE,
+                                        STABLE, ClassicGroup, Member, group_key,
+                                        is_group_value)
 from model.metadata import OFFSETS_TOPIC, PartitionId, offsets_partition
 
 if TYPE_CHECKING:
@@ -63,6 +72,8 @@ class GroupCoordinator:
     def __init__(self, broker: "Broker") -> None:
         self.broker = broker
         self.ctx = broker.ctx
+        # group id -> (leader epoch it was loaded at, the group)
+        self.groups: dict[str, tuple[int, ClassicGroup]] = {}
 
     def partition_for(self, group: str) -> PartitionId:
         return coordinator_partition(group, self.ctx.config.broker.offsets_topic_num_partitions)
@@ -72,21 +83,332 @@ class GroupCoordinator:
         partition = self.broker.partitions.get(self.partition_for(group))
         return partition if partition is not None and partition.is_leader else None
 
+    def _group(self, group_id: str) -> ClassicGroup | None:
+        """The group as this coordinator knows it, loaded from the log when this broker
+        has just become the leader of its partition; None when it is not the leader."""
+        partition = self._leading(group_id)
+        if partition is None:
+            self.groups.pop(group_id, None)
+            return None
+        loaded = self.groups.get(group_id)
+        if loaded is not None and loaded[0] == partition.leader_epoch:
+            return loaded[1]
+        group = ClassicGroup(group_id)
+        key = group_key(group_id)
+        for record in partition.log.records:
+            if record.key == key and is_group_value(record.value):
+                group = ClassicGroup.from_value(group_id, record.value)
+        for member in group.members.values():
+            member.heartbeat_deadline = self.ctx.now + member.session_timeout_ms
+        self.groups[group_id] = (partition.leader_epoch, group)
+        if group.generation > 0:      # a group was stored (not just an empty name)
+            self.ctx.event(self.broker.name, "group-loaded", group=group_id,
+                           state=group.state, generation=group.generation,
+                           members=sorted(group.members))
+        return group
+
     def find_coordinator(self, src: str, generation: int, req: m.FindCoordinatorRequest) -> None:
         leader = self.broker.metadata.leader_of(self.partition_for(req.group))
         error = None if leader is not None else m.COORDINATOR_NOT_AVAILABLE
         self.broker.reply(src, generation, m.FindCoordinatorResponse(req.corr, error, leader))
+
+    # -- JoinGroup ---------------------------------------------------------------------
+
+    def join(self, src: str, generation: int, req: m.JoinGroupRequest) -> None:
+        group = self._group(req.group)
+        if group is None:
+            self.broker.reply(src, generation, m.JoinGroupResponse(req.corr, m.NOT_COORDINATOR))
+            return
+        waiting = (src, generation, req.corr)
+        if not req.member_id:
+            # KIP-394: a new member is given its id and must join again with it.
+            member_id = f"{src}-{self.ctx.next_corr()}"
+            group.pending[member_id] = self.ctx.now + req.session_timeout_ms
+            self.broker.reply(src, generation, m.JoinGroupResponse(
+                req.corr, m.MEMBER_ID_REQUIRED, member_id=member_id))
+            return
+        member = group.members.get(req.member_id)
+        if member is None and req.member_id not in group.pending:
+            self.broker.reply(src, generation, m.JoinGroupResponse(req.corr, m.UNKNOWN_MEMBER_ID))
+            return
+        if member is None:
+            del group.pending[req.member_id]
+            member = Member(req.member_id, src, req.session_timeout_ms,
+                            req.rebalance_timeout_ms, req.protocols, is_new=True)
+            group.members[member.member_id] = member
+            self.ctx.event(self.broker.name, "member-joined", group=group.group_id,
+                           member=member.member_id)
+            changed = True
+        else:
+            changed = member.protocols != req.protocols
+            member.protocols = req.protocols
+        member.owned, member.owned_generation = req.owned, req.owned_generation
+        member.client = src
+        if group.state == COMPLETING_REBALANCE and not changed:
+            # A member that lost the JoinGroup answer: give it the current generation.
+            self._answer_join(group, member, waiting)
+            return
+        if (group.state == STABLE and not changed
+                and member.member_id != group.leader):
+            # A follower rejoining with nothing new gets the current generation back.
+            self._answer_join(group, member, waiting)
+            return
+        member.awaiting_join = waiting
+        member.heartbeat_deadline = self.ctx.now + member.session_timeout_ms
+        if group.state != PREPARING_REBALANCE:
+            self._prepare_rebalance(group, f"{member.member_id} joined")
+        elif group.initial_delay_until is not None and member.is_new:
+            # InitialDelayedJoin: every new member extends the wait, up to the cap.
+            delay = self.ctx.config.broker.group_initial_rebalance_delay_ms
+            group.initial_delay_until = min(self.ctx.now + delay, group.initial_delay_cap)
+        self._maybe_complete_join(group)
+
+    def _answer_join(self, group: ClassicGroup, member: Member, waiting: tuple[str, int, int],
+                     ) -> None:
+        src, generation, corr = waiting
+        members = ()
+        if member.member_id == group.leader:
+            members = tuple((m.member_id, m.owned, m.owned_generation)
+                            for m in group.members.values())
+        self.broker.reply(src, generation, m.JoinGroupResponse(
+            corr, None, group.generation, group.protocol, group.leader or "",
+            member.member_id, members))
+
+    def _prepare_rebalance(self, group: ClassicGroup, reason: str) -> None:
+        """``prepareRebalance``: a SyncGroup waiting in CompletingRebalance is answered
+        REBALANCE_IN_PROGRESS and the join phase starts (with the initial delay for a
+        group that was empty)."""
+        if group.state == COMPLETING_REBALANCE:
+            for member in group.members.values():
+                member.assignment = ()
+                if member.awaiting_sync is not None:
+                    src, generation, corr = member.awaiting_sync
+                    member.awaiting_sync = None
+                    self.broker.reply(src, generation, m.SyncGroupResponse(
+                        corr, m.REBALANCE_IN_PROGRESS))
+        now = self.ctx.now
+        if group.state == EMPTY:
+            delay = self.ctx.config.broker.group_initial_rebalance_delay_ms
+            group.initial_delay_until = now + delay
+            group.initial_delay_cap = now + max(delay, group.rebalance_timeout())
+        group.join_deadline = now + group.rebalance_timeout()
+        group.state = PREPARING_REBALANCE
+        self.ctx.event(self.broker.name, "group-state", group=group.group_id,
+                       state=group.state, generation=group.generation, reason=reason)
+
+    def _maybe_complete_join(self, group: ClassicGroup, expired: bool = False) -> None:
+        if group.state != PREPARING_REBALANCE:
+            return
+        if group.initial_delay_until is not None:
+            if self.ctx.now < group.initial_delay_until:
+                return
+        elif not (expired or group.all_joined()):
+            return
+        self._complete_join(group)
+
+    def _complete_join(self, group: ClassicGroup) -> None:
+        """``completeClassicGroupJoin``: members that did not rejoin are removed, then
+        the next generation begins (``initNextGeneration``)."""
+        group.initial_delay_until = None
+        for member in list(group.members.values()):
+            if member.awaiting_join is None:
+                self._remove(group, member, "did not rejoin within the rebalance timeout")
+        group.pending.clear()
+        group.generation += 1
+        if not group.members:
+            group.state, group.protocol, group.leader = EMPTY, None, None
+            self.ctx.event(self.broker.name, "group-state", group=group.group_id,
+                           state=group.state, generation=group.generation, reason="no members")
+            self._store(group, None)
+            return
+        group.protocol = group.select_protocol()
+        if group.leader not in group.members:
+            group.leader = next(iter(group.members))
+        group.state = COMPLETING_REBALANCE
+        self.ctx.event(self.broker.name, "group-state", group=group.group_id,
+                       state=group.state, generation=group.generation,
+                       members=list(group.members), leader=group.leader,
+                       protocol=group.protocol)
+        for member in group.members.values():
+            waiting, member.awaiting_join = member.awaiting_join, None
+            member.is_new = False
+            member.heartbeat_deadline = self.ctx.now + member.session_timeout_ms
+            assert waiting is not None
+            self._answer_join(group, member, waiting)
+
+    def _remove(self, group: ClassicGroup, member: Member, reason: str) -> None:
+        del group.members[member.member_id]
+        self.ctx.event(self.broker.name, "member-removed", group=group.group_id,
+                       member=member.member_id, generation=group.generation, reason=reason)
+        if member.awaiting_join is not None:
+            src, generation, corr = member.awaiting_join
+            self.broker.reply(src, generation, m.JoinGroupResponse(corr, m.UNKNOWN_MEMBER_ID))
+        if member.awaiting_sync is not None:
+            src, generation, corr = member.awaiting_sync
+            self.broker.reply(src, generation, m.SyncGroupResponse(corr, m.UNKNOWN_MEMBER_ID))
+
+    # -- SyncGroup ---------------------------------------------------------------------
+
+    def sync(self, src: str, generation: int, req: m.SyncGroupRequest) -> None:
+        group = self._group(req.group)
+
+        def answer(error: str | None, assignment: tuple[int, ...] = ()) -> None:
+            self.broker.reply(src, generation, m.SyncGroupResponse(req.corr, error, assignment))
+
+        if group is None:
+            answer(m.NOT_COORDINATOR)
+            return
+        member = group.members.get(req.member_id)
+        if member is None:
+            answer(m.UNKNOWN_MEMBER_ID)
+            return
+        if req.generation != group.generation:
+            answer(m.ILLEGAL_GENERATION)
+            return
+        if group.state == PREPARING_REBALANCE:
+            answer(m.REBALANCE_IN_PROGRESS)
+            return
+        member.heartbeat_deadline = self.ctx.now + member.session_timeout_ms
+        if group.state == STABLE:
+            answer(None, member.assignment)
+            return
+        member.awaiting_sync = (src, generation, req.corr)
+        if req.member_id == group.leader:
+            assignments = dict(req.assignments)
+            for other in group.members.values():
+                other.assignment = tuple(assignments.get(other.member_id, ()))
+            self._store(group, group.generation)
+
+    def _store(self, group: ClassicGroup, generation: int | None) -> None:
+        """``storeGroup``: the generation's assignment is written to the offsets
+        partition with acks=all; only then does the group become Stable and each
+        member get its assignment.  A failed write starts a new rebalance."""
+        partition = self._leading(group.group_id)
+        if partition is None:
+            return
+        value = group.to_value()
+
+        def complete(error: str | None, offset: int | None) -> None:
+            if generation is None or group.state != COMPLETING_REBALANCE \
+                    or group.generation != generation:
+                return
+            if error is not None:
+                mapped = _COMMIT_ERRORS.get(error, error)
+                for member in group.members.values():
+                    if member.awaiting_sync is not None:
+                        src, conn, corr = member.awaiting_sync
+                        member.awaiting_sync = None
+                        self.broker.reply(src, conn, m.SyncGroupResponse(corr, mapped))
+                self._prepare_rebalance(group, f"storing the assignment failed: {error}")
+                return
+            group.state = STABLE
+            self.ctx.event(self.broker.name, "group-state", group=group.group_id,
+                           state=group.state, generation=group.generation,
+                           assignment={mid: list(mb.assignment)
+                                       for mid, mb in group.members.items()})
+            for member in group.members.values():
+                if member.awaiting_sync is not None:
+                    src, conn, corr = member.awaiting_sync
+                    member.awaiting_sync = None
+                    self.broker.reply(src, conn, m.SyncGroupResponse(corr, None, member.assignment))
+
+        partition.append_as_leader([(group_key(group.group_id), value, self.broker.name)],
+                                   "all", self.ctx.config.broker.offsets_commit_timeout_ms,
+                                   complete)
+
+    # -- Heartbeat and LeaveGroup --------------------------------------------------------
+
+    def heartbeat(self, group_id: str, member_id: str, generation: int) -> str | None:
+        """``classicGroupHeartbeat``; exchanged during a tick (see ``Cluster``)."""
+        group = self._group(group_id)
+        if group is None:
+            return m.NOT_COORDINATOR
+        member = group.members.get(member_id)
+        if member is None or group.state == EMPTY:
+            return m.UNKNOWN_MEMBER_ID
+        if generation != group.generation:
+            return m.ILLEGAL_GENERATION
+        member.heartbeat_deadline = self.ctx.now + member.session_timeout_ms
+        return m.REBALANCE_IN_PROGRESS if group.state == PREPARING_REBALANCE else None
+
+    def leave(self, src: str, generation: int, req: m.LeaveGroupRequest) -> None:
+        group = self._group(req.group)
+        if group is None:
+            self.broker.reply(src, generation, m.LeaveGroupResponse(req.corr, m.NOT_COORDINATOR))
+            return
+        member = group.members.get(req.member_id)
+        if member is None:
+            self.broker.reply(src, generation, m.LeaveGroupResponse(req.corr, m.UNKNOWN_MEMBER_ID))
+            return
+        self._remove(group, member, "left the group")
+        self._member_gone(group)
+        self.broker.reply(src, generation, m.LeaveGroupResponse(req.corr, None))
+
+    def _member_gone(self, group: ClassicGroup) -> None:
+        if group.state in (STABLE, COMPLETING_REBALANCE):
+            self._prepare_rebalance(group, "a member left")
+        self._maybe_complete_join(group)
+
+    def on_tick(self) -> None:
+        """Session expiry (``onClassicGroupMemberHeartbeatExpiry``; a member waiting
+        for its JoinGroup or SyncGroup answer is kept alive) and the end of a join phase
+        that ran out of its rebalance timeout or initial delay."""
+        now = self.ctx.now
+        for group_id in sorted(self.groups):
+            group = self._group(group_id)
+            if group is None:
+                continue
+            for member_id, expires in sorted(group.pending.items()):
+                if expires <= now:
+                    del group.pending[member_id]
+            expired = [mb for mb in group.members.values()
+                       if mb.heartbeat_deadline <= now and mb.awaiting_join is None
+                       and mb.awaiting_sync is None]
+            for member in expired:
+                self._remove(group, member, "session timeout")
+            if expired:
+                self._member_gone(group)
+            if group.state == PREPARING_REBALANCE:
+                self._maybe_complete_join(group, expired=now >= group.join_deadline)
+
+    # -- offsets -----------------------------------------------------------------------
+
+    def _validate_commit(self, req: m.OffsetCommitRequest) -> str | None:
+        """``ClassicGroup.validateOffsetCommit`` (not transactional)."""
+        group = self._group(req.group)
+        assert group is not None
+        if req.generation < 0 and not req.member_id and group.state == EMPTY:
+            return None
+        if req.generation >= 0 or req.member_id:
+            if req.member_id not in group.members:
+                return m.UNKNOWN_MEMBER_ID
+            if req.generation != group.generation:
+                return m.ILLEGAL_GENERATION
+        elif group.state != EMPTY:
+            return m.UNKNOWN_MEMBER_ID
+        if group.state == COMPLETING_REBALANCE:
+            return m.REBALANCE_IN_PROGRESS
+        return None
 
     def commit(self, src: str, generation: int, req: m.OffsetCommitRequest) -> None:
         partition = self._leading(req.group)
         if partition is None:
             self.broker.reply(src, generation, m.OffsetCommitResponse(req.corr, m.NOT_COORDINATOR))
             return
+        refused = self._validate_commit(req)
+        if refused is not None:
+            self.ctx.event(self.broker.name, "commit-refused", group=req.group,
+                           member=req.member_id, generation=req.generation, error=refused,
+                           offsets={str(p): o for p, o in req.offsets})
+            self.broker.reply(src, generation, m.OffsetCommitResponse(req.corr, refused))
+            return
 
         def complete(error: str | None, offset: int | None) -> None:
             if error is None:
+                member = ({"member": req.member_id, "generation": req.generation}
+                          if req.member_id else {})
                 self.ctx.event(self.broker.name, "offsets-committed", group=req.group,
-                               offsets={str(p): o for p, o in req.offsets})
+                               offsets={str(p): o for p, o in req.offsets}, **member)
             self.broker.reply(src, generation, m.OffsetCommitResponse(
                 req.corr, _COMMIT_ERRORS.get(error, error) if error else None))
 

@@ -8,10 +8,20 @@ sends the next fetches (the Java client pipelines the same way).  Committed offs
 read and written through the group coordinator
 (:class:`model.clients.coordinator.ConsumerCoordinator`).
 
+With ``kafkacheck.consumer.api=subscribe`` the consumer is a member of a classic group
+(:mod:`model.clients.membership`): its partitions are what the group's last rebalance
+gave it, ``poll()`` drives the rebalances, and with ``enable.auto.commit=true`` it
+commits the positions of what earlier polls returned, asynchronously at the start of a
+poll once ``auto.commit.interval.ms`` has passed, before a rebalance and on ``close()``
+(``ConsumerCoordinator.maybeAutoCommitOffsetsAsync``, ``onJoinPrepare``,
+``maybeAutoCommitOffsetsSync``).
+
 The application loop is the part users get wrong, so it is explicit state:
 ``kafkacheck.commit.strategy=after-processing`` is ``poll; process each; commitSync``
 (at-least-once), ``before-processing`` is ``poll; commitSync; process each`` (at-most-once;
-if commitSync throws the batch is skipped, as an exception from it would do).
+if commitSync throws the batch is skipped, as an exception from it would do), ``none``
+leaves commits to auto-commit.  ``kafkacheck.processing=async`` hands polled records to
+a worker that processes them later while the loop polls on.
 """
 
 from __future__ import annotations
@@ -20,12 +30,15 @@ from collections import deque
 from typing import Any, Callable
 
 from model import messages as m
-from model.clients.coordinator import ConsumerCoordinator
+from model.clients.coordinator import RETRIABLE, ConsumerCoordinator
+from model.clients.membership import NO_GENERATION, GroupMembership
 from model.context import Context
 from model.broker.log import UNDEFINED_EPOCH, Record
 from model.broker.producer_state import ABORT, NO_PRODUCER_ID
 
 POLL, PROCESS, COMMIT = "poll", "process", "commit"
+# onJoinPrepare's auto-commit: not started, in flight, finished (or given up on).
+NOT_STARTED, WAITING, DONE = "not-started", "waiting", "done"
 
 
 def returned_records(records: tuple[Record, ...], read_committed: bool,
@@ -67,7 +80,7 @@ class Consumer:
         self.brokers = brokers          # the bootstrap servers
         self.alive = True
         self.incarnation = 0
-        self.partitions = list(range(ctx.config.topic.partitions))
+        self.subscribing = ctx.config.consumer.subscription == "subscribe"
         self._start()
 
     @property
@@ -76,6 +89,8 @@ class Consumer:
         return f"{self.name}:{self.incarnation}"
 
     def _start(self) -> None:
+        config = self.ctx.config.consumer
+        self.partitions = [] if self.subscribing else list(range(self.ctx.config.topic.partitions))
         self.positions: dict[int, int | None] = {p: None for p in self.partitions}
         self.position_epochs: dict[int, int] = {p: UNDEFINED_EPOCH for p in self.partitions}
         self.buffer: dict[int, list[Record]] = {p: [] for p in self.partitions}
@@ -94,7 +109,21 @@ class Consumer:
         self.leaders: dict[int, tuple[str | None, int]] = {}
         self.coordinator = ConsumerCoordinator(self.name, self.ctx, self.brokers,
                                                self._commit_done, self._on_committed)
+        self.membership: GroupMembership | None = None
+        self.last_poll = self.ctx.now
+        self.next_auto_commit = self.ctx.now + config.auto_commit_interval_ms
+        self.join_commit = NOT_STARTED
+        self.join_commit_deadline = 0
         self.refresh_metadata()
+        if self.subscribing:
+            self.membership = GroupMembership(self.coordinator, self._generation_lost)
+            self.coordinator.membership = self.membership
+            self.coordinator.committed_known = True    # nothing assigned yet
+            # Jepsen's :subscribe names the keys (partitions) of the topics subscribed to.
+            every = list(range(self.ctx.config.topic.partitions))
+            self.ctx.history.add(self.op_process, "invoke", "subscribe", every)
+            self.ctx.history.add(self.op_process, "ok", "subscribe", every)
+            return
         self.ctx.history.add(self.op_process, "invoke", "assign", list(self.partitions))
         self.ctx.history.add(self.op_process, "ok", "assign", list(self.partitions))
         self.coordinator.advance()
@@ -108,23 +137,41 @@ class Consumer:
         return self.alive and self.phase == POLL
 
     def can_process(self) -> bool:
+        if self.ctx.config.consumer.processing == "async":
+            return self.alive and bool(self.pending)
         return self.alive and self.phase == PROCESS and bool(self.pending)
+
+    def can_close(self) -> bool:
+        """Processing failed and the application closes the consumer: only with
+        ``kafkacheck.processing.failure=close``, while it has records to process."""
+        return (self.ctx.config.consumer.processing_failure == "close" and self.can_process()
+                and self.coordinator.commit is None)
 
     def can_commit(self) -> bool:
         return self.alive and self.phase == COMMIT and self.coordinator.commit is None
 
     def caught_up(self, high_watermarks: dict[int, int]) -> bool:
-        """Everything below each HW was returned, processed and committed (or skipped)."""
+        """Everything below each HW of its partitions was returned, processed and
+        committed (or skipped); a group member also holds a stable generation."""
+        if self.membership is not None and not self.membership.stable:
+            return False
         return (self.alive and self.phase == POLL and not self.pending
                 and self.coordinator.commit is None
-                and all(self.positions[p] is not None and self.positions[p] >= hw
-                        for p, hw in high_watermarks.items()))
+                and all(self.positions[p] is not None
+                        and self.positions[p] >= hw  # type: ignore[operator]
+                        for p, hw in high_watermarks.items() if p in self.positions))
 
     # -- application calls -------------------------------------------------------------
 
     def poll(self) -> None:
         self.ctx.history.add(self.op_process, "invoke", "poll", [["poll"]])
+        self.last_poll = self.ctx.now
         returned: dict[int, list[list[int]]] = {}
+        if self.membership is not None and not self._poll_group():
+            self.ctx.history.add(self.op_process, "ok", "poll", [["poll", returned]])
+            self._send_requests()
+            return
+        self._maybe_auto_commit()
         for p in self.partitions:
             position = self.positions[p]
             fetched = self.buffer_end[p]
@@ -141,16 +188,138 @@ class Consumer:
                 returned[p] = [[r.offset, r.value] for r in taken]
                 self.pending.extend((p, r) for r in taken)
         self.ctx.history.add(self.op_process, "ok", "poll", [["poll", returned]])
-        if self.pending:
-            strategy = self.ctx.config.consumer.commit_strategy
-            self.phase = PROCESS if strategy == "after-processing" else COMMIT
+        config = self.ctx.config.consumer
+        if self.pending and config.processing == "sync":
+            strategy = config.commit_strategy
+            self.phase = COMMIT if strategy == "before-processing" else PROCESS
         self._send_requests()
+
+    # -- auto-commit and rebalances (subscribe) ------------------------------------------
+
+    def all_consumed(self) -> dict[int, int]:
+        """``SubscriptionState.allConsumed``: the position of every assigned partition
+        that has one (what earlier polls returned)."""
+        return {p: o for p, o in sorted(self.positions.items()) if o is not None}
+
+    def _maybe_auto_commit(self) -> None:
+        """``maybeAutoCommitOffsetsAsync``: once the interval has passed, an async commit
+        of the consumed positions; a retriable failure retries after the backoff."""
+        config = self.ctx.config.consumer
+        if not config.enable_auto_commit or self.ctx.now < self.next_auto_commit:
+            return
+        self.next_auto_commit = self.ctx.now + config.auto_commit_interval_ms
+        offsets = self.all_consumed()
+        if offsets:
+            self._auto_commit(offsets, "interval", self._auto_commit_done)
+
+    def _auto_commit(self, offsets: dict[int, int], reason: str, done: Any) -> None:
+        self.ctx.event(self.name, "auto-commit", offsets={str(p): o for p, o in offsets.items()},
+                       reason=reason)
+        self.coordinator.commit_async(offsets, done)
+
+    def _auto_commit_done(self, offsets: dict[int, int], error: str | None) -> None:
+        if error is not None:
+            self.ctx.event(self.name, "auto-commit-failed", error=error)
+            if error in RETRIABLE:
+                self.next_auto_commit = self.ctx.now + self.ctx.config.producer.retry_backoff_ms
+
+    def _poll_group(self) -> bool:
+        """``ConsumerCoordinator.poll``: finish a rebalance whose assignment arrived, or
+        start one that is wanted; True when the consumer may fetch."""
+        membership = self.membership
+        assert membership is not None
+        assignment = membership.take_assignment()
+        if assignment is not None:
+            self._join_complete(assignment)
+        if not membership.needs_join():
+            return membership.stable
+        if not self._join_prepare():
+            return False
+        membership.send_join()
+        if membership.state != "unjoined":
+            self.join_commit = NOT_STARTED
+        return False
+
+    def _join_prepare(self) -> bool:
+        """``onJoinPrepare``: with auto-commit, commit the consumed positions first and
+        wait for the answer (up to the rebalance timeout); then revoke every partition,
+        or drop them as lost when the generation is already gone."""
+        membership = self.membership
+        assert membership is not None
+        config = self.ctx.config.consumer
+        if self.join_commit == WAITING:
+            if self.ctx.now < self.join_commit_deadline:
+                return False
+            self.join_commit = DONE
+        if (self.join_commit == NOT_STARTED and config.enable_auto_commit
+                and membership.generation != NO_GENERATION and self.all_consumed()):
+            self.join_commit = WAITING
+            self.join_commit_deadline = self.ctx.now + config.max_poll_interval_ms
+            self._auto_commit(self.all_consumed(), "before rebalance", self._join_commit_done)
+            return self.join_commit != WAITING
+        if self.partitions:
+            lost = membership.generation == NO_GENERATION
+            self.ctx.event(self.name, "lost" if lost else "revoked", member=membership.member_id,
+                           generation=membership.owned_generation,
+                           partitions=list(self.partitions))
+            self._set_partitions([])
+        return True
+
+    def _join_commit_done(self, offsets: dict[int, int], error: str | None) -> None:
+        if error is not None:
+            self.ctx.event(self.name, "auto-commit-failed", error=error)
+            if error in RETRIABLE and self.ctx.now < self.join_commit_deadline:
+                self.join_commit = NOT_STARTED   # the next poll tries again
+                return
+        self.join_commit = DONE
+
+    def _join_complete(self, assignment: tuple[int, ...]) -> None:
+        """``onJoinComplete``: the new generation's partitions; their committed offsets
+        are fetched before the first fetch."""
+        membership = self.membership
+        assert membership is not None
+        self.ctx.event(self.name, "assigned", member=membership.member_id,
+                       generation=membership.generation, partitions=list(assignment))
+        self._set_partitions(list(assignment))
+        self.next_auto_commit = self.ctx.now + self.ctx.config.consumer.auto_commit_interval_ms
+
+    def _set_partitions(self, partitions: list[int]) -> None:
+        self.partitions = sorted(partitions)
+        self.positions = {p: None for p in self.partitions}
+        self.position_epochs = {p: UNDEFINED_EPOCH for p in self.partitions}
+        self.buffer = {p: [] for p in self.partitions}
+        self.buffer_end = {p: None for p in self.partitions}
+        self.fetching, self.listing = {}, {}
+        self.processed = {p: o for p, o in self.processed.items() if p in self.positions}
+        self.returned = {p: o for p, o in self.returned.items() if p in self.positions}
+        self.coordinator.offsets_fetch = None
+        self.coordinator.committed_known = not self.partitions
+        self.refresh_metadata()
+
+    def _generation_lost(self, reason: str) -> None:
+        self.ctx.event(self.name, "generation-lost", reason=reason)
+
+    def close(self) -> None:
+        """``KafkaConsumer.close()``: with auto-commit, a last commit of the consumed
+        positions (the last poll's records included, processed or not), then LeaveGroup,
+        and the process ends.  Kafka waits for the commit's answer (retrying up to the
+        close timeout); kafkacheck sends it once and does not wait."""
+        offsets = self.all_consumed()
+        if self.ctx.config.consumer.enable_auto_commit and offsets:
+            self._auto_commit(offsets, "close", lambda offsets, error: None)
+        if self.membership is not None:
+            self.membership.leave_group("consumer closed")
+        self._abandon_process()
+        self.ctx.event(self.name, "close")
 
     def process(self) -> None:
         partition, record = self.pending.popleft()
         self.ctx.history.add(self.op_process, "ok", "process",
                              [partition, record.offset, record.value], {"key": record.key})
-        self.processed[partition] = record.offset + 1
+        if partition in self.positions:
+            self.processed[partition] = record.offset + 1
+        if self.ctx.config.consumer.processing == "async":
+            return
         if not self.pending:
             strategy = self.ctx.config.consumer.commit_strategy
             self.phase = COMMIT if strategy == "after-processing" else POLL
@@ -158,6 +327,8 @@ class Consumer:
     def commit(self) -> None:
         strategy = self.ctx.config.consumer.commit_strategy
         offsets = dict(self.processed if strategy == "after-processing" else self.returned)
+        if self.membership is not None:   # a member commits only the partitions it owns
+            offsets = {p: o for p, o in offsets.items() if p in self.positions}
         self.ctx.history.add(self.op_process, "invoke", "commit", offsets)
         self.coordinator.commit_sync(offsets)
 
@@ -176,6 +347,8 @@ class Consumer:
 
     def _on_committed(self, offsets: dict[int, int]) -> None:
         for p, offset in sorted(offsets.items()):
+            if p not in self.positions:
+                continue       # committed for a partition another member owns
             self.positions[p] = offset
             self.processed[p] = offset
             self.returned[p] = offset
@@ -220,29 +393,40 @@ class Consumer:
         elif isinstance(message, m.OffsetCommitResponse):
             self.coordinator.on_commit_response(message)
             self.coordinator.advance()
+        elif isinstance(message, m.JoinGroupResponse) and self.membership is not None:
+            self.membership.on_join_response(message)
+        elif isinstance(message, m.SyncGroupResponse) and self.membership is not None:
+            self.membership.on_sync_response(message)
+        elif isinstance(message, m.LeaveGroupResponse) and self.membership is not None:
+            self.membership.on_leave_response(message)
         else:
             raise TypeError(f"consumer cannot handle {type(message).__name__}")
 
     def _on_list_offsets(self, resp: m.ListOffsetsResponse) -> None:
+        if resp.partition not in self.positions:
+            return
         if self.listing.get(resp.partition, (None,))[0] != resp.corr:
             return
         del self.listing[resp.partition]
         if resp.error is not None:
             self.refresh_metadata()
             return
-        self._reset_to(resp.partition, resp.offset, "auto.offset.reset")
+        # A reset to the log end says so: what was written before is never consumed.
+        latest = {"reset": "latest"} if self.ctx.config.consumer.auto_offset_reset == "latest" else {}
+        self._reset_to(resp.partition, resp.offset, "auto.offset.reset", **latest)
         self._send_requests()
 
-    def _reset_to(self, p: int, offset: int, reason: str) -> None:
+    def _reset_to(self, p: int, offset: int, reason: str, **detail: str) -> None:
         self.positions[p] = offset
         self.position_epochs[p] = UNDEFINED_EPOCH
         self.buffer[p], self.buffer_end[p] = [], None
-        self.ctx.event(self.name, "position", partition=p, offset=offset, reason=reason)
+        self.ctx.event(self.name, "position", partition=p, offset=offset, reason=reason,
+                       **detail)
 
     def _on_fetch(self, resp: m.FetchResponse) -> None:
         p = resp.partition
         assert isinstance(p, int)
-        if self.fetching.get(p, (None,))[0] != resp.corr:
+        if p not in self.positions or self.fetching.get(p, (None,))[0] != resp.corr:
             return
         del self.fetching[p]
         if resp.fetch_offset != self.positions[p]:
@@ -277,6 +461,16 @@ class Consumer:
             # NetworkClient closes a connection whose request timed out; both ends learn.
             self.ctx.close(self.name, broker)
         self.refresh_metadata()
+        membership = self.membership
+        if membership is not None:
+            busy = self.phase != POLL
+            if (busy and membership.generation != NO_GENERATION and self.ctx.now - self.last_poll
+                    > self.ctx.config.consumer.max_poll_interval_ms):
+                # The heartbeat thread's poll timer expired while the application was
+                # busy: it leaves the group (a dynamic member).
+                membership.leave_group("max.poll.interval.ms expired")
+            if self.coordinator.coordinator is None:
+                self.coordinator.coordinator_ready()
         self.coordinator.advance()
 
     def on_disconnect(self, peer: str) -> None:
@@ -287,12 +481,21 @@ class Consumer:
         self.coordinator.advance()
 
     def crash(self) -> None:
+        self._abandon_process()
+        self.ctx.history.add(self.op_process, "info", "crash", None)
+
+    def _abandon_process(self) -> None:
+        """The process ends: a commitSync in progress is indeterminate; a member's
+        partitions die with it (for the group-overlap checker)."""
         self.alive = False
+        if self.membership is not None and self.partitions:
+            self.ctx.event(self.name, "lost", member=self.membership.member_id,
+                           generation=self.membership.owned_generation,
+                           partitions=list(self.partitions), reason="process ended")
         offsets = self.coordinator.abandon()
         if offsets is not None:
             self.ctx.history.add(self.op_process, "info", "commit", offsets,
                                  {"error": "CLIENT_CRASHED"})
-        self.ctx.history.add(self.op_process, "info", "crash", None)
 
     def restart(self) -> None:
         self.alive = True

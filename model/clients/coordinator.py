@@ -13,12 +13,21 @@ As the Java client's ``ConsumerCoordinator`` / ``AbstractCoordinator`` do it:
 * The committed offsets a starting consumer resumes from are fetched with
   ``OffsetFetch`` from the coordinator, retried the same way.
 
+* A group member (``subscribe``) commits with its generation and member id, and only
+  while it has a stable generation (``sendOffsetCommitRequest``): without one the commit
+  fails locally (RebalanceInProgressException during a rebalance, CommitFailedException
+  otherwise).  UNKNOWN_MEMBER_ID and ILLEGAL_GENERATION reset the generation and fail
+  the commit (CommitFailedException); REBALANCE_IN_PROGRESS requests a rejoin and fails
+  it (RebalanceInProgressException).  A refused commit is not retried.
+* ``commitAsync`` (what auto-commit uses) sends one OffsetCommit and is not retried; its
+  outcome is reported to the caller.
+
 Requests time out after ``request.timeout.ms``, which closes the connection.
 """
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import Any, Callable
 
 import attrs
 
@@ -27,6 +36,15 @@ from model.context import Context
 
 RETRIABLE = frozenset({m.COORDINATOR_NOT_AVAILABLE, m.NOT_COORDINATOR, m.REQUEST_TIMED_OUT,
                        m.NETWORK_EXCEPTION})
+# Answers after which the offsets may have been written (appended, not yet replicated, or
+# the answer lost): a commit that then fails for good is indeterminate, not failed.
+MAYBE_WRITTEN = frozenset({m.COORDINATOR_NOT_AVAILABLE, m.REQUEST_TIMED_OUT,
+                           m.NETWORK_EXCEPTION})
+# The group refused the commit: it was not written.
+GROUP_REFUSALS = frozenset({m.UNKNOWN_MEMBER_ID, m.ILLEGAL_GENERATION,
+                            m.REBALANCE_IN_PROGRESS})
+COMMIT_FAILED = "CommitFailedException"
+REBALANCING = "RebalanceInProgressException"
 
 
 @attrs.define(slots=True)
@@ -46,6 +64,16 @@ class CommitSync:
     retry_at: int = 0
     maybe_applied: bool = False     # some attempt reached a broker
     last_error: str | None = None
+    maybe_written: bool = False     # some attempt may have been written (for refusals)
+
+
+@attrs.define(slots=True)
+class CommitAsync:
+    """One ``commitAsync`` in flight (not retried)."""
+
+    offsets: dict[int, int]
+    request: Request
+    done: Callable[[dict[int, int], str | None], None]
 
 
 Done = Callable[[dict[int, int], str, str | None], None]
@@ -67,15 +95,18 @@ class ConsumerCoordinator:
         self.offsets_fetch: Request | None = None
         self.fetch_retry_at = 0
         self.committed_known = False
+        self.asyncs: list[CommitAsync] = []
+        # Set by a subscribing consumer: its group membership (generation, member id).
+        self.membership: Any = None
 
     # -- discovery ---------------------------------------------------------------------
 
-    def _coordinator_ready(self) -> bool:
+    def coordinator_ready(self) -> bool:
         """``ensureCoordinatorReady``, one non-blocking step of it."""
         if self.coordinator is not None:
             if self.ctx.network.accepts(self.name, self.coordinator):
                 return True
-            self._mark_unknown()      # found, but the connection fails
+            self.mark_unknown()      # found, but the connection fails
         if self.finding is None and self.ctx.now >= self.find_retry_at:
             node = next((b for b in self.brokers if self.ctx.network.accepts(self.name, b)), None)
             if node is not None:
@@ -84,7 +115,7 @@ class ConsumerCoordinator:
                 self.finding = Request(corr, node, self.ctx.now)
         return False
 
-    def _mark_unknown(self) -> None:
+    def mark_unknown(self) -> None:
         self.coordinator = None
 
     def _backoff(self) -> int:
@@ -107,16 +138,78 @@ class ConsumerCoordinator:
         self.commit = CommitSync(offsets, self.ctx.now + timeout)
         self.advance()
 
+    def _commit_request(self, corr: int, offsets: dict[int, int]) -> m.OffsetCommitRequest:
+        membership = self.membership
+        if membership is None:     # assign: a standalone commit
+            return m.OffsetCommitRequest(corr, self.group, tuple(sorted(offsets.items())))
+        return m.OffsetCommitRequest(corr, self.group, tuple(sorted(offsets.items())),
+                                     membership.generation, membership.member_id)
+
+    def _local_refusal(self) -> str | None:
+        """A group member without a stable generation does not send the commit."""
+        membership = self.membership
+        if membership is None or membership.state == "stable":
+            return None
+        return REBALANCING if membership.rebalancing() else COMMIT_FAILED
+
     def _send_commit(self) -> None:
         commit = self.commit
         assert commit is not None and self.coordinator is not None
+        refusal = self._local_refusal()
+        if refusal is not None:
+            self._finish_commit("info" if commit.maybe_written else "fail", refusal)
+            return
         corr = self.ctx.next_corr()
-        request = m.OffsetCommitRequest(corr, self.group, tuple(sorted(commit.offsets.items())))
-        self.ctx.send(self.name, self.coordinator, request)
+        self.ctx.send(self.name, self.coordinator, self._commit_request(corr, commit.offsets))
         commit.request = Request(corr, self.coordinator, self.ctx.now)
         commit.maybe_applied = True
 
+    def _group_refusal(self, error: str) -> str:
+        """What a group's refusal does to the member, and the exception commitSync
+        throws (``OffsetCommitResponseHandler``)."""
+        membership = self.membership
+        if error == m.REBALANCE_IN_PROGRESS:
+            if membership is not None:
+                membership.rejoin_needed = True
+            return REBALANCING
+        if membership is not None:
+            membership.reset(error, keep_member_id=error == m.ILLEGAL_GENERATION)
+        return COMMIT_FAILED
+
+    # -- commitAsync -------------------------------------------------------------------
+
+    def commit_async(self, offsets: dict[int, int],
+                     done: Callable[[dict[int, int], str | None], None]) -> None:
+        """One OffsetCommit; ``done`` gets None or the error (a coordinator that is not
+        known yet is looked up, and the commit fails retriably meanwhile)."""
+        refusal = self._local_refusal()
+        if refusal is not None:
+            done(offsets, refusal)
+            return
+        if not self.coordinator_ready():
+            done(offsets, m.COORDINATOR_NOT_AVAILABLE)
+            return
+        assert self.coordinator is not None
+        corr = self.ctx.next_corr()
+        self.ctx.send(self.name, self.coordinator, self._commit_request(corr, offsets))
+        self.asyncs.append(CommitAsync(offsets, Request(corr, self.coordinator, self.ctx.now),
+                                       done))
+
+    def _async_answered(self, corr: int, error: str | None) -> bool:
+        for pending in self.asyncs:
+            if pending.request.corr == corr:
+                self.asyncs.remove(pending)
+                if error in GROUP_REFUSALS:
+                    error = self._group_refusal(error)  # type: ignore[arg-type]
+                elif error in RETRIABLE:
+                    self.mark_unknown()
+                pending.done(pending.offsets, error)
+                return True
+        return False
+
     def on_commit_response(self, resp: m.OffsetCommitResponse) -> None:
+        if self._async_answered(resp.corr, resp.error):
+            return
         commit = self.commit
         if commit is None or commit.request is None or commit.request.corr != resp.corr:
             return
@@ -130,10 +223,17 @@ class ConsumerCoordinator:
         commit = self.commit
         assert commit is not None
         commit.last_error = error
+        if error in MAYBE_WRITTEN:
+            commit.maybe_written = True
+        if error in GROUP_REFUSALS:
+            refusal = self._group_refusal(error)
+            self._finish_commit("info" if commit.maybe_written else "fail",
+                                f"{refusal} ({error})")
+            return
         if error not in RETRIABLE:
             self._finish_commit("info" if commit.maybe_applied else "fail", error)
             return
-        self._mark_unknown()
+        self.mark_unknown()
         commit.retry_at = self._backoff()
 
     def _finish_commit(self, outcome: str, error: str | None) -> None:
@@ -149,7 +249,7 @@ class ConsumerCoordinator:
             return
         self.offsets_fetch = None
         if resp.error is not None:
-            self._mark_unknown()
+            self.mark_unknown()
             self.fetch_retry_at = self._backoff()
             return
         self.committed_known = True
@@ -165,10 +265,10 @@ class ConsumerCoordinator:
                 self._finish_commit("info" if commit.maybe_applied else "fail",
                                     "TimeoutException")
             elif commit.request is None and self.ctx.now >= commit.retry_at \
-                    and self._coordinator_ready():
+                    and self.coordinator_ready():
                 self._send_commit()
         if (not self.committed_known and self.offsets_fetch is None
-                and self.ctx.now >= self.fetch_retry_at and self._coordinator_ready()):
+                and self.ctx.now >= self.fetch_retry_at and self.coordinator_ready()):
             assert self.coordinator is not None
             corr = self.ctx.next_corr()
             self.ctx.send(self.name, self.coordinator, m.OffsetFetchRequest(corr, self.group))
@@ -178,8 +278,12 @@ class ConsumerCoordinator:
         """Brokers with a request older than ``request.timeout.ms`` (their connection is
         closed by the caller)."""
         limit = self.ctx.now - self.ctx.config.producer.request_timeout_ms
-        requests = [self.finding, self.offsets_fetch, self.commit.request if self.commit else None]
-        return {r.broker for r in requests if r is not None and r.sent_at <= limit}
+        requests = [self.finding, self.offsets_fetch, self.commit.request if self.commit else None,
+                    *(a.request for a in self.asyncs)]
+        brokers = {r.broker for r in requests if r is not None and r.sent_at <= limit}
+        if self.membership is not None:
+            brokers |= self.membership.timed_out(limit)
+        return brokers
 
     def on_disconnect(self, peer: str) -> None:
         if self.finding is not None and self.finding.broker == peer:
@@ -187,14 +291,18 @@ class ConsumerCoordinator:
             self.find_retry_at = self._backoff()
         if self.offsets_fetch is not None and self.offsets_fetch.broker == peer:
             self.offsets_fetch = None
-            self._mark_unknown()
+            self.mark_unknown()
             self.fetch_retry_at = self._backoff()
         commit = self.commit
         if commit is not None and commit.request is not None and commit.request.broker == peer:
             commit.request = None
             self._commit_failed(m.NETWORK_EXCEPTION)
+        for pending in [a for a in self.asyncs if a.request.broker == peer]:
+            self._async_answered(pending.request.corr, m.NETWORK_EXCEPTION)
+        if self.membership is not None:
+            self.membership.on_disconnect(peer)
         if self.coordinator == peer:
-            self._mark_unknown()
+            self.mark_unknown()
 
     def abandon(self) -> dict[int, int] | None:
         """The process died: the offsets of a commitSync in progress, if any."""

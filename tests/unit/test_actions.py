@@ -21,6 +21,7 @@ ONE_OF_EACH = [
     a.Poll("c0"),
     a.Process("c0"),
     a.Commit("c0"),
+    a.Close("c0"),
     a.CommitTransaction("p0"),
     a.AbortTransaction("p0"),
     a.ClientCrash("p0"),
