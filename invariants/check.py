@@ -13,6 +13,7 @@ import attrs
 
 from invariants.anomaly import Anomalies
 from invariants.delivery import check_delivery
+from invariants.groups import check_groups, check_zombies
 from invariants.guarantees import guarantee
 from invariants.observations import Observations, observe
 from invariants.ordering import check_ordering
@@ -58,6 +59,8 @@ def check_observations(obs: Observations) -> Verdict:
             detail["reason"] = obs.unsettled_reason
         anomalies.setdefault("unsettled", []).append(detail)
     check_delivery(obs, anomalies)
+    check_groups(obs.group_events, anomalies)
+    check_zombies(obs.group_events, obs.processed, anomalies)
     check_visibility(obs, anomalies)
     check_ordering(obs, anomalies)
     anomalies = {name: anomalies[name] for name in sorted(anomalies)}

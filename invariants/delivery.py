@@ -17,6 +17,9 @@ a record of an aborted or never-committed transaction does not count as stored:
   (its first committed or ``auto.offset.reset`` position), so a consumer configured with
   ``auto.offset.reset=latest`` is not blamed for records older than its start.  Counting
   is per value, so a producer-side duplicate that the consumer processes twice counts.
+* ``never-consumed``: the records older than that start, when it was the log end
+  (``auto.offset.reset=latest`` and no committed offset): written, committed, and never
+  seen by the pipeline, which is what ``latest`` means for a new group.
 """
 
 from __future__ import annotations
@@ -56,6 +59,10 @@ def check_delivery(obs: Observations, anomalies: Anomalies) -> None:
         for offset, value, *_ in obs.committed_rows(p):
             if offset >= start and value not in obs.processed:
                 add(anomalies, "processed-zero-times", key=p, offset=offset, value=value)
+            elif offset < start and p in obs.started_at_end and value not in obs.processed:
+                add(anomalies, "never-consumed", key=p, offset=offset, value=value,
+                    reason=f"auto.offset.reset=latest: with no committed offset the "
+                           f"consumers started at the log end, offset {start}")
     check_transactions(obs, stored, anomalies)
     for value, times in sorted(obs.processed.items()):
         if len(times) > 1:

@@ -42,6 +42,8 @@ class Observations:
     reads: list[tuple[int, int, int, int]] = attrs.field(factory=list)  # (p, offset, value, op)
     processed: dict[int, list[tuple[int, int, int]]] = attrs.field(factory=dict)
     baselines: dict[int, int] = attrs.field(factory=dict)             # first start position
+    # Partitions whose first start position was the log end (auto.offset.reset=latest).
+    started_at_end: set[int] = attrs.field(factory=set)
     # Per partition the final committed log's data records: (offset, value, key,
     # producer, epoch[, transaction outcome]); offsets skip control records.
     final_logs: dict[int, list[tuple[Any, ...]]] | None = None
@@ -50,6 +52,9 @@ class Observations:
     offset_index: dict[tuple[int, int], tuple[int, str | None]] | None = attrs.field(
         default=None, init=False, repr=False)
     invariant_violations: list[dict[str, Any]] = attrs.field(factory=list)
+    # The consumer-group events invariants.groups reads, in order (with the application's
+    # processing and its failed commits).
+    group_events: list[Event] = attrs.field(factory=list)
     settled: bool | None = None       # did the run end quiescent (None: no Finish step)
     unsettled_reason: str | None = None
     events: int = 0
@@ -93,6 +98,11 @@ class Observations:
         return out
 
 
+GROUP_EVENTS = frozenset({"assigned", "revoked", "lost", "member-removed", "position",
+                          "offsets-committed", "commit-refused", "leave-group",
+                          "auto-commit-failed"})
+
+
 def observe(events: Iterable[Event]) -> Observations:
     obs = Observations()
     pending: dict[tuple[str, int], SendOp] = {}
@@ -100,6 +110,8 @@ def observe(events: Iterable[Event]) -> Observations:
         obs.events += 1
         f = event.f
         if event.type == INTERNAL:
+            if f in GROUP_EVENTS:
+                obs.group_events.append(event)
             if f == "final-log":
                 if obs.final_logs is None:
                     obs.final_logs = {}
@@ -112,6 +124,8 @@ def observe(events: Iterable[Event]) -> Observations:
                 p, offset = event.value["partition"], event.value["offset"]
                 if offset is not None and p not in obs.baselines:
                     obs.baselines[p] = offset
+                    if event.value.get("reset") == "latest":
+                        obs.started_at_end.add(p)
             elif f == "finish":
                 obs.settled = bool(event.value.get("quiescent"))
                 reason = event.value.get("reason")
@@ -149,4 +163,7 @@ def observe(events: Iterable[Event]) -> Observations:
         elif f == "process" and event.type == "ok":
             partition, offset, value = event.value
             obs.processed.setdefault(value, []).append((partition, offset, event.index))
+            obs.group_events.append(event)
+        elif f == "commit" and event.type in ("fail", "info"):
+            obs.group_events.append(event)
     return obs

@@ -19,6 +19,8 @@ Families say what an anomaly means for someone running Kafka:
   duplication anomalies to say);
 * ``visibility``: readers see data that is not (or not stably) committed;
 * ``liveness``: the cluster never recovered after every fault was repaired;
+* ``ownership``: a consumer group broke its own rules: two live members owned one
+  partition at once, or a committed offset moved backwards;
 * ``informational``: reported, never makes a history invalid (Kafka does not promise it);
 * ``inconclusive``: the checker could not decide (nothing to check, or out of time).
 
@@ -29,8 +31,8 @@ from __future__ import annotations
 
 import attrs
 
-FAMILIES = ("loss", "duplication", "order", "visibility", "liveness", "informational",
-            "inconclusive")
+FAMILIES = ("loss", "duplication", "order", "visibility", "liveness", "ownership",
+            "informational", "inconclusive")
 MODEL, JEPSEN, BOTH = "model-aware", "Jepsen", "both"
 
 
@@ -50,6 +52,9 @@ ANOMALY_KINDS: tuple[AnomalyKind, ...] = (
                 "an acknowledged send that no successful poll ever returned"),
     AnomalyKind("processed-zero-times", "loss", MODEL,
                 "a committed record the consumer application never processed"),
+    AnomalyKind("never-consumed", "loss", MODEL,
+                "a committed record written before the consumers started at the log end "
+                "(auto.offset.reset=latest with no committed offset), so never consumed"),
     AnomalyKind("committed-prefix-changed", "loss", MODEL,
                 "a record below the high watermark was later changed or removed"),
     # -- duplication -------------------------------------------------------------------
@@ -57,6 +62,9 @@ ANOMALY_KINDS: tuple[AnomalyKind, ...] = (
                 "one value stored at more than one offset"),
     AnomalyKind("processed-more-than-once", "duplication", MODEL,
                 "a record the consumer application processed more than once"),
+    AnomalyKind("zombie-processed", "duplication", MODEL,
+                "a record processed twice, once by a consumer its group had already removed "
+                "and whose next commit the group refused"),
     AnomalyKind("G1a", "duplication", BOTH,
                 "aborted read: a record reported failed, or of an aborted or never-committed "
                 "transaction, was stored or read"),
@@ -94,6 +102,11 @@ ANOMALY_KINDS: tuple[AnomalyKind, ...] = (
                 "after healing and restarting everything the cluster never caught up"),
     AnomalyKind("hanging-transaction", "liveness", MODEL,
                 "a partition's last stable offset stays below its high watermark for good"),
+    # -- ownership ---------------------------------------------------------------------
+    AnomalyKind("group-overlap", "ownership", MODEL,
+                "two members of a group owned one partition at the same time"),
+    AnomalyKind("offset-regression", "ownership", MODEL,
+                "a group's committed offset of a partition moved backwards without a reset"),
     # -- informational (allowed) -------------------------------------------------------
     AnomalyKind("int-send-skip", "informational", JEPSEN,
                 "other producers' records landed between one operation's sends"),

@@ -31,7 +31,7 @@ from invariants.check import Verdict, check_observations
 from invariants.guarantees import guarantee
 from invariants.jepsen import analyze, jsonable
 from invariants.observations import Observations, observe
-from model.history import Event
+from model.history import INTERNAL, Event
 
 # How to tell that two details of one anomaly name describe the same record.
 IDENTITY = {
@@ -43,10 +43,15 @@ IDENTITY = {
 
 
 def judge(events: Sequence[Event], *, ww_deps: bool = False,
-          sub_via: str = "assign") -> Verdict:
+          sub_via: str | None = None) -> Verdict:
     """The complete verdict on a kafkacheck history (JSON-ready: saving it and loading it
-    back gives an equal verdict)."""
+    back gives an equal verdict).  ``sub_via`` defaults to what the history shows: a
+    history whose consumers ``subscribe`` is judged as Jepsen judges rebalancing
+    consumers (poll skips and re-reads allowed)."""
     events = events if isinstance(events, list) else list(events)
+    if sub_via is None:
+        sub_via = ("subscribe" if any(e.f == "subscribe" and e.type != INTERNAL for e in events)
+                   else "assign")
     obs = observe(events)
     ours = check_observations(obs)
     theirs = analyze(events, ww_deps=ww_deps, sub_via=sub_via).to_json()

@@ -21,7 +21,7 @@ from kafkacheck.storage import HistoryFileError, SavedHistory, load_history
 
 
 def check_file(path: Path, *, fmt: str = "auto", ww_deps: bool = False,
-               sub_via: str = "assign") -> dict[str, Any]:
+               sub_via: str | None = None) -> dict[str, Any]:
     if not path.exists():
         raise UsageError(f"{path}: no such file")
     if path.is_dir():
@@ -33,7 +33,7 @@ def check_file(path: Path, *, fmt: str = "auto", ww_deps: bool = False,
             events = read_jepsen(path)
         except JepsenFormatError as error:
             raise UsageError(str(error)) from None
-        return analyze(events, ww_deps=ww_deps, sub_via=sub_via).to_json()
+        return analyze(events, ww_deps=ww_deps, sub_via=sub_via or "assign").to_json()
     saved = load_kafkacheck_history(path, "`--format jepsen` (or `auto`)")
     return judge(saved.events, ww_deps=ww_deps, sub_via=sub_via).to_json()
 

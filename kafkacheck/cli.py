@@ -378,8 +378,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="input format (default: detect)")
     check.add_argument("--ww-deps", action="store_true",
                        help="infer ww edges from the version order (Jepsen's :ww-deps)")
-    check.add_argument("--sub-via", choices=("assign", "subscribe"), default="assign",
-                       help="how consumers got partitions; subscribe allows rebalance skips")
+    check.add_argument("--sub-via", choices=("assign", "subscribe"), default=None,
+                       help="how consumers got partitions; subscribe allows rebalance skips "
+                            "(default: what a kafkacheck history shows; assign for Jepsen's)")
     check.set_defaults(func=cmd_check)
 
     export = sub.add_parser("export", help="write a kafkacheck history in Jepsen's format")

@@ -10,7 +10,7 @@ from invariants import jepsen
 from invariants.guarantees import DUPLICATION, LOSS, ORDER
 from invariants.jepsen.rules import ALWAYS_ALLOWED
 from invariants.registry import (ANOMALY_KINDS, ANOMALY_NAMES, BOTH, BY_NAME, JEPSEN, MODEL,
-                                 markdown_table, target_names)
+                                 markdown_table, names_in, target_names)
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -45,8 +45,11 @@ def test_informational_means_allowed_by_jepsens_rules():
 
 def test_the_guarantee_families():
     assert set(LOSS) == {"lost-write", "unseen", "processed-zero-times",
-                         "committed-prefix-changed"}
-    assert set(DUPLICATION) == {"duplicate", "processed-more-than-once", "G1a"}
+                         "committed-prefix-changed", "never-consumed"}
+    assert set(DUPLICATION) == {"duplicate", "processed-more-than-once", "G1a",
+                                "zombie-processed"}
+    # A group breaking its own rules is reported, and decides no guarantee by itself.
+    assert set(names_in("ownership")) == {"group-overlap", "offset-regression"}
     # A consumer's skips and re-reads are measured in version-order positions, so a
     # duplicate alone shows up as both: they say nothing about loss or duplication.
     assert {"poll-skip", "int-poll-skip", "nonmonotonic-poll",
