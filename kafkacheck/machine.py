@@ -609,6 +609,33 @@ class KafkaMachine(RuleBasedStateMachine):
         raise AnomalyFound(message)
 
 
+class GroupMachine(KafkaMachine):
+    """The machine for consumers in a group (``kafkacheck.consumer.api=subscribe``).
+
+    Two additions, kept out of :class:`KafkaMachine` so that the draws of every other
+    configuration stay as they were (a new rule changes what each seed explores):
+
+    * ``close``: the application closes its consumer (its processing threw, or it shuts
+      down) with records polled and not processed, then starts again;
+    * ``pass_time`` lets idle members poll in each round.  A group member's poll loop
+      calls ``poll()`` continuously while the application has nothing else to do, and
+      ``poll()`` is where rebalances run: without it, letting minutes pass would make
+      an idle consumer miss its rebalance timeout, which a real one never does.  A
+      member whose application is busy processing does not poll, as in Kafka.
+    """
+
+    close = _pick("close")
+
+    @rule(ms=st.sampled_from(PASS_TIME_TICKS), rounds=st.integers(1, 12))
+    def pass_time(self, ms: int, rounds: int) -> None:
+        for _ in range(rounds):
+            self._apply(a.Tick(ms))
+            self.flush()
+            for action in list(self._enabled("poll")):
+                if self.run.cluster.is_enabled(action):
+                    self._apply(action)
+
+
 def machine_for(config: Config, ignore: frozenset[str] = frozenset(),
                 target: frozenset[str] | None = None,
                 faults: frozenset[str] | None = None) -> type[KafkaMachine]:
@@ -619,6 +646,7 @@ def machine_for(config: Config, ignore: frozenset[str] = frozenset(),
     if unknown:
         raise ValueError(f"unknown fault families {sorted(unknown)}; known: "
                          f"{', '.join(sorted(FAULT_FAMILIES))}")
-    return type("KafkaMachine", (KafkaMachine,), {
+    base = GroupMachine if config.consumer.subscription == "subscribe" else KafkaMachine
+    return type("KafkaMachine", (base,), {
         "config": config, "ignore": ignore, "target": target, "last_failure": None,
         "last_bug": None, "runs": 0, "steps": 0, "allowed_faults": allowed})

@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 from invariants.guarantees import DUPLICATION, LOSS, ORDER, VISIBILITY
+from invariants.registry import names_in
 from kafkacheck.matrix import HUNT_BASE, MATRIX_AXES, CellResult, focused_faults, hunt_config
 
 GUARANTEE_MEANING = {
@@ -54,8 +55,65 @@ def _is_transaction_cell(cell: CellResult) -> bool:
     return "transactional.id" in cell.settings
 
 
+def _is_group_cell(cell: CellResult) -> bool:
+    return cell.settings.get("kafkacheck.consumer.api") == "subscribe"
+
+
 def _producer_cells(cells: list[CellResult]) -> list[CellResult]:
-    return [c for c in cells if not _is_matrix_cell(c) and not _is_transaction_cell(c)]
+    return [c for c in cells if not _is_matrix_cell(c) and not _is_transaction_cell(c)
+            and not _is_group_cell(c)]
+
+
+OWNERSHIP = names_in("ownership")
+# The settings a group row's dimensions already name.
+_GROUP_DIMENSIONS = {"min.insync.replicas", "kafkacheck.consumer.api", "kafkacheck.consumers",
+                     "enable.auto.commit", "kafkacheck.commit.strategy",
+                     "kafkacheck.processing", "kafkacheck.processing.failure",
+                     "isolation.level", "group.protocol", "partition.assignment.strategy"}
+
+
+def _group_columns(cell: CellResult) -> list[str]:
+    """A consumer-group row: the group protocol (and the assignor the group chooses),
+    the commit mode, the processing model, the isolation level, anything else set."""
+    consumer = hunt_config(cell.settings).consumer
+    protocol = f"{consumer.group_protocol} ({consumer.partition_assignment_strategy.split(',')[0]}, eager)"
+    manual = {"after-processing": "commitSync after processing",
+              "before-processing": "commitSync before processing"}
+    commit = manual.get(consumer.commit_strategy, "none")
+    if consumer.enable_auto_commit:
+        commit = "auto-commit" if commit == "none" else f"{commit} + auto-commit"
+    processing = consumer.processing
+    if consumer.processing_failure == "close":
+        processing += ", close() when processing throws"
+    other = ", ".join(f"{k}={v}" for k, v in cell.settings.items()
+                      if k not in _GROUP_DIMENSIONS) or "-"
+    found = cell.anomalies
+    ownership = ", ".join(n for n in sorted(found) if n in OWNERSHIP) or "-"
+    return [protocol, commit, processing, consumer.isolation_level, other,
+            *_found_columns(cell)[:3], ownership]
+
+
+GROUP_HEADERS = ["group protocol", "commit", "processing", "isolation.level", "also set",
+                 "guarantee", "loss", "duplicates", "ownership"]
+
+GROUP_TEXT = [
+    "Two consumers subscribe to the topic in one group (`kafkacheck.consumer.api=subscribe`)",
+    "on replication that loses nothing (`acks=all`, `min.insync.replicas=2`). Rebalances",
+    "come from the faults themselves: a crashed, paused or closed consumer, a session that",
+    "runs out, a busy application that outlives `max.poll.interval.ms` (a minute in that",
+    "row, so the hunt's clock reaches it), a coordinator that moves. Auto-commit commits",
+    "what earlier polls returned at the start of a poll, before a rebalance and on",
+    "`close()`; with the poll loop processing each poll's records before the next poll it",
+    "only duplicates, with a worker that lags the loop (`async`) or an application that",
+    "closes its consumer when processing throws it loses records. A member the coordinator",
+    "removed that keeps processing is a zombie: its commit is refused and what it processed",
+    "is processed again by the partition's new owner (`zombie-processed`). A new group",
+    "with `auto.offset.reset=latest` starts at the log end and never consumes what was",
+    "written before it (`never-consumed`, with that reason in its evidence). The async",
+    "row is hunted again with client crashes as the only fault (its evidence says how many",
+    "runs each took): the loss needs a poll, a second poll an auto-commit interval later and",
+    "a crash, with no processing in between, which the draw of every family rarely makes.",
+]
 
 
 def _transaction_columns(cell: CellResult) -> list[str]:
@@ -87,6 +145,9 @@ def terminal_table(cells: list[CellResult]) -> str:
     transactions = [_transaction_columns(c) for c in cells if _is_transaction_cell(c)]
     if transactions:
         out.append(_table(TRANSACTION_HEADERS, transactions))
+    groups = [_group_columns(c) for c in cells if _is_group_cell(c)]
+    if groups:
+        out.append(_table(GROUP_HEADERS, groups))
     return "\n\n".join(out)
 
 
@@ -128,6 +189,14 @@ TRANSACTION_RELEASES_TEXT = [
     "a closed socket's data (`net.ipv4.tcp_orphan_retries`; `docs/model.md`, *Network "
     "and time*).",
 ]
+
+
+def _reason(details: object) -> str | None:
+    """The reason an anomaly's first instance gives, if it gives one."""
+    if isinstance(details, list) and details and isinstance(details[0], dict):
+        reason = details[0].get("reason")
+        return reason if isinstance(reason, str) else None
+    return None
 
 
 def _runs(cell: CellResult, faults: frozenset[str] | None) -> int:
@@ -194,6 +263,10 @@ def markdown(cells: list[CellResult], *, examples: int, steps: int, seed: int,
                 *TRANSACTION_RELEASES_TEXT, "",
                 *_markdown_table(TRANSACTION_HEADERS,
                                  [_transaction_columns(c) for c in transactions])]
+    groups = [c for c in cells if _is_group_cell(c)]
+    if groups:
+        out += ["", "## Consumer groups", "", *GROUP_TEXT, "",
+                *_markdown_table(GROUP_HEADERS, [_group_columns(c) for c in groups])]
     out += ["", "## Evidence", ""]
     for cell in cells:
         label = ", ".join(f"{k}={v}" for k, v in cell.settings.items())
@@ -212,8 +285,10 @@ def markdown(cells: list[CellResult], *, examples: int, steps: int, seed: int,
                 out.append(f"- `{name}`")
             else:
                 link = os.path.relpath(result.path, doc_path.parent).replace(os.sep, "/")
+                reason = _reason(result.anomalies.get(name))
                 out.append(f"- `{name}`: [{result.path.name}]({link}), "
-                           f"{result.actions} actions + {result.settle_actions} settling")
+                           f"{result.actions} actions + {result.settle_actions} settling"
+                           + (f" ({reason})" if reason else ""))
         out.append("")
     out += ["See `docs/anomalies.md` for what each anomaly means; replay any history with",
             "`kafkacheck replay <file>`.", ""]

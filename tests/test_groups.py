@@ -1,0 +1,252 @@
+"""Classic consumer groups, as Kafka's group coordinator and Java consumer run them.
+
+Each test names the Kafka class (or KIP) whose behaviour it pins down:
+``GroupMetadataManager`` / ``ClassicGroup`` on the coordinator, ``AbstractCoordinator`` /
+``ConsumerCoordinator`` in the client.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from model import actions as a
+from model import messages as m
+from model.broker.classic_group import COMPLETING_REBALANCE, PREPARING_REBALANCE, STABLE
+from tests.scenario import Scenario
+
+OFFSETS = "__consumer_offsets-40"   # abs("kafkacheck".hashCode()) % 50
+
+
+def group(**settings: Any) -> Scenario:
+    settings = {"kafkacheck.consumer.api": "subscribe", "kafkacheck.consumers": "2",
+                "kafkacheck.partitions": "2", "enable.auto.commit": "false", **settings}
+    return Scenario(**{k.replace(".", "_"): v for k, v in settings.items()})
+
+
+def poll_all(s: Scenario) -> None:
+    for name, consumer in s.cluster.consumers.items():
+        if s.cluster.is_enabled(a.Poll(name)):
+            s.do(a.Poll(name))
+
+
+def flush(s: Scenario, rounds: int = 1) -> None:
+    """Scenario.flush, leaving what is queued for a paused client where it is."""
+    network = s.cluster.ctx.network
+    for _ in range(rounds):
+        for src, dst in network.ready_links():
+            if s.cluster.is_enabled(a.Deliver(src, dst)):
+                s.do(a.Deliver(src, dst))
+
+
+def form(s: Scenario, rounds: int = 40) -> Scenario:
+    """Poll, deliver and let a second pass until every consumer holds a stable
+    generation with its partitions."""
+    for _ in range(rounds):
+        poll_all(s)
+        s.flush()
+        if all(c.membership.stable and c.partitions for c in s.cluster.consumers.values()):
+            return s
+        s.tick(1000)
+    raise AssertionError("the group did not form")
+
+
+def coordinator(s: Scenario) -> Any:
+    return s.cluster.broker_actors[s.leader(OFFSETS)].coordinator
+
+
+def the_group(s: Scenario) -> Any:
+    return coordinator(s)._group("kafkacheck")
+
+
+def test_a_new_member_joins_twice_and_the_leader_assigns_with_range() -> None:
+    """KIP-394: the first JoinGroup gets MEMBER_ID_REQUIRED and a member id; the member
+    joins again with it.  An empty group's first rebalance waits
+    group.initial.rebalance.delay.ms for more members (InitialDelayedJoin), then the
+    leader runs the chosen assignor, RangeAssignor (first of Kafka's default
+    range,cooperative-sticky), and every member gets its share in SyncGroup."""
+    s = group()
+    poll_all(s)
+    s.flush(2)                   # FindCoordinator and its answer
+    poll_all(s)
+    s.flush(3)                   # JoinGroup, MEMBER_ID_REQUIRED, JoinGroup again
+    g = the_group(s)
+    assert g.state == PREPARING_REBALANCE and len(g.members) == 2
+    assert all(mid.startswith(("c0-", "c1-")) for mid in g.members)
+    s.tick(1000).flush()
+    assert the_group(s).state == PREPARING_REBALANCE     # still within the initial delay
+    form(s)
+    g = the_group(s)
+    assert g.state == STABLE and g.generation == 1 and g.protocol == "range"
+    owned = {c.name: c.partitions for c in s.cluster.consumers.values()}
+    assert sorted(owned.values()) == [[0], [1]]
+    assigned = s.internal("assigned")
+    assert {e.value["generation"] for e in assigned} == {1}
+
+
+def test_offset_commit_validation_follows_classic_group_rules() -> None:
+    """ClassicGroup.validateOffsetCommit: a member's generation must be the group's;
+    an unknown member is refused; CompletingRebalance refuses with
+    REBALANCE_IN_PROGRESS while PreparingRebalance still accepts the current generation
+    (commits of the generation being left); a standalone commit (generation -1, no
+    member) is accepted only while the group is empty."""
+    s = form(group())
+    c = coordinator(s)
+    g = the_group(s)
+    member = next(iter(g.members))
+
+    def validate(generation: int, member_id: str) -> str | None:
+        return c._validate_commit(m.OffsetCommitRequest(1, "kafkacheck", ((0, 1),),
+                                                        generation, member_id))
+
+    assert validate(g.generation, member) is None
+    assert validate(g.generation, "nobody") == m.UNKNOWN_MEMBER_ID
+    assert validate(g.generation - 1, member) == m.ILLEGAL_GENERATION
+    assert validate(-1, "") == m.UNKNOWN_MEMBER_ID       # the group is not empty
+    g.state = PREPARING_REBALANCE
+    assert validate(g.generation, member) is None
+    g.state = COMPLETING_REBALANCE
+    assert validate(g.generation, member) == m.REBALANCE_IN_PROGRESS
+
+
+def test_heartbeats_answer_by_group_state() -> None:
+    """GroupMetadataManager.classicGroupHeartbeatToClassicGroup: PreparingRebalance
+    answers REBALANCE_IN_PROGRESS, CompletingRebalance and Stable answer NONE (members
+    may heartbeat after their JoinGroup answer), a stale generation ILLEGAL_GENERATION,
+    an unknown member UNKNOWN_MEMBER_ID."""
+    s = form(group())
+    c, g = coordinator(s), the_group(s)
+    member = next(iter(g.members))
+    assert c.heartbeat("kafkacheck", member, g.generation) is None
+    assert c.heartbeat("kafkacheck", member, g.generation - 1) == m.ILLEGAL_GENERATION
+    assert c.heartbeat("kafkacheck", "nobody", g.generation) == m.UNKNOWN_MEMBER_ID
+    g.state = COMPLETING_REBALANCE
+    assert c.heartbeat("kafkacheck", member, g.generation) is None
+    g.state = PREPARING_REBALANCE
+    assert c.heartbeat("kafkacheck", member, g.generation) == m.REBALANCE_IN_PROGRESS
+
+
+def test_a_paused_member_is_removed_after_its_session_and_its_commit_refused() -> None:
+    """A GC pause longer than session.timeout.ms: the coordinator hears no heartbeat
+    and removes the member (onClassicGroupMemberHeartbeatExpiry), the other member
+    takes its partition in the next generation; when the zombie resumes, its commitSync
+    is refused (UNKNOWN_MEMBER_ID -> CommitFailedException) and it rejoins as new."""
+    s = form(group())
+    s.send("k0").flush(4)
+    zombie = next(n for n, c in s.cluster.consumers.items() if c.partitions == [s.partition("k0")])
+    other = "c1" if zombie == "c0" else "c0"
+    s.poll_records(zombie)
+    s.do(a.Process(zombie))
+    s.do(a.Pause(zombie))
+    for _ in range(8):           # 80 s: past the 45 s session, and a rebalance
+        s.tick(10000)
+        for _ in range(3):
+            poll_all(s)
+            flush(s, 2)
+    removed = s.internal("member-removed")
+    assert [e.value["reason"] for e in removed] == ["session timeout"]
+    assert sorted(s.cluster.consumers[other].partitions) == [0, 1]
+    s.do(a.Resume(zombie))
+    s.do(a.Commit(zombie))
+    s.flush(3)
+    commits = [op for op in s.ops("commit") if op.process.startswith(zombie)]
+    assert commits[-1].type == "fail" and "CommitFailedException" in commits[-1].meta["error"]
+    assert [e.value["error"] for e in s.internal("commit-refused")] == [m.UNKNOWN_MEMBER_ID]
+
+
+def test_a_busy_application_past_max_poll_interval_leaves_the_group() -> None:
+    """AbstractCoordinator's heartbeat thread: when the application has not called
+    poll() for max.poll.interval.ms, a dynamic member sends LeaveGroup and forgets its
+    generation; its next commitSync fails locally (CommitFailedException)."""
+    s = form(group(max_poll_interval_ms=60000))
+    s.send("k0").flush(4)
+    busy = next(n for n, c in s.cluster.consumers.items() if c.partitions == [s.partition("k0")])
+    s.poll_records(busy)
+    for _ in range(7):
+        s.tick(10000)
+        s.flush()
+    leaves = s.internal("leave-group")
+    assert [e.value["reason"] for e in leaves] == ["max.poll.interval.ms expired"]
+    assert [e.value["reason"] for e in s.internal("member-removed")] == ["left the group"]
+    s.do(a.Process(busy)).do(a.Commit(busy))
+    commit = [op for op in s.ops("commit") if op.process.startswith(busy)][-1]
+    assert commit.type == "fail" and commit.meta["error"] == "CommitFailedException"
+
+
+def test_auto_commit_at_the_start_of_a_poll_covers_earlier_polls_only() -> None:
+    """ConsumerCoordinator.maybeAutoCommitOffsetsAsync runs in poll() before records are
+    returned: it commits the positions of what earlier polls returned, once
+    auto.commit.interval.ms has passed."""
+    s = form(group(enable_auto_commit="true", kafkacheck_commit_strategy="none"))
+    s.send("k0").flush(4)
+    name = next(n for n, c in s.cluster.consumers.items() if c.partitions == [s.partition("k0")])
+    consumer = s.cluster.consumers[name]
+    s.poll_records(name)
+    p = s.partition("k0")
+    assert consumer.positions[p] == 1
+    assert not [e for e in s.internal("auto-commit") if e.process == name
+                and e.value["offsets"].get(str(p)) == 1]
+    s.tick(5000)
+    s.do(a.Process(name)).do(a.Poll(name))
+    commits = [e.value["offsets"] for e in s.internal("auto-commit") if e.process == name]
+    assert commits[-1] == {str(p): 1}
+
+
+def test_close_with_auto_commit_commits_what_the_last_poll_returned() -> None:
+    """KafkaConsumer.close() -> maybeAutoCommitOffsetsSync: the positions include the
+    records of the last poll, processed or not, so records whose processing threw are
+    committed as consumed."""
+    s = form(group(enable_auto_commit="true", kafkacheck_commit_strategy="none",
+                   kafkacheck_processing_failure="close"))
+    s.send("k0").flush(4)
+    name = next(n for n, c in s.cluster.consumers.items() if c.partitions == [s.partition("k0")])
+    s.poll_records(name)
+    s.do(a.Close(name))
+    s.flush(4)
+    closing = [e for e in s.internal("auto-commit") if e.value["reason"] == "close"]
+    assert closing and closing[-1].value["offsets"] == {str(s.partition("k0")): 1}
+    committed = s.internal("offsets-committed")
+    assert committed[-1].value["offsets"] == {str(s.partition("k0")): 1}
+    assert not s.ops("process", "ok")
+    assert not s.cluster.consumers[name].alive
+
+
+def test_a_new_coordinator_loads_the_stored_generation() -> None:
+    """GroupMetadataManager.storeGroup writes a generation's assignment to
+    __consumer_offsets; the next leader of that partition loads it (the group stays
+    Stable with the same members) and expects their heartbeats from then on."""
+    s = form(group())
+    before = the_group(s)
+    members, generation = sorted(before.members), before.generation
+    s.fetch_round(s.followers(OFFSETS)[0], OFFSETS)
+    old = s.leader(OFFSETS)
+    s.do(a.Crash(old))
+    for _ in range(30):
+        s.tick(1000)
+        s.flush(2)
+        if s.leader(OFFSETS) not in (None, old):
+            break
+    after = the_group(s)
+    assert after is not None and after.state == STABLE
+    assert (sorted(after.members), after.generation) == (members, generation)
+    loaded = s.internal("group-loaded")
+    assert loaded and loaded[-1].value["generation"] == generation
+
+
+def test_auto_commit_with_a_lagging_worker_commits_records_never_processed() -> None:
+    """Auto-commit commits positions, which move when poll() returns records
+    (SubscriptionState.allConsumed), not when the application processes them: with a
+    worker that lags the poll loop, a crash after the next poll's auto-commit loses the
+    records still queued for the worker."""
+    s = form(group(enable_auto_commit="true", kafkacheck_commit_strategy="none",
+                   kafkacheck_processing="async"))
+    s.send("k0").flush(4)
+    name = next(n for n, c in s.cluster.consumers.items() if c.partitions == [s.partition("k0")])
+    s.poll_records(name)
+    s.tick(5000)
+    s.do(a.Poll(name))                        # auto-commits offset 1; the record is queued
+    s.do(a.ClientCrash(name))
+    s.finish()
+    committed = [e.value["offsets"] for e in s.internal("offsets-committed")]
+    assert {str(s.partition("k0")): 1} in committed
+    assert "processed-zero-times" in s.anomalies()
+    assert not s.ops("process", "ok")
