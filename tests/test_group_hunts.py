@@ -1,0 +1,141 @@
+"""The consumer-group acceptance hunts: two consumers in one classic group
+(``kafkacheck.consumer.api=subscribe``) on replication that loses nothing, each
+application model hunted for what Kafka documents it does.
+
+Budgets: a "finds" test stops at the first find (runs to the first find by seed are in
+each docstring, measured without minimisation); a "finds none" test runs its whole
+budget, sized at least 1.5 times the deepest all-fault find of loss or duplication in a
+sibling group row (commit before processing loses at 191 runs, close after failed
+processing at 95, seed 0), so that a clean result means something.  ``--long-hunts``
+multiplies every budget by ten.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from kafkacheck.hunt import hunt
+from kafkacheck.matrix import ASYNC_CELL, ASYNC_FOCUSED_FAULTS, hunt_config
+
+pytestmark = pytest.mark.hunt
+
+GROUP = {"min.insync.replicas": "2", "kafkacheck.consumer.api": "subscribe",
+         "kafkacheck.consumers": "2"}
+AUTO_COMMIT = {**GROUP, "enable.auto.commit": "true", "kafkacheck.commit.strategy": "none"}
+LOSS = frozenset({"processed-zero-times", "lost-write", "unseen", "never-consumed"})
+DUPLICATION = frozenset({"processed-more-than-once", "zombie-processed", "duplicate"})
+# What a group of eager members must never show, whatever else it loses or duplicates.
+OWNERSHIP = frozenset({"group-overlap", "offset-regression", "unsettled"})
+FIND_BUDGET = 1500
+NONE_BUDGET = 300
+
+
+def _hunt(settings: dict[str, str], target: frozenset[str], examples: int, seed: int = 0,
+          faults: frozenset[str] | None = None):
+    return hunt(hunt_config(settings), examples=examples, steps=100, seed=seed,
+                target=target, out_dir=None, shrink=False, faults=faults)
+
+
+def test_auto_commit_with_synchronous_processing_duplicates(hunt_budget: int) -> None:
+    """Auto-commit covers what earlier polls returned: a consumer that dies (or loses
+    its partitions) after processing and before the next poll's commit leaves records
+    its successor processes again.  Seed 0: 84 runs."""
+    result = _hunt(AUTO_COMMIT, frozenset({"processed-more-than-once"}),
+                   FIND_BUDGET * hunt_budget)
+    assert "processed-more-than-once" in result.anomalies
+
+
+def test_auto_commit_with_synchronous_processing_loses_nothing(hunt_budget: int) -> None:
+    """The poll loop processes each poll's records before the next poll, so every
+    auto-commit (interval, before a rebalance) covers processed records only
+    (ConsumerCoordinator.maybeAutoCommitOffsetsAsync, onJoinPrepare)."""
+    budget = NONE_BUDGET * hunt_budget
+    result = _hunt(AUTO_COMMIT, LOSS | OWNERSHIP, budget)
+    assert result.anomalies == {}
+    assert result.runs >= budget
+
+
+def test_auto_commit_with_a_lagging_worker_loses_records(hunt_budget: int) -> None:
+    """A worker that lags the poll loop: the next poll's auto-commit covers records
+    still queued for it, and a crash loses them.  Client crashes only (the row's
+    focused rounds): seeds 0 to 3 find it in 651, 142, 256, 401 runs; this runs seed 1."""
+    result = _hunt(ASYNC_CELL, frozenset({"processed-zero-times"}),
+                   FIND_BUDGET * hunt_budget, seed=1, faults=ASYNC_FOCUSED_FAULTS)
+    assert "processed-zero-times" in result.anomalies
+
+
+def test_auto_commit_and_close_after_failed_processing_loses_records(hunt_budget: int) -> None:
+    """KafkaConsumer.close() auto-commits the positions of everything polled, so the
+    records whose processing threw are committed as consumed.  Seed 0: 95 runs."""
+    settings = {**AUTO_COMMIT, "kafkacheck.processing.failure": "close"}
+    result = _hunt(settings, frozenset({"processed-zero-times"}), FIND_BUDGET * hunt_budget)
+    assert "processed-zero-times" in result.anomalies
+
+
+def test_group_commit_after_processing_duplicates(hunt_budget: int) -> None:
+    """commitSync after processing is at-least-once: records processed and not yet
+    committed are processed again by the partition's next owner.  Seed 0: 84 runs."""
+    settings = {**GROUP, "kafkacheck.commit.strategy": "after-processing"}
+    result = _hunt(settings, frozenset({"processed-more-than-once"}), FIND_BUDGET * hunt_budget)
+    assert "processed-more-than-once" in result.anomalies
+
+
+def test_group_commit_after_processing_loses_nothing(hunt_budget: int) -> None:
+    """...and never loses a record, through crashes, pauses, cuts and rebalances: a
+    commit is refused unless its member holds the current generation
+    (ClassicGroup.validateOffsetCommit), so no stale commit skips records."""
+    budget = NONE_BUDGET * hunt_budget
+    settings = {**GROUP, "kafkacheck.commit.strategy": "after-processing"}
+    result = _hunt(settings, LOSS | OWNERSHIP, budget)
+    assert result.anomalies == {}
+    assert result.runs >= budget
+
+
+def test_group_commit_before_processing_loses_records(hunt_budget: int) -> None:
+    """commitSync before processing is at-most-once: a consumer that dies after the
+    commit and before processing loses the batch.  Seed 0: 191 runs."""
+    settings = {**GROUP, "kafkacheck.commit.strategy": "before-processing"}
+    result = _hunt(settings, frozenset({"processed-zero-times"}), FIND_BUDGET * hunt_budget)
+    assert "processed-zero-times" in result.anomalies
+
+
+def test_group_commit_before_processing_never_duplicates(hunt_budget: int) -> None:
+    """...and never processes a record twice, rebalances and zombies included: a zombie's
+    commit is refused before it processes, and a refused commit skips the batch."""
+    budget = NONE_BUDGET * hunt_budget
+    settings = {**GROUP, "kafkacheck.commit.strategy": "before-processing"}
+    result = _hunt(settings, DUPLICATION | OWNERSHIP, budget)
+    assert result.anomalies == {}
+    assert result.runs >= budget
+
+
+def test_a_zombie_after_its_session_ran_out_has_its_commit_refused(hunt_budget: int) -> None:
+    """A consumer paused past session.timeout.ms is removed; on resuming it processes the
+    batch it held, which its successor processes too, and its commit is refused.
+    Client pauses only: seeds 0 and 1 find it in 8 runs each."""
+    result = _hunt(GROUP, frozenset({"zombie-processed"}), FIND_BUDGET * hunt_budget,
+                   faults=frozenset({"client-pause"}))
+    assert "zombie-processed" in result.anomalies
+
+
+def test_a_zombie_after_max_poll_interval_has_its_commit_refused(hunt_budget: int) -> None:
+    """An application busy for longer than max.poll.interval.ms (a minute here) leaves
+    the group from its heartbeat thread; it finishes its batch, which the partition's
+    next owner processes too, and its commit fails (CommitFailedException).  The
+    session is the broker's maximum, so only the poll interval can remove a member.
+    Seed 1: 40 runs; this runs seed 1."""
+    settings = {**GROUP, "max.poll.interval.ms": "60000", "session.timeout.ms": "1800000"}
+    result = _hunt(settings, frozenset({"zombie-processed"}), FIND_BUDGET * hunt_budget,
+                   seed=1)
+    assert "zombie-processed" in result.anomalies
+
+
+def test_a_new_group_with_auto_offset_reset_latest_never_consumes_earlier_records(
+        hunt_budget: int) -> None:
+    """auto.offset.reset=latest (Kafka's default) with no committed offset starts at the
+    log end: what was written before the group started is never consumed.  Seed 0: 6
+    runs."""
+    settings = {**GROUP, "auto.offset.reset": "latest"}
+    result = _hunt(settings, frozenset({"never-consumed"}), FIND_BUDGET * hunt_budget)
+    assert "never-consumed" in result.anomalies
+    assert "latest" in result.anomalies["never-consumed"][0]["reason"]
