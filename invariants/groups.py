@@ -1,8 +1,9 @@
 """Consumer groups: does each partition have one owner, and do commits only move forward?
 
 Both questions are asked of the events the model records while it runs (the clients'
-``assigned`` / ``revoked`` / ``lost``, the coordinator's ``member-removed`` and
-``offsets-committed``), so they need no final log:
+``assigned`` / ``revoked`` / ``lost``, each naming the partitions it adds or takes away,
+the coordinator's ``member-removed`` and ``offsets-committed``), so they need no final
+log:
 
 * ``group-overlap``: two members of a group believe they own one partition at the same
   time, both still members as the coordinator sees it (the KIP-848 specification's
@@ -36,17 +37,25 @@ def check_groups(events: Iterable[Event], anomalies: Anomalies) -> None:
         f, value = event.f, event.value
         if f == "assigned":
             member = value["member"]
-            mine = set(value["partitions"])
-            for other, (theirs, generation, since) in sorted(holdings.items()):
-                shared = sorted(mine & theirs)
+            added = set(value["partitions"])
+            # A zombie taking up an assignment after its removal is not counted either.
+            for other, (theirs, generation, since) in sorted(holdings.items()
+                                                             if member not in removed else ()):
+                shared = sorted(added & theirs)
                 if other != member and other not in removed and shared:
                     for p in shared:
                         add(anomalies, "group-overlap", key=p, members=[other, member],
                             generations=[generation, value["generation"]],
                             since=since, at=event.index)
-            holdings[member] = (mine, value["generation"], event.index)
+            kept = holdings.get(member, (set(), None, 0))[0]
+            holdings[member] = (kept | added, value["generation"], event.index)
         elif f in ("revoked", "lost"):
-            holdings.pop(value["member"], None)
+            left = holdings.get(value["member"], (set(), None, 0))
+            still = left[0] - set(value["partitions"])
+            if still:
+                holdings[value["member"]] = (still, left[1], left[2])
+            else:
+                holdings.pop(value["member"], None)
         elif f == "member-removed":
             removed.add(value["member"])
         elif f == "position" and value.get("reason") in RESETS:
@@ -74,6 +83,7 @@ def check_zombies(events: Iterable[Event], processed: dict[int, list[tuple[int, 
     rebalance, or it left after ``max.poll.interval.ms``) and whose next commit the group
     then refused: Kafka fencing a zombie as designed, and the duplicate it leaves."""
     holder: dict[str, str] = {}           # consumer node -> member whose partitions it holds
+    held: dict[str, set[int]] = {}        # consumer node -> the partitions it holds
     gone: dict[str, int] = {}             # member -> when it stopped being a member
     zombie_at: dict[int, tuple[str, str]] = {}   # process event index -> (node, member)
     refusals: dict[str, list[tuple[int, str]]] = {}  # node -> (index, error)
@@ -82,8 +92,11 @@ def check_zombies(events: Iterable[Event], processed: dict[int, list[tuple[int, 
         node = event.process.split(":", 1)[0]
         if f == "assigned":
             holder[node] = value["member"]
+            held.setdefault(node, set()).update(value["partitions"])
         elif f in ("revoked", "lost"):
-            holder.pop(node, None)
+            held.setdefault(node, set()).difference_update(value["partitions"])
+            if not held[node]:
+                holder.pop(node, None)
         elif f == "member-removed":
             gone.setdefault(value["member"], event.index)
         elif f == "leave-group" and value.get("member"):

@@ -22,6 +22,7 @@ from typing import Any, Callable, Iterator
 import attrs
 
 from model import versions
+from model.clients.assignors import COOPERATIVE, EAGER, REBALANCE_PROTOCOLS
 
 
 class ConfigError(ValueError):
@@ -326,13 +327,7 @@ def _assignors(text: str) -> str:
     if unknown:
         raise ConfigError(f"unknown assignor {unknown[0]!r}; kafkacheck knows "
                           "range, roundrobin, sticky, cooperative-sticky")
-    chosen = [ASSIGNORS[n] for n in names]
-    if all(n == "cooperative-sticky" for n in chosen):
-        # Only then does the group use the COOPERATIVE protocol (KIP-429): every
-        # assignor the consumer lists must support it (ConsumerCoordinator).
-        raise ConfigError("cooperative rebalancing (KIP-429) is not modelled yet; list an "
-                          "eager assignor first, as Kafka's default range,cooperative-sticky does")
-    return ",".join(chosen)
+    return ",".join(ASSIGNORS[n] for n in names)
 
 
 _assignors.__doc__ = "a comma-separated list of range, roundrobin, sticky, cooperative-sticky"
@@ -418,6 +413,15 @@ class ConsumerConfig:
         "none: processing never fails; close: processing a record may throw, and the "
         "application then closes its consumer (in a finally block) and starts a new one",
     )
+
+    @property
+    def rebalance_protocol(self) -> str:
+        """``EAGER`` or ``COOPERATIVE`` (KIP-429): the highest protocol every listed
+        assignor supports (``ConsumerCoordinator``'s constructor), so COOPERATIVE only
+        when cooperative-sticky is the only assignor listed."""
+        names = self.partition_assignment_strategy.split(",")
+        common = set.intersection(*(set(REBALANCE_PROTOCOLS[n]) for n in names))
+        return COOPERATIVE if COOPERATIVE in common else EAGER
 
 
 @attrs.frozen
@@ -567,6 +571,14 @@ class Config:
                 f"group.min.session.timeout.ms={broker.group_min_session_timeout_ms} and "
                 f"group.max.session.timeout.ms={broker.group_max_session_timeout_ms}: "
                 "the coordinator refuses the JoinGroup (INVALID_SESSION_TIMEOUT)")
+        if (consumer.subscription == "subscribe" and consumer.rebalance_protocol == COOPERATIVE
+                and not self.kafka.behaviours.cooperative_sticky_unvalidated):
+            raise ConfigError(
+                f"partition.assignment.strategy=cooperative-sticky with kafka.version="
+                f"{self.kafka.version}: before 3.0.1 the leader validates every cooperative "
+                "assignment and throws from poll() when it moves an owned partition "
+                "(validateCooperativeAssignment, KAFKA-13406), which is not modelled; use "
+                "kafka.version 3.3 or later")
         if consumer.heartbeat_interval_ms >= consumer.session_timeout_ms:
             # ConsumerConfig / GroupRebalanceConfig refuse this at construction.
             raise ConfigError("heartbeat.interval.ms must be lower than session.timeout.ms")

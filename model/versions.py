@@ -24,6 +24,7 @@ Release = tuple[int, int, int]
 PRESETS: dict[str, Release] = {
     "2.4": (2, 4, 1),
     "3.0.0": (3, 0, 0),
+    "3.3": (3, 3, 2),
     "3.5": (3, 5, 2),
     "3.6": (3, 6, 2),
     "3.9": (3, 9, 1),
@@ -77,9 +78,31 @@ CONSUMER_3_0_DEFAULTS = Change(
     "to range,cooperative-sticky (range before)",
     "KIP-735, KIP-726 (3.0.0)", ((3, 0, 0),))
 
+PENDING_SYNC_TIMEOUT = Change(
+    "the coordinator removes members that have not sent SyncGroup within the rebalance "
+    "timeout after the join phase (DelayedSync)",
+    "KAFKA-12890 (2.8.1, 3.0.0)", ((2, 8, 1), (3, 0, 0)))
+ILLEGAL_GENERATION_KEEPS_MEMBER_ID = Change(
+    "ILLEGAL_GENERATION resets the generation but keeps the member id",
+    "KAFKA-13419 (3.2.0)", ((3, 2, 0),))
+COOPERATIVE_STICKY_UNVALIDATED = Change(
+    "the leader no longer validates a cooperative-sticky assignment "
+    "(validateCooperativeAssignment throws before)",
+    "KAFKA-13406 (2.8.2, 3.0.1, 3.1.0)", ((2, 8, 2), (3, 0, 1), (3, 1, 0)))
+SUBSCRIPTION_GENERATION_FIELD = Change(
+    "a subscription carries the member's current generation (ConsumerProtocolSubscription "
+    "v2); before, cooperative-sticky's user data carried the generation of its last assignment",
+    "KAFKA-13715 (3.4.0)", ((3, 4, 0),))
+GENERATION_AWARE_CLAIMS = Change(
+    "the sticky assignors resolve each doubly claimed partition by generation instead of "
+    "ignoring every member below the highest generation",
+    "KAFKA-14639 (3.4.1, 3.5.0)", ((3, 4, 1), (3, 5, 0)))
+
 CHANGES = (IDEMPOTENCE_BY_DEFAULT, IDEMPOTENCE_DEFAULT_APPLIED, IDEMPOTENT_EPOCH_BUMP,
            TXN_PARTITION_VERIFICATION, VERIFICATION_ABORTABLE, TRANSACTION_V2,
-           CONSUMER_3_0_DEFAULTS)
+           CONSUMER_3_0_DEFAULTS, PENDING_SYNC_TIMEOUT, ILLEGAL_GENERATION_KEEPS_MEMBER_ID,
+           COOPERATIVE_STICKY_UNVALIDATED, SUBSCRIPTION_GENERATION_FIELD,
+           GENERATION_AWARE_CLAIMS)
 
 
 @attrs.frozen
@@ -94,6 +117,11 @@ class Behaviours:
     verification_abortable: bool = False
     transaction_v2: bool = False
     consumer_3_0_defaults: bool = True
+    pending_sync_timeout: bool = True
+    illegal_generation_keeps_member_id: bool = True
+    cooperative_sticky_unvalidated: bool = True
+    subscription_generation_field: bool = True
+    generation_aware_claims: bool = True
 
     @property
     def default_acks(self) -> str:
@@ -120,4 +148,9 @@ def behaviours(name: str) -> Behaviours:
         verification_abortable=VERIFICATION_ABORTABLE.present_in(release),
         transaction_v2=TRANSACTION_V2.present_in(release),
         consumer_3_0_defaults=CONSUMER_3_0_DEFAULTS.present_in(release),
+        pending_sync_timeout=PENDING_SYNC_TIMEOUT.present_in(release),
+        illegal_generation_keeps_member_id=ILLEGAL_GENERATION_KEEPS_MEMBER_ID.present_in(release),
+        cooperative_sticky_unvalidated=COOPERATIVE_STICKY_UNVALIDATED.present_in(release),
+        subscription_generation_field=SUBSCRIPTION_GENERATION_FIELD.present_in(release),
+        generation_aware_claims=GENERATION_AWARE_CLAIMS.present_in(release),
     )

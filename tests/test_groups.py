@@ -250,3 +250,106 @@ def test_auto_commit_with_a_lagging_worker_commits_records_never_processed() -> 
     assert {str(s.partition("k0")): 1} in committed
     assert "processed-zero-times" in s.anomalies()
     assert not s.ops("process", "ok")
+
+
+# -- cooperative rebalancing (KIP-429) ------------------------------------------------------
+
+def cooperative(version: str, partitions: int) -> Scenario:
+    return group(**{"kafkacheck.consumers": "3", "kafkacheck.partitions": str(partitions),
+                    "partition.assignment.strategy": "cooperative-sticky",
+                    "kafka.version": version})
+
+
+def flush_except(s: Scenario, held: set[tuple[str, str]], rounds: int = 1) -> None:
+    """Deliver everything queued except on the ``held`` links (a slow connection)."""
+    network = s.cluster.ctx.network
+    for _ in range(rounds):
+        for src, dst in network.ready_links():
+            if (src, dst) not in held and network.deliverable(src, dst):
+                s.do(a.Deliver(src, dst))
+
+
+def run_for(s: Scenario, rounds: int, held: set[tuple[str, str]] = set(),
+            ms: int = 1000) -> Scenario:
+    for _ in range(rounds):
+        poll_all(s)
+        flush_except(s, held, 3)
+        s.tick(ms)
+    return s
+
+
+def owned(s: Scenario) -> dict[str, list[int]]:
+    return {n: c.partitions for n, c in s.cluster.consumers.items() if c.alive}
+
+
+def test_cooperative_rebalancing_moves_a_partition_over_two_generations() -> None:
+    """KIP-429 (ConsumerCoordinator.onJoinPrepare / onJoinComplete, COOPERATIVE): members
+    keep their partitions through a rebalance; CooperativeStickyAssignor withholds a
+    partition that changes owner; its owner revokes it on the assignment and rejoins at
+    once, and the new owner gets it in the next generation, after the revocation."""
+    s = run_for(cooperative("4.4", 3), 10)
+    assert owned(s) == {"c0": [0], "c1": [1], "c2": [2]}
+    s.do(a.ClientCrash("c1"))
+    run_for(s, 60, ms=1000)              # the session times out; c0 takes p1, adding only
+    assert owned(s) == {"c0": [0, 1], "c2": [2]}
+    assert not [e for e in s.internal("revoked") if e.value["member"].startswith("c0")]
+    s.do(a.ClientRestart("c1"))
+    position_before = s.cluster.consumers["c0"].positions[0]
+    run_for(s, 1)
+    assert s.cluster.consumers["c0"].positions[0] == position_before   # still fetching p0
+    run_for(s, 20)
+    assert owned(s) == {"c0": [0], "c1": [1], "c2": [2]}
+    revoked = [e for e in s.internal("revoked") if e.value["partitions"] == [1]]
+    given = [e for e in s.internal("assigned")
+             if e.process == "c1" and e.value["partitions"] == [1] and e.value["generation"] > 1]
+    assert len(revoked) == 1 and len(given) == 1
+    # revoked on generation 3's assignment, given in generation 4
+    assert revoked[0].value["generation"] + 1 == given[0].value["generation"]
+    assert revoked[0].index < given[0].index
+    assert "group-overlap" not in s.anomalies()
+
+
+def missed_sync_group(version: str) -> Scenario:
+    """KAFKA-13419's sequence: c2's SyncGroup of generation 2 is slow; the others finish
+    generation 2, a new member starts generation 3, and c2's SyncGroup is answered
+    REBALANCE_IN_PROGRESS, so c2 rejoins still owning what generation 1 gave it."""
+    s = run_for(cooperative(version, 4), 10)
+    assert owned(s) == {"c0": [0, 3], "c1": [1], "c2": [2]}
+    s.do(a.ClientCrash("c0"))
+    slow = {("c2", s.leader(OFFSETS))}
+    for _ in range(200):                          # until c2 has its generation-2 JoinGroup answer
+        poll_all(s)
+        if s.cluster.consumers["c2"].membership.state == "syncing":
+            break
+        flush_except(s, set())
+        s.tick(500)
+    run_for(s, 5, held=slow)
+    assert the_group(s).state == STABLE and the_group(s).generation == 2
+    s.do(a.ClientRestart("c0"))
+    run_for(s, 3, held=slow)
+    assert the_group(s).state == PREPARING_REBALANCE
+    return run_for(s, 20)
+
+
+def test_a_member_that_missed_a_sync_group_shares_a_partition_before_kafka_14639() -> None:
+    """KAFKA-14639 (2.4 to 3.4.0; Kafka 3.3.2 here): c2 rejoins generation 3 claiming
+    its generation-1 partition with generation 1 (CooperativeStickyAssignor's user data;
+    KAFKA-13715's generation field came in 3.4.0), and AbstractStickyAssignor ignores
+    every claim below the highest generation, so the partition looks free and goes
+    straight to the new member while c2 still owns it."""
+    s = missed_sync_group("3.3")
+    overlaps = s.anomalies().get("group-overlap", [])
+    assert overlaps and overlaps[0]["key"] == 2
+    taken = next(e for e in s.internal("assigned")
+                 if e.process.startswith("c0") and 2 in e.value["partitions"])
+    released = next(e for e in s.internal("revoked") if e.process.startswith("c2"))
+    assert taken.index < released.index
+
+
+def test_the_same_schedule_keeps_one_owner_since_kafka_14639() -> None:
+    """Since 3.4.1/3.5.0 a claim counts per partition, the highest generation winning,
+    and c2's subscription carries its current generation (KAFKA-13715): c2 keeps its
+    partition, or revokes it before anyone else gets it."""
+    s = missed_sync_group("4.4")
+    assert "group-overlap" not in s.anomalies()
+    assert owned(s) == {"c0": [3], "c1": [0, 1], "c2": [2]}

@@ -73,6 +73,10 @@ class ClassicGroup:
     join_deadline: int = 0
     initial_delay_until: int | None = None
     initial_delay_cap: int = 0
+    # Members of this generation whose SyncGroup has not arrived (DelayedSync), and
+    # when they are removed for it.
+    pending_sync: set[str] = attrs.field(factory=set)
+    sync_deadline: int = 0
 
     def all_joined(self) -> bool:
         """``hasAllMembersJoined``: every member has rejoined and no member id handed

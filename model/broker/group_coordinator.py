@@ -63,6 +63,18 @@ def coordinator_partition(group: str, partitions: int) -> str:
     return offsets_partition(java_abs(java_string_hash(group)) % partitions)
 
 
+def _cooperative(protocols: tuple[str, ...]) -> bool:
+    """A member whose every assignor is cooperative-sticky rebalances COOPERATIVE.
+
+    ``ClassicGroupMember.matches`` compares the subscription bytes a member sent with
+    those it sends again; for such a member they carry the partitions it still owns, so
+    a member rejoining after revoking some (KIP-429's second round) starts a rebalance
+    even as a follower of a stable group.  For EAGER members kafkacheck compares only
+    the assignor list: their subscriptions carry no ownership after the revocation
+    (StickyAssignor's user data aside, which is not compared here)."""
+    return all(name == "cooperative-sticky" for name in protocols)
+
+
 def commit_key(group: str, partition: int) -> str:
     """The record key of one committed offset (Kafka's ``OffsetCommitKey``)."""
     return f"{group}/{partition}"
@@ -140,7 +152,9 @@ class GroupCoordinator:
                            member=member.member_id)
             changed = True
         else:
-            changed = member.protocols != req.protocols
+            changed = member.protocols != req.protocols or (
+                _cooperative(req.protocols)
+                and (member.owned, member.owned_generation) != (req.owned, req.owned_generation))
             member.protocols = req.protocols
         member.owned, member.owned_generation = req.owned, req.owned_generation
         member.client = src
@@ -192,6 +206,7 @@ class GroupCoordinator:
             group.initial_delay_until = now + delay
             group.initial_delay_cap = now + max(delay, group.rebalance_timeout())
         group.join_deadline = now + group.rebalance_timeout()
+        group.pending_sync.clear()
         group.state = PREPARING_REBALANCE
         self.ctx.event(self.broker.name, "group-state", group=group.group_id,
                        state=group.state, generation=group.generation, reason=reason)
@@ -229,6 +244,8 @@ class GroupCoordinator:
                        state=group.state, generation=group.generation,
                        members=list(group.members), leader=group.leader,
                        protocol=group.protocol)
+        group.pending_sync = set(group.members)
+        group.sync_deadline = self.ctx.now + group.rebalance_timeout()
         for member in group.members.values():
             waiting, member.awaiting_join = member.awaiting_join, None
             member.is_new = False
@@ -238,6 +255,7 @@ class GroupCoordinator:
 
     def _remove(self, group: ClassicGroup, member: Member, reason: str) -> None:
         del group.members[member.member_id]
+        group.pending_sync.discard(member.member_id)
         self.ctx.event(self.broker.name, "member-removed", group=group.group_id,
                        member=member.member_id, generation=group.generation, reason=reason)
         if member.awaiting_join is not None:
@@ -269,6 +287,7 @@ class GroupCoordinator:
             answer(m.REBALANCE_IN_PROGRESS)
             return
         member.heartbeat_deadline = self.ctx.now + member.session_timeout_ms
+        group.pending_sync.discard(member.member_id)
         if group.state == STABLE:
             answer(None, member.assignment)
             return
@@ -368,8 +387,23 @@ class GroupCoordinator:
                 self._remove(group, member, "session timeout")
             if expired:
                 self._member_gone(group)
+            self._expire_pending_sync(group)
             if group.state == PREPARING_REBALANCE:
                 self._maybe_complete_join(group, expired=now >= group.join_deadline)
+
+    def _expire_pending_sync(self, group: ClassicGroup) -> None:
+        """``onExpirePendingSync`` (KAFKA-12890, 2.8.1/3.0.0): members that have not
+        sent SyncGroup within the rebalance timeout after the join phase are removed and
+        the group rebalances; before, such a member stayed until its session ran out."""
+        if (not self.ctx.config.kafka.behaviours.pending_sync_timeout
+                or group.state not in (COMPLETING_REBALANCE, STABLE)
+                or not group.pending_sync or self.ctx.now < group.sync_deadline):
+            return
+        for member_id in sorted(group.pending_sync):
+            self._remove(group, group.members[member_id],
+                         "no SyncGroup within the rebalance timeout")
+        self._prepare_rebalance(group, "pending SyncGroup expired")
+        self._maybe_complete_join(group)
 
     # -- offsets -----------------------------------------------------------------------
 

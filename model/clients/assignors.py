@@ -93,9 +93,13 @@ def assign(
     strategy: str,
     partitions_per_topic: dict[str, int],
     subscriptions: dict[str, Subscription],
+    *,
+    highest_generation_only: bool = False,
 ) -> dict[str, list[tuple[str, int]]]:
     """The leader's assignment: every member id mapped to its sorted (topic, partition) list.
 
+    ``highest_generation_only`` is the sticky assignors' claim rule before KAFKA-14639
+    (3.4.1, 3.5.0): only members of the newest generation count as owning anything.
     Raises ValueError for an unknown strategy and AssignmentFailed where Kafka's assignor
     throws.
     """
@@ -109,7 +113,10 @@ def assign(
         return {}
     subs = _as_leader_sees_them(subscriptions)
     counts = _subscribed_partition_counts(partitions_per_topic, subs)
-    raw = assignor(counts, subs)
+    if strategy in (STICKY, COOPERATIVE_STICKY):
+        raw = assignor(counts, subs, highest_generation_only)  # type: ignore[call-arg]
+    else:
+        raw = assignor(counts, subs)
     return {member: sorted(raw[member]) for member in subscriptions}
 
 
@@ -364,32 +371,82 @@ def _collect_claims(counts: dict[str, int], subs: dict[str, Subscription]) -> _C
     return _Claims(all_equal, owned, doubly, max_generation)
 
 
+def _collect_claims_of_highest_generation(counts: dict[str, int],
+                                          subs: dict[str, Subscription]) -> _Claims:
+    """``allSubscriptionsEqual`` before KAFKA-14639 (3.4.1, 3.5.0): a member's claims
+    count only if its generation is the highest seen so far; meeting a higher one drops
+    every claim collected before.  A member that missed a rebalance and still owns what
+    an older generation gave it is thus treated as owning nothing, and its partitions can
+    be given to another member in the same round (the double ownership of KAFKA-14639).
+    Two claims in the newest generation cancel each other as in the later rule."""
+    all_equal = True
+    first_topics: set[str] = set()
+    claimant: dict[TopicPartition, str] = {}
+    owned: Assignment = {}
+    doubly: set[TopicPartition] = set()
+    max_generation = NO_GENERATION
+    newest: list[str] = []
+    for member, sub in subs.items():
+        if not first_topics:
+            first_topics.update(sub.topics)
+        elif all_equal and not (
+            len(sub.topics) == len(first_topics) and first_topics.issuperset(sub.topics)
+        ):
+            all_equal = False
+        kept = owned[member] = []
+        if sub.generation < max_generation:
+            continue
+        if sub.generation > max_generation:
+            claimant.clear()
+            doubly.clear()
+            for dropped in newest:
+                owned[dropped].clear()
+            newest.clear()
+            max_generation = sub.generation
+        newest.append(member)
+        for tp in sub.owned_partitions:
+            if tp[0] not in counts:
+                continue
+            other = claimant.get(tp)
+            claimant[tp] = member
+            if other is None:
+                kept.append(tp)
+            else:
+                _remove_first(owned[other], tp)
+                doubly.add(tp)
+    return _Claims(all_equal, owned, doubly, max_generation)
+
+
 def _sticky_with_transfers(
-    counts: dict[str, int], subs: dict[str, Subscription]
+    counts: dict[str, int], subs: dict[str, Subscription],
+    highest_generation_only: bool = False,
 ) -> tuple[Assignment, dict[TopicPartition, str] | None]:
     """The sticky assignment and, from the constrained builder only, the partitions changing owner.
 
     Kafka's general builder leaves ``partitionsTransferringOwnership`` null so that the
     cooperative assignor computes it itself; None stands for that.
     """
-    claims = _collect_claims(counts, subs)
+    claims = (_collect_claims_of_highest_generation(counts, subs) if highest_generation_only
+              else _collect_claims(counts, subs))
     if claims.all_subscriptions_equal:
         return _ConstrainedBuilder(counts, claims).build()
     return _GeneralBuilder(counts, subs, claims).build(), None
 
 
-def _sticky(counts: dict[str, int], subs: dict[str, Subscription]) -> Assignment:
+def _sticky(counts: dict[str, int], subs: dict[str, Subscription],
+            highest_generation_only: bool = False) -> Assignment:
     """StickyAssignor (eager): balance first, then keep previous ownership."""
-    return _sticky_with_transfers(counts, subs)[0]
+    return _sticky_with_transfers(counts, subs, highest_generation_only)[0]
 
 
-def _cooperative_sticky(counts: dict[str, int], subs: dict[str, Subscription]) -> Assignment:
+def _cooperative_sticky(counts: dict[str, int], subs: dict[str, Subscription],
+                        highest_generation_only: bool = False) -> Assignment:
     """CooperativeStickyAssignor: the sticky assignment without the partitions changing owner.
 
     A partition revoked from one member cannot be given to another in the same rebalance:
     its owner must first revoke it, then rejoin; so it is withheld from the new owner now.
     """
-    assignment, transferring = _sticky_with_transfers(counts, subs)
+    assignment, transferring = _sticky_with_transfers(counts, subs, highest_generation_only)
     if transferring is None:
         transferring = _partitions_changing_owner(subs, assignment)
     for tp, new_owner in transferring.items():

@@ -114,9 +114,11 @@ class Consumer:
         self.next_auto_commit = self.ctx.now + config.auto_commit_interval_ms
         self.join_commit = NOT_STARTED
         self.join_commit_deadline = 0
+        self.join_prepared = False      # AbstractCoordinator's needsJoinPrepare, inverted
         self.refresh_metadata()
         if self.subscribing:
-            self.membership = GroupMembership(self.coordinator, self._generation_lost)
+            self.membership = GroupMembership(self.coordinator, self._generation_lost,
+                                              lambda: tuple(self.partitions))
             self.coordinator.membership = self.membership
             self.coordinator.committed_known = True    # nothing assigned yet
             # Jepsen's :subscribe names the keys (partitions) of the topics subscribed to.
@@ -225,27 +227,32 @@ class Consumer:
 
     def _poll_group(self) -> bool:
         """``ConsumerCoordinator.poll``: finish a rebalance whose assignment arrived, or
-        start one that is wanted; True when the consumer may fetch."""
+        start one that is wanted; True when the consumer may fetch.  ``poll`` does not
+        wait for a rebalance (KIP-429): a COOPERATIVE member fetches from the partitions
+        it still owns meanwhile, an EAGER one owns none by then."""
         membership = self.membership
         assert membership is not None
         assignment = membership.take_assignment()
         if assignment is not None:
             self._join_complete(assignment)
         if not membership.needs_join():
-            return membership.stable
+            return membership.stable or membership.cooperative
         if not self._join_prepare():
-            return False
+            return membership.cooperative
         membership.send_join()
         if membership.state != "unjoined":
             self.join_commit = NOT_STARTED
-        return False
+        return membership.cooperative
 
     def _join_prepare(self) -> bool:
-        """``onJoinPrepare``: with auto-commit, commit the consumed positions first and
-        wait for the answer (up to the rebalance timeout); then revoke every partition,
-        or drop them as lost when the generation is already gone."""
+        """``onJoinPrepare``, once per rebalance (``needsJoinPrepare``): with auto-commit,
+        commit the consumed positions first and wait for the answer (up to the rebalance
+        timeout); then drop every partition as lost when the generation is already gone,
+        or, EAGER, revoke every partition (a COOPERATIVE member keeps them)."""
         membership = self.membership
         assert membership is not None
+        if self.join_prepared:
+            return True
         config = self.ctx.config.consumer
         if self.join_commit == WAITING:
             if self.ctx.now < self.join_commit_deadline:
@@ -257,12 +264,13 @@ class Consumer:
             self.join_commit_deadline = self.ctx.now + config.max_poll_interval_ms
             self._auto_commit(self.all_consumed(), "before rebalance", self._join_commit_done)
             return self.join_commit != WAITING
-        if self.partitions:
-            lost = membership.generation == NO_GENERATION
+        lost = membership.generation == NO_GENERATION
+        if self.partitions and (lost or not membership.cooperative):
             self.ctx.event(self.name, "lost" if lost else "revoked", member=membership.member_id,
                            generation=membership.owned_generation,
                            partitions=list(self.partitions))
             self._set_partitions([])
+        self.join_prepared = True
         return True
 
     def _join_commit_done(self, offsets: dict[int, int], error: str | None) -> None:
@@ -274,13 +282,27 @@ class Consumer:
         self.join_commit = DONE
 
     def _join_complete(self, assignment: tuple[int, ...]) -> None:
-        """``onJoinComplete``: the new generation's partitions; their committed offsets
-        are fetched before the first fetch."""
+        """``onJoinComplete``: the new generation's partitions; the committed offsets of
+        those new to this member are fetched before their first fetch.  COOPERATIVE:
+        partitions owned and no longer assigned are revoked first, and then the member
+        rejoins so that their new owner can get them in the next generation."""
         membership = self.membership
         assert membership is not None
+        self.join_prepared = False
+        owned = set(self.partitions)
+        revoked = sorted(owned - set(assignment))
+        if revoked:
+            assert membership.cooperative, "an EAGER member revoked everything before joining"
+            self.ctx.event(self.name, "revoked", member=membership.member_id,
+                           generation=membership.owned_generation, partitions=revoked)
+            membership.request_rejoin(f"need to revoke partitions {revoked} and re-join")
+        added = [p for p in assignment if p not in owned]
         self.ctx.event(self.name, "assigned", member=membership.member_id,
-                       generation=membership.generation, partitions=list(assignment))
-        self._set_partitions(list(assignment))
+                       generation=membership.generation, partitions=added)
+        if not membership.cooperative:
+            self._set_partitions(list(assignment))
+        else:
+            self._change_partitions(revoked, added)
         self.next_auto_commit = self.ctx.now + self.ctx.config.consumer.auto_commit_interval_ms
 
     def _set_partitions(self, partitions: list[int]) -> None:
@@ -296,7 +318,25 @@ class Consumer:
         self.coordinator.committed_known = not self.partitions
         self.refresh_metadata()
 
+    def _change_partitions(self, revoked: list[int], added: list[int]) -> None:
+        """``SubscriptionState.assignFromSubscribed`` keeping the partitions that stay:
+        their positions, buffered records and fetches in flight are untouched."""
+        for p in revoked:
+            for table in (self.positions, self.position_epochs, self.buffer, self.buffer_end,
+                          self.fetching, self.listing, self.processed, self.returned):
+                table.pop(p, None)
+        for p in added:
+            self.positions[p] = None
+            self.position_epochs[p] = UNDEFINED_EPOCH
+            self.buffer[p], self.buffer_end[p] = [], None
+        self.partitions = sorted(self.positions)
+        if added:
+            self.coordinator.offsets_fetch = None
+            self.coordinator.committed_known = False
+        self.refresh_metadata()
+
     def _generation_lost(self, reason: str) -> None:
+        self.join_prepared = False       # resetStateAndRejoin: needsJoinPrepare = true
         self.ctx.event(self.name, "generation-lost", reason=reason)
 
     def close(self) -> None:
@@ -347,8 +387,8 @@ class Consumer:
 
     def _on_committed(self, offsets: dict[int, int]) -> None:
         for p, offset in sorted(offsets.items()):
-            if p not in self.positions:
-                continue       # committed for a partition another member owns
+            if self.positions.get(p, 0) is not None:
+                continue       # another member's partition, or one this one is reading
             self.positions[p] = offset
             self.processed[p] = offset
             self.returned[p] = offset
@@ -356,16 +396,18 @@ class Consumer:
         self._send_requests()  # poll() chains OffsetFetch -> ListOffsets -> Fetch itself
 
     def _send_requests(self) -> None:
-        if not self.coordinator.committed_known:
+        """Fetch every partition with a position; a partition without one waits for the
+        committed offsets, then resets per ``auto.offset.reset`` if there is none."""
+        initializing = not self.coordinator.committed_known
+        if initializing:
             self.coordinator.advance()
-            return
         now = self.ctx.now
         for p in self.partitions:
             leader, epoch = self.leaders[p]
             if leader is None:
                 continue
             if self.positions[p] is None:
-                if p not in self.listing:
+                if not initializing and p not in self.listing:
                     corr = self.ctx.next_corr()
                     reset = self.ctx.config.consumer.auto_offset_reset
                     if self.ctx.send(self.name, leader, m.ListOffsetsRequest(

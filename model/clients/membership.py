@@ -1,20 +1,27 @@
 """A consumer's membership of a classic group: join, sync, heartbeat, leave.
 
-As the Java client's ``AbstractCoordinator`` / ``ConsumerCoordinator`` do it, with
-EAGER rebalancing (every assignor kafkacheck lets a group choose supports it):
+As the Java client's ``AbstractCoordinator`` / ``ConsumerCoordinator`` do it, with the
+rebalance protocol its assignors allow (``partition.assignment.strategy``): EAGER, or
+COOPERATIVE (KIP-429) when cooperative-sticky is the only assignor listed.
 
 * ``poll()`` starts a (re)join when the consumer has no generation or a rejoin was
   requested: ``onJoinPrepare`` first (with auto-commit, an async commit of the consumed
-  positions it waits for, up to the rebalance timeout), then it revokes every partition
-  (``onPartitionsRevoked``), or, if the generation was already lost, drops them
-  (``onPartitionsLost``), and sends JoinGroup.
+  positions it waits for, up to the rebalance timeout), then, EAGER, it revokes every
+  partition (``onPartitionsRevoked``), or, if the generation was already lost, drops
+  them (``onPartitionsLost``), and sends JoinGroup.  A COOPERATIVE member keeps its
+  partitions, and keeps fetching from them, through the rebalance; the new assignment
+  revokes those it no longer has and the member rejoins at once (``onJoinComplete``),
+  so a partition moves over two rebalances.
 * The JoinGroup answer chains on without the application (the heartbeat thread also
   completes response futures): MEMBER_ID_REQUIRED is answered by joining again with the
   given id (KIP-394); the leader runs the assignor and every member sends SyncGroup.
   The assignment takes effect in the next ``poll()`` (``onJoinComplete``).
 * The heartbeat thread heartbeats every ``heartbeat.interval.ms`` (exchanged during a
   tick, see ``Cluster``): REBALANCE_IN_PROGRESS requests a rejoin; ILLEGAL_GENERATION
-  resets the generation (and since KAFKA-13419, 3.2, keeps the member id);
+  resets the generation (and since KAFKA-13419, 3.2, keeps the member id); a SyncGroup
+  answered REBALANCE_IN_PROGRESS rejoins keeping the generation (KAFKA-14639's summary),
+  so a COOPERATIVE member that missed an assignment rejoins claiming what an older
+  generation gave it;
   UNKNOWN_MEMBER_ID resets both.  If the application has not called ``poll()`` for
   ``max.poll.interval.ms`` while busy, it leaves the group (``maybeLeaveGroup``).
 """
@@ -24,7 +31,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Callable
 
 from model import messages as m
-from model.clients.assignors import Subscription, assign
+from model.clients.assignors import COOPERATIVE, Subscription, assign
 from model.clients.coordinator import Request
 
 if TYPE_CHECKING:
@@ -38,13 +45,17 @@ UNJOINED, JOINING, SYNCING, STABLE = "unjoined", "joining", "syncing", "stable"
 
 class GroupMembership:
     def __init__(self, coordinator: "ConsumerCoordinator",
-                 on_lost_generation: Callable[[str], None]) -> None:
+                 on_lost_generation: Callable[[str], None],
+                 owned_now: Callable[[], tuple[int, ...]]) -> None:
         self.coordinator = coordinator
         self.ctx = coordinator.ctx
         self.name = coordinator.name
         self.group = coordinator.group
         self.config = coordinator.ctx.config.consumer
         self.protocols = tuple(self.config.partition_assignment_strategy.split(","))
+        self.cooperative = self.config.rebalance_protocol == COOPERATIVE
+        self.behaviours = coordinator.ctx.config.kafka.behaviours
+        self.owned_now = owned_now               # SubscriptionState.assignedPartitions
         self.on_lost_generation = on_lost_generation
         self.member_id = ""
         self.generation = NO_GENERATION
@@ -75,9 +86,24 @@ class GroupMembership:
             return False
         return self.state == UNJOINED or (self.state == STABLE and self.rejoin_needed)
 
+    def subscription_ownership(self) -> tuple[tuple[int, ...], int]:
+        """What the subscription says the member owns, and as of which generation.
+
+        EAGER: the last assignment and its generation (StickyAssignor's user data).
+        COOPERATIVE: the partitions it still owns (``ownedPartitions``) with, since
+        KAFKA-13715 (3.4.0), its current generation (``generationId``), before it the
+        generation of its last assignment (CooperativeStickyAssignor's user data, set
+        in ``onAssignment``); the two differ for a member that joined a generation
+        whose SyncGroup it then missed."""
+        if not self.cooperative:
+            return self.owned, self.owned_generation
+        if self.behaviours.subscription_generation_field:
+            return self.owned_now(), self.generation
+        return self.owned_now(), self.owned_generation
+
     def send_join(self) -> None:
-        """JoinGroup.  The subscription carries the last assignment and its generation,
-        which the sticky assignors read (StickyAssignor's userData in EAGER mode)."""
+        """JoinGroup, with the subscription's ownership (:meth:`subscription_ownership`),
+        which the sticky assignors read."""
         if self.request is not None or self.ctx.now < self.join_retry_at:
             return
         if not self.coordinator.coordinator_ready():
@@ -85,10 +111,10 @@ class GroupMembership:
         target = self.coordinator.coordinator
         assert target is not None
         corr = self.ctx.next_corr()
+        owned, generation = self.subscription_ownership()
         self.ctx.send(self.name, target, m.JoinGroupRequest(
             corr, self.group, self.member_id, self.config.session_timeout_ms,
-            self.config.max_poll_interval_ms, self.protocols, self.owned,
-            self.owned_generation))
+            self.config.max_poll_interval_ms, self.protocols, owned, generation))
         self.request = Request(corr, target, self.ctx.now)
         self.state = JOINING
         self.rejoin_needed = False
@@ -145,7 +171,8 @@ class GroupMembership:
         subscriptions = {
             member_id: Subscription((TOPIC,), tuple((TOPIC, p) for p in owned), generation)
             for member_id, owned, generation in members}
-        result = assign(protocol, {TOPIC: partitions}, subscriptions)
+        result = assign(protocol, {TOPIC: partitions}, subscriptions,
+                        highest_generation_only=not self.behaviours.generation_aware_claims)
         return tuple((member_id, tuple(p for _, p in result.get(member_id, [])))
                      for member_id, *_ in members)
 
@@ -166,7 +193,7 @@ class GroupMembership:
         self.state = UNJOINED
         self.rejoin_needed = True
         if error in (m.UNKNOWN_MEMBER_ID, m.ILLEGAL_GENERATION):
-            self.reset(error, keep_member_id=error == m.ILLEGAL_GENERATION)
+            self.reset(error, keep_member_id=self._keeps_member_id(error))
         if error in (m.NOT_COORDINATOR, m.COORDINATOR_NOT_AVAILABLE, m.NETWORK_EXCEPTION,
                      m.REQUEST_TIMED_OUT):
             self.coordinator.mark_unknown()
@@ -188,9 +215,20 @@ class GroupMembership:
         if error == m.REBALANCE_IN_PROGRESS:
             self.rejoin_needed = True
         elif error in (m.ILLEGAL_GENERATION, m.UNKNOWN_MEMBER_ID):
-            self.reset(error, keep_member_id=error == m.ILLEGAL_GENERATION)
+            self.reset(error, keep_member_id=self._keeps_member_id(error))
         elif error in (m.NOT_COORDINATOR, m.COORDINATOR_NOT_AVAILABLE):
             self.coordinator.mark_unknown()
+
+    def _keeps_member_id(self, error: str) -> bool:
+        """KAFKA-13419 (3.2.0): ILLEGAL_GENERATION keeps the member id, which may still
+        be valid; before it, and for UNKNOWN_MEMBER_ID, the member starts over."""
+        return error == m.ILLEGAL_GENERATION and self.behaviours.illegal_generation_keeps_member_id
+
+    def request_rejoin(self, reason: str) -> None:
+        """``requestRejoin``: the next poll joins again, keeping the generation."""
+        self.rejoin_needed = True
+        self.ctx.event(self.name, "rejoin-requested", member=self.member_id,
+                       generation=self.generation, reason=reason)
 
     def reset(self, reason: str, keep_member_id: bool = False) -> None:
         """``resetStateAndRejoin`` / ``resetGenerationOnResponseError``: the generation

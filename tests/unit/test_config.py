@@ -137,7 +137,6 @@ def test_bad_value_names_the_setting(name, raw):
 
 @pytest.mark.parametrize("name, raw, feature", [
     ("group.protocol", "consumer", "KIP-848"),
-    ("partition.assignment.strategy", "cooperative-sticky", "KIP-429"),
 ])
 def test_not_modelled_features_are_refused(name, raw, feature):
     with pytest.raises(ConfigError) as info:
@@ -146,6 +145,28 @@ def test_not_modelled_features_are_refused(name, raw, feature):
     assert message.startswith(f"{name}: ")
     assert feature in message
     assert "not modelled" in message
+
+
+def test_cooperative_rebalancing_is_chosen_only_when_every_assignor_supports_it():
+    """ConsumerCoordinator's constructor: the highest RebalanceProtocol common to all
+    configured assignors, so Kafka's default range,cooperative-sticky stays EAGER."""
+    def protocol(strategy: str) -> str:
+        return Config.from_settings(
+            {"partition.assignment.strategy": strategy}).consumer.rebalance_protocol
+    assert protocol("range,cooperative-sticky") == "EAGER"
+    assert protocol("cooperative-sticky") == "COOPERATIVE"
+    assert protocol("org.apache.kafka.clients.consumer.CooperativeStickyAssignor") \
+        == "COOPERATIVE"
+
+
+def test_cooperative_group_before_the_validation_was_skipped_is_refused():
+    """Before KAFKA-13406 (3.0.1) the leader's validateCooperativeAssignment throws from
+    poll(); kafkacheck does not model that, and says so rather than pretend."""
+    settings = {"partition.assignment.strategy": "cooperative-sticky",
+                "kafkacheck.consumer.api": "subscribe"}
+    with pytest.raises(ConfigError, match="KAFKA-13406"):
+        Config.from_settings({**settings, "kafka.version": "3.0.0"})
+    assert Config.from_settings({**settings, "kafka.version": "3.3"}).kafka.version == "3.3"
 
 
 @pytest.mark.parametrize("name, off", [("group.protocol", "classic"),

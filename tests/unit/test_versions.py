@@ -19,14 +19,14 @@ def resolved(**settings: str) -> tuple[str, bool]:
 def test_the_newest_release_is_the_default_and_every_preset_is_accepted():
     assert Config().kafka.version == versions.NEWEST
     assert list(versions.PRESETS)[-1] == versions.NEWEST
-    for name in ("2.4", "3.0.0", "3.5", "3.6", "3.9", "4.0", "4.4"):
+    for name in ("2.4", "3.0.0", "3.3", "3.5", "3.6", "3.9", "4.0", "4.4"):
         assert Config.from_settings({"kafka.version": name}).kafka.version == name
 
 
 def test_an_unknown_release_is_refused_with_the_presets():
     with pytest.raises(ConfigError) as info:
         Config.from_settings({"kafka.version": "3.0"})
-    assert str(info.value).startswith("kafka.version: must be one of 2.4, 3.0.0, 3.5")
+    assert str(info.value).startswith("kafka.version: must be one of 2.4, 3.0.0, 3.3, 3.5")
 
 
 def test_kip_679_defaults_since_3_0():
