@@ -76,7 +76,8 @@ def _group_columns(cell: CellResult) -> list[str]:
     """A consumer-group row: the group protocol (and the assignor the group chooses),
     the commit mode, the processing model, the isolation level, anything else set."""
     consumer = hunt_config(cell.settings).consumer
-    protocol = f"{consumer.group_protocol} ({consumer.partition_assignment_strategy.split(',')[0]}, eager)"
+    assignor = consumer.partition_assignment_strategy.split(",")[0]
+    protocol = f"{consumer.group_protocol} ({assignor}, {consumer.rebalance_protocol.lower()})"
     manual = {"after-processing": "commitSync after processing",
               "before-processing": "commitSync before processing"}
     commit = manual.get(consumer.commit_strategy, "none")

@@ -119,3 +119,15 @@ def test_producer_rows_get_their_own_table_and_a_repeated_configuration_is_hunte
     assert table[3].split()[:3] == ["acks=1,", "min.insync.replicas=2", "off"]
     text = markdown(results, examples=10, steps=20, seed=0, doc_path=tmp_path / "g.md")
     assert "## The producer" in text
+
+
+def test_a_group_row_names_the_rebalance_protocol_its_assignors_give() -> None:
+    """ConsumerCoordinator picks COOPERATIVE only when every listed assignor supports
+    it (KIP-429): the group row says which protocol the hunted members ran."""
+    from kafkacheck.matrix import CellResult
+    from kafkacheck.report import _group_columns
+    group = {"kafkacheck.consumer.api": "subscribe", "kafkacheck.consumers": "2"}
+    cooperative = CellResult({**group, "partition.assignment.strategy": "cooperative-sticky"}, [])
+    both = CellResult({**group, "partition.assignment.strategy": "range,cooperative-sticky"}, [])
+    assert _group_columns(cooperative)[0] == "classic (cooperative-sticky, cooperative)"
+    assert _group_columns(both)[0] == "classic (range, eager)"
