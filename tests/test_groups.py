@@ -153,6 +153,33 @@ def test_a_paused_member_is_removed_after_its_session_and_its_commit_refused() -
     assert [e.value["error"] for e in s.internal("commit-refused")] == [m.UNKNOWN_MEMBER_ID]
 
 
+def test_a_join_group_waits_for_the_rebalance_not_for_request_timeout() -> None:
+    """AbstractCoordinator.sendJoinGroupRequest gives a JoinGroup max.poll.interval.ms
+    plus JOIN_GROUP_TIMEOUT_LAPSE (305 s), not request.timeout.ms (30 s): the
+    coordinator holds it until every member rejoined, a dead one until its session
+    (45 s) runs out.  The surviving member keeps its one JoinGroup out the whole time
+    and is answered; it does not disconnect and rejoin at 30 s."""
+    s = form(group())
+    s.do(a.ClientCrash("c0")).do(a.ClientRestart("c0"))   # a new member; the old one dead
+    survivor = s.cluster.consumers["c1"].membership
+    for _ in range(10):
+        poll_all(s)
+        flush(s)
+        s.tick(1000)
+        if survivor.state == "joining":
+            break
+    assert survivor.state == "joining"
+    corr, sent_at = survivor.request.corr, survivor.request.sent_at
+    while survivor.state == "joining":
+        assert survivor.request.corr == corr
+        poll_all(s)
+        flush(s)
+        s.tick(1000)
+    assert s.cluster.ctx.now - sent_at > 30000
+    assert survivor.state in ("syncing", "stable")
+    assert [e.value["reason"] for e in s.internal("member-removed")] == ["session timeout"]
+
+
 def test_a_busy_application_past_max_poll_interval_leaves_the_group() -> None:
     """AbstractCoordinator's heartbeat thread: when the application has not called
     poll() for max.poll.interval.ms, a dynamic member sends LeaveGroup and forgets its

@@ -52,6 +52,13 @@ class Request:
     corr: int
     broker: str
     sent_at: int
+    # How long the client waits for the answer, if not request.timeout.ms (a JoinGroup
+    # waits for the whole rebalance).
+    timeout_ms: int | None = None
+
+    def timed_out(self, now: int, request_timeout_ms: int) -> bool:
+        timeout = request_timeout_ms if self.timeout_ms is None else self.timeout_ms
+        return now - self.sent_at >= timeout
 
 
 @attrs.define(slots=True)
@@ -282,7 +289,8 @@ class ConsumerCoordinator:
                     *(a.request for a in self.asyncs)]
         brokers = {r.broker for r in requests if r is not None and r.sent_at <= limit}
         if self.membership is not None:
-            brokers |= self.membership.timed_out(limit)
+            brokers |= self.membership.timed_out(self.ctx.now,
+                                                 self.ctx.config.producer.request_timeout_ms)
         return brokers
 
     def on_disconnect(self, peer: str) -> None:

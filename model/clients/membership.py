@@ -41,6 +41,8 @@ NO_GENERATION = -1
 TOPIC = "t"
 
 UNJOINED, JOINING, SYNCING, STABLE = "unjoined", "joining", "syncing", "stable"
+# AbstractCoordinator.JOIN_GROUP_TIMEOUT_LAPSE
+JOIN_GROUP_TIMEOUT_LAPSE_MS = 5000
 
 
 class GroupMembership:
@@ -115,7 +117,12 @@ class GroupMembership:
         self.ctx.send(self.name, target, m.JoinGroupRequest(
             corr, self.group, self.member_id, self.config.session_timeout_ms,
             self.config.max_poll_interval_ms, self.protocols, owned, generation))
-        self.request = Request(corr, target, self.ctx.now)
+        # AbstractCoordinator.sendJoinGroupRequest: the coordinator may hold a JoinGroup
+        # for the whole rebalance, so the client waits the rebalance timeout
+        # (max.poll.interval.ms) plus JOIN_GROUP_TIMEOUT_LAPSE, not request.timeout.ms.
+        join_timeout = max(self.ctx.config.producer.request_timeout_ms,
+                           self.config.max_poll_interval_ms + JOIN_GROUP_TIMEOUT_LAPSE_MS)
+        self.request = Request(corr, target, self.ctx.now, join_timeout)
         self.state = JOINING
         self.rejoin_needed = False
 
@@ -259,9 +266,9 @@ class GroupMembership:
         if self.leave is not None and self.leave.corr == resp.corr:
             self.leave = None
 
-    def timed_out(self, limit: int) -> set[str]:
+    def timed_out(self, now: int, request_timeout_ms: int) -> set[str]:
         return {r.broker for r in (self.request, self.leave)
-                if r is not None and r.sent_at <= limit}
+                if r is not None and r.timed_out(now, request_timeout_ms)}
 
     def on_disconnect(self, peer: str) -> None:
         if self.leave is not None and self.leave.broker == peer:
