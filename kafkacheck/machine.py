@@ -47,6 +47,9 @@ How the search reaches deep fault scenarios (measured in ``benchmarks/search_dep
   (seeds 0 to 4) with late requests only (docs/performance.md).
 * ``flush`` delivers every message queued at that moment, so runs make progress between
   faults, and a shrinkable warm-up starts from a cluster that already holds data.
+* Consumer groups get their own machines (:class:`GroupMachine`, and
+  :class:`CooperativeGroupMachine` with a rolling restart's step and a slow member for
+  KAFKA-14639), so that the rows without groups keep their draws.
 """
 
 from __future__ import annotations
@@ -62,6 +65,7 @@ from invariants.model_state import ModelBugError
 from kafkacheck.runner import Run
 from model import actions as a
 from model import messages as m
+from model.clients.assignors import COOPERATIVE
 from model.clients.partitioner import partition_for_key
 from model.cluster import TICK_CHOICES
 from model.config import Config
@@ -98,6 +102,12 @@ NEMESES_SPEC = {
 NEMESES = tuple(NEMESES_SPEC)
 # pass_time's clock steps: a heartbeat, a session timeout, an ISR lag.
 PASS_TIME_TICKS = (1000, 10000, 30000)
+# One-way latencies of a slow member's connections: a request and its answer stay
+# within the 30 s request.timeout.ms.
+SLOW_LATENCIES_MS = (2000, 5000, 12000)
+# How long a bounced group member stays down: a quick restart, one shorter than the 45 s
+# session.timeout.ms, and two after the group rebalanced without it.
+BOUNCE_DOWNTIMES_MS = (0, 21000, 60000, 120000)
 
 
 def _is_transactional_request(message: Any) -> bool:
@@ -631,9 +641,132 @@ class GroupMachine(KafkaMachine):
         for _ in range(rounds):
             self._apply(a.Tick(ms))
             self.flush()
-            for action in list(self._enabled("poll")):
-                if self.run.cluster.is_enabled(action):
-                    self._apply(action)
+            self._poll_idle_members()
+
+    def _poll_idle_members(self) -> None:
+        for action in list(self._enabled("poll")):
+            if self.run.cluster.is_enabled(action):
+                self._apply(action)
+
+
+class CooperativeGroupMachine(GroupMachine):
+    """The group machine for cooperative members (KIP-429), which keep their partitions
+    through a rebalance, so that a member which misses an assignment still owns what an
+    older one gave it.  Three additions, kept out of :class:`GroupMachine` so that the
+    eager rows' draws stay as they were:
+
+    * ``form_group``: most runs start from a group that has formed;
+    * ``bounce_member`` (the ``client-crash`` family): a step of a rolling restart;
+    * ``slow_member_connection`` (the ``late-request`` family): a member's host turns
+      slow for a few minutes.
+
+    Together they reach KAFKA-13419's sequence, through which KAFKA-14639 gives one
+    partition to two members: a generation completes while the slow member's SyncGroup
+    is on its way, a member that had to revoke a partition for the restarted one rejoins
+    at once, and the late SyncGroup meets the next rebalance (REBALANCE_IN_PROGRESS), so
+    the slow member rejoins claiming what an older generation gave it.  A crash, the
+    right stretch of time, a restart and one member's messages held back for seconds are
+    a dozen blind choices; these are two.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        # slow member -> (virtual time it recovers, one-way latency in ms)
+        self.slow: dict[str, tuple[int, int]] = {}
+
+    @initialize(rounds=st.integers(0, 20))
+    def form_group(self, rounds: int) -> None:
+        """Start, most runs, from a group that has formed: rounds of a heartbeat
+        interval with every member polling (the first join waits
+        ``group.initial.rebalance.delay.ms``, the leader's SyncGroup for the assignment's
+        replication in ``__consumer_offsets``: three members hold partitions after 13).
+        A cooperative member's stale ownership needs partitions to own first.  Ordinary
+        recorded actions; the count shrinks to zero."""
+        for _ in range(rounds):
+            self._apply(a.Tick(1000))
+            self.flush()
+            self._poll_idle_members()
+
+    def _members_to_bounce(self) -> list[str]:
+        """Members holding partitions, if this run crashes clients."""
+        if "client-crash" not in self.faults:
+            return []
+        cluster = self.run.cluster
+        return sorted(name for name, c in cluster.consumers.items()
+                      if c.alive and name not in cluster.paused and c.partitions)
+
+    @precondition(lambda self: self._members_to_bounce())
+    @rule(data=st.data(), downtime_ms=st.sampled_from(BOUNCE_DOWNTIMES_MS))
+    def bounce_member(self, data: st.DataObject, downtime_ms: int) -> None:
+        """A step of a rolling restart (a deploy): a member's process is killed and
+        started again after ``downtime_ms``, the rest of the group polling meanwhile.
+        Back at once, it joins as a new member while the coordinator still holds the old
+        one; back after its ``session.timeout.ms``, after the group rebalanced without
+        it, it takes partitions back from live members, which under cooperative
+        rebalancing takes a revocation and a second rebalance.  One choice instead of a
+        crash, the right stretch of time and a restart."""
+        name = data.draw(st.sampled_from(self._members_to_bounce()), label="bounced member")
+        self._apply(a.ClientCrash(name))
+        heartbeat = self.run.cluster.config.consumer.heartbeat_interval_ms
+        for _ in range(downtime_ms // heartbeat):
+            self._carry_on_one_round(tick=heartbeat)
+        self._apply(a.ClientRestart(name))
+
+    def _held_now(self) -> frozenset[tuple[str, str]]:
+        """Links of a slow member whose next message has not yet been in flight for
+        the connection's latency."""
+        network = self.run.cluster.ctx.network
+        now = self.run.cluster.ctx.now
+        held = set()
+        for member, (until, latency) in self.slow.items():
+            if now >= until:
+                continue
+            for link, times in network.sent_at.items():
+                if member in link and times and now - times[0] < latency:
+                    held.add(link)
+        return frozenset(held)
+
+    def _flush(self, stalled: frozenset[tuple[str, str]] = frozenset()) -> None:
+        super()._flush(stalled | self._held_now())
+
+    @precondition(lambda self: self._has("deliver"))
+    @rule(data=st.data())
+    def deliver(self, data: st.DataObject) -> None:
+        held = self._held_now()
+        choices = [d for d in self._enabled("deliver") if (d.src, d.dst) not in held]
+        if choices:
+            self._apply(data.draw(st.sampled_from(choices), label="deliver"))
+
+    def _members_to_slow(self) -> list[str]:
+        """Members holding partitions (which they keep through a rebalance, so a late
+        assignment can leave them stale); none unless this run uses late requests."""
+        if "late-request" not in self.faults:
+            return []
+        cluster = self.run.cluster
+        return sorted(name for name, c in cluster.consumers.items()
+                      if c.alive and c.partitions and name not in self.slow)
+
+    @precondition(lambda self: self._members_to_slow())
+    @rule(data=st.data(), latency_ms=st.sampled_from(SLOW_LATENCIES_MS),
+          minutes=st.sampled_from((1, 5)))
+    def slow_member_connection(self, data: st.DataObject, latency_ms: int,
+                               minutes: int) -> None:
+        """A member's host turns slow (a degraded link, TCP retransmitting): for one or
+        five minutes each message to or from it is delivered only after ``latency_ms``
+        in flight, short enough that a request and its answer stay within
+        ``request.timeout.ms``.  What it changes in a rebalance: the rest of the group
+        completes a generation while the slow member's JoinGroup answer and SyncGroup
+        are on their way, and when a member that had to revoke a partition (or a
+        restarted one) rejoins at once, the late SyncGroup meets the next rebalance:
+        KAFKA-13419's sequence, through which KAFKA-14639 gives one partition to two
+        members.  Blind deliveries almost never hold back one member that long."""
+        member = data.draw(st.sampled_from(self._members_to_slow()), label="slow member")
+        self.slow[member] = (self.run.cluster.ctx.now + minutes * 60_000, latency_ms)
+
+    def _carry_on_one_round(self, tick: int = 100) -> None:
+        self.flush()
+        self._poll_idle_members()
+        self._apply(a.Tick(tick))
 
 
 def machine_for(config: Config, ignore: frozenset[str] = frozenset(),
@@ -646,7 +779,12 @@ def machine_for(config: Config, ignore: frozenset[str] = frozenset(),
     if unknown:
         raise ValueError(f"unknown fault families {sorted(unknown)}; known: "
                          f"{', '.join(sorted(FAULT_FAMILIES))}")
-    base = GroupMachine if config.consumer.subscription == "subscribe" else KafkaMachine
+    if config.consumer.subscription != "subscribe":
+        base: type[KafkaMachine] = KafkaMachine
+    elif config.consumer.rebalance_protocol == COOPERATIVE:
+        base = CooperativeGroupMachine
+    else:
+        base = GroupMachine
     return type("KafkaMachine", (base,), {
         "config": config, "ignore": ignore, "target": target, "last_failure": None,
         "last_bug": None, "runs": 0, "steps": 0, "allowed_faults": allowed})

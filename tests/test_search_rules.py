@@ -219,3 +219,78 @@ def test_an_abort_ahead_of_a_late_produce_hangs_the_transaction_only_before_3_6(
             "the rule itself landed the late produce"
         anomalies = final(s)
         assert ("hanging-transaction" in anomalies) == hangs, (version, anomalies)
+
+
+# -- the cooperative group machine ----------------------------------------------------------
+
+COOPERATIVE_GROUP = {"min.insync.replicas": "2", "kafkacheck.consumer.api": "subscribe",
+                     "kafkacheck.consumers": "3", "kafkacheck.partitions": "4",
+                     "partition.assignment.strategy": "cooperative-sticky"}
+
+
+def cooperative_machine(version: str) -> Any:
+    from kafkacheck.matrix import hunt_config
+    machine = machine_for(hunt_config({**COOPERATIVE_GROUP, "kafka.version": version}),
+                          target=frozenset({"group-overlap"}))()
+    machine.choose_faults({"client-crash", "late-request"})
+    machine.form_group(20)
+    return machine
+
+
+class Take:
+    """``data`` stand-in drawing one given value."""
+
+    def __init__(self, value: Any) -> None:
+        self.value = value
+
+    def draw(self, strategy: Any, label: str | None = None) -> Any:
+        return self.value
+
+
+def test_cooperative_members_get_their_own_machine_and_start_from_a_formed_group() -> None:
+    """CooperativeGroupMachine is chosen by the rebalance protocol the assignors give
+    (ConsumerCoordinator, KIP-429); ``form_group``'s twenty heartbeat rounds leave every
+    member stable with partitions."""
+    machine = cooperative_machine("4.4")
+    assert type(machine).__mro__[1].__name__ == "CooperativeGroupMachine"
+    consumers = machine.run.cluster.consumers.values()
+    assert all(c.membership.stable and c.partitions for c in consumers)
+
+
+def test_a_slow_member_connection_delivers_each_message_after_its_latency() -> None:
+    """``slow_member_connection``: a message to or from the slow member is delivered by
+    ``flush`` only once it has been in flight for the latency; the others' move at once."""
+    machine = cooperative_machine("4.4")
+    network = machine.run.cluster.ctx.network
+    machine.slow_member_connection(Take("c1"), 5000, 1)
+    machine._apply(a.Tick(3000))            # heartbeats and fetches go out
+    slow = [link for link, q in network.queues.items() if q and "c1" in link]
+    others = [link for link, q in network.queues.items()
+              if q and ("c0" in link or "c2" in link)]
+    assert slow and others
+    machine.flush()
+    assert all(network.queues[link] for link in slow)          # 0 ms in flight < 5000
+    assert not any(network.queues[link] for link in others)
+    machine._apply(a.Tick(5000))
+    machine.flush()
+    now = machine.run.cluster.ctx.now
+    assert not any(network.queues[link] and network.sent_at[link][0] <= now - 5000
+                   for link in slow)
+
+
+def test_a_rolling_restart_with_a_slow_member_reaches_kafka_14639_only_before_the_fix() -> None:
+    """The two rules compose into KAFKA-13419's sequence: c0 is down for a minute (the
+    group rebalances without it), c2's host is slow (5 s each way) when c0 comes back;
+    c1 revokes a partition for c0 and rejoins at once, c2's late SyncGroup meets that
+    rebalance, and c2 rejoins claiming its old generation's partition.  On 3.3
+    (AbstractStickyAssignor ignores claims below the highest generation) the partition
+    goes to another member while c2 still owns it; on 4.4 (KAFKA-14639) never."""
+    found = {}
+    for version in ("3.3", "4.4"):
+        machine = cooperative_machine(version)
+        machine.slow_member_connection(Take("c2"), 5000, 5)
+        machine.bounce_member(Take("c0"), 60000)
+        machine.pass_time(1000, 40)
+        machine.run.finish()
+        found[version] = "group-overlap" in machine.run.verdict().invalid
+    assert found == {"3.3": True, "4.4": False}
