@@ -329,6 +329,15 @@ class _Claims:
     max_generation: int
 
 
+def _subscribes_like_the_first(first_topics: set[str], sub: Subscription) -> bool:
+    """``allSubscriptionsEqual``'s topic check: the first member's topics are recorded in
+    ``first_topics``; a later member subscribes like it if it names the same topics."""
+    if not first_topics:
+        first_topics.update(sub.topics)
+        return True
+    return len(sub.topics) == len(first_topics) and first_topics.issuperset(sub.topics)
+
+
 def _collect_claims(counts: dict[str, int], subs: dict[str, Subscription]) -> _Claims:
     """Decide who counts as owning each previously owned partition.
 
@@ -345,11 +354,7 @@ def _collect_claims(counts: dict[str, int], subs: dict[str, Subscription]) -> _C
     doubly: set[TopicPartition] = set()
     max_generation = NO_GENERATION
     for member, sub in subs.items():
-        if not first_topics:
-            first_topics.update(sub.topics)
-        elif all_equal and not (
-            len(sub.topics) == len(first_topics) and first_topics.issuperset(sub.topics)
-        ):
+        if not _subscribes_like_the_first(first_topics, sub):
             all_equal = False
         max_generation = max(max_generation, sub.generation)
         kept = owned[member] = []
@@ -387,11 +392,7 @@ def _collect_claims_of_highest_generation(counts: dict[str, int],
     max_generation = NO_GENERATION
     newest: list[str] = []
     for member, sub in subs.items():
-        if not first_topics:
-            first_topics.update(sub.topics)
-        elif all_equal and not (
-            len(sub.topics) == len(first_topics) and first_topics.issuperset(sub.topics)
-        ):
+        if not _subscribes_like_the_first(first_topics, sub):
             all_equal = False
         kept = owned[member] = []
         if sub.generation < max_generation:
