@@ -638,6 +638,11 @@ class GroupMachine(KafkaMachine):
 
     @rule(ms=st.sampled_from(PASS_TIME_TICKS), rounds=st.integers(1, 12))
     def pass_time(self, ms: int, rounds: int) -> None:
+        self._rounds(ms, rounds)
+
+    def _rounds(self, ms: int, rounds: int) -> None:
+        """Rounds of the clock stepping ``ms``, one delivery of everything queued, and a
+        poll by every member whose application is idle."""
         for _ in range(rounds):
             self._apply(a.Tick(ms))
             self.flush()
@@ -682,18 +687,19 @@ class CooperativeGroupMachine(GroupMachine):
         replication in ``__consumer_offsets``: three members hold partitions after 13).
         A cooperative member's stale ownership needs partitions to own first.  Ordinary
         recorded actions; the count shrinks to zero."""
-        for _ in range(rounds):
-            self._apply(a.Tick(1000))
-            self.flush()
-            self._poll_idle_members()
+        self._rounds(1000, rounds)
 
-    def _members_to_bounce(self) -> list[str]:
-        """Members holding partitions, if this run crashes clients."""
-        if "client-crash" not in self.faults:
+    def _members_holding_partitions(self, family: str) -> list[str]:
+        """Live, unpaused members holding partitions; none unless this run uses the
+        fault ``family``."""
+        if family not in self.faults:
             return []
         cluster = self.run.cluster
         return sorted(name for name, c in cluster.consumers.items()
                       if c.alive and name not in cluster.paused and c.partitions)
+
+    def _members_to_bounce(self) -> list[str]:
+        return self._members_holding_partitions("client-crash")
 
     @precondition(lambda self: self._members_to_bounce())
     @rule(data=st.data(), downtime_ms=st.sampled_from(BOUNCE_DOWNTIMES_MS))
@@ -708,8 +714,7 @@ class CooperativeGroupMachine(GroupMachine):
         name = data.draw(st.sampled_from(self._members_to_bounce()), label="bounced member")
         self._apply(a.ClientCrash(name))
         heartbeat = self.run.cluster.config.consumer.heartbeat_interval_ms
-        for _ in range(downtime_ms // heartbeat):
-            self._carry_on_one_round(tick=heartbeat)
+        self._rounds(heartbeat, downtime_ms // heartbeat)
         self._apply(a.ClientRestart(name))
 
     def _held_now(self) -> frozenset[tuple[str, str]]:
@@ -739,12 +744,9 @@ class CooperativeGroupMachine(GroupMachine):
 
     def _members_to_slow(self) -> list[str]:
         """Members holding partitions (which they keep through a rebalance, so a late
-        assignment can leave them stale); none unless this run uses late requests."""
-        if "late-request" not in self.faults:
-            return []
-        cluster = self.run.cluster
-        return sorted(name for name, c in cluster.consumers.items()
-                      if c.alive and c.partitions and name not in self.slow)
+        assignment can leave them stale), not slow already."""
+        return [name for name in self._members_holding_partitions("late-request")
+                if name not in self.slow]
 
     @precondition(lambda self: self._members_to_slow())
     @rule(data=st.data(), latency_ms=st.sampled_from(SLOW_LATENCIES_MS),
@@ -762,11 +764,6 @@ class CooperativeGroupMachine(GroupMachine):
         members.  Blind deliveries almost never hold back one member that long."""
         member = data.draw(st.sampled_from(self._members_to_slow()), label="slow member")
         self.slow[member] = (self.run.cluster.ctx.now + minutes * 60_000, latency_ms)
-
-    def _carry_on_one_round(self, tick: int = 100) -> None:
-        self.flush()
-        self._poll_idle_members()
-        self._apply(a.Tick(tick))
 
 
 def machine_for(config: Config, ignore: frozenset[str] = frozenset(),

@@ -284,13 +284,13 @@ class ConsumerCoordinator:
     def timed_out_brokers(self) -> set[str]:
         """Brokers with a request older than ``request.timeout.ms`` (their connection is
         closed by the caller)."""
-        limit = self.ctx.now - self.ctx.config.producer.request_timeout_ms
+        timeout = self.ctx.config.producer.request_timeout_ms
         requests = [self.finding, self.offsets_fetch, self.commit.request if self.commit else None,
                     *(a.request for a in self.asyncs)]
-        brokers = {r.broker for r in requests if r is not None and r.sent_at <= limit}
+        brokers = {r.broker for r in requests
+                   if r is not None and r.timed_out(self.ctx.now, timeout)}
         if self.membership is not None:
-            brokers |= self.membership.timed_out(self.ctx.now,
-                                                 self.ctx.config.producer.request_timeout_ms)
+            brokers |= self.membership.timed_out(self.ctx.now, timeout)
         return brokers
 
     def on_disconnect(self, peer: str) -> None:
