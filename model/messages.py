@@ -54,6 +54,7 @@ MEMBER_ID_REQUIRED = "MEMBER_ID_REQUIRED"
 UNKNOWN_MEMBER_ID = "UNKNOWN_MEMBER_ID"
 ILLEGAL_GENERATION = "ILLEGAL_GENERATION"
 REBALANCE_IN_PROGRESS = "REBALANCE_IN_PROGRESS"
+UNSTABLE_OFFSET_COMMIT = "UNSTABLE_OFFSET_COMMIT"
 
 NO_BROKER_EPOCH = -1   # a consumer's fetch, or skipping broker-epoch checks (KIP-903)
 
@@ -205,15 +206,24 @@ class OffsetCommitResponse:
 
 @attrs.frozen(slots=True)
 class OffsetFetchRequest:
+    """``require_stable`` (OffsetFetch v7, KIP-447): the consumer reads with
+    ``isolation.level=read_committed`` and wants no offset a transaction still holds."""
+
     corr: int
     group: str
+    require_stable: bool = False
+    partitions: tuple[int, ...] = ()    # the partitions asked about; () asks for all
 
 
 @attrs.frozen(slots=True)
 class OffsetFetchResponse:
+    """``unstable``: partitions answered UNSTABLE_OFFSET_COMMIT (a transaction holds an
+    offset for them), which the client fetches again."""
+
     corr: int
     error: str | None
     offsets: tuple[tuple[int, int], ...] = ()
+    unstable: tuple[int, ...] = ()
 
 
 # -- the classic group protocol (JoinGroup, SyncGroup, Heartbeat, LeaveGroup) ---------------
@@ -297,6 +307,48 @@ class AddPartitionsToTxnRequest:
 
 @attrs.frozen(slots=True)
 class AddPartitionsToTxnResponse:
+    corr: int
+    error: str | None
+
+
+@attrs.frozen(slots=True)
+class AddOffsetsToTxnRequest:
+    """``AddOffsetsToTxn``: the first step of ``sendOffsetsToTransaction``; the
+    transaction coordinator adds the group's ``__consumer_offsets`` partition to the
+    transaction, so that its markers reach the offsets too."""
+
+    corr: int
+    transactional_id: str
+    producer_id: int
+    producer_epoch: int
+    group: str
+
+
+@attrs.frozen(slots=True)
+class AddOffsetsToTxnResponse:
+    corr: int
+    error: str | None
+
+
+@attrs.frozen(slots=True)
+class TxnOffsetCommitRequest:
+    """``TxnOffsetCommit``, to the group coordinator: offsets written as part of the
+    producer's transaction.  v3 (KIP-447) carries the consumer's generation and member
+    id from ``consumer.groupMetadata()``; the deprecated group-id-only form sends
+    generation -1 and no member id, which nothing fences."""
+
+    corr: int
+    transactional_id: str
+    group: str
+    producer_id: int
+    producer_epoch: int
+    offsets: tuple[tuple[int, int], ...]
+    generation: int = -1
+    member_id: str = ""
+
+
+@attrs.frozen(slots=True)
+class TxnOffsetCommitResponse:
     corr: int
     error: str | None
 

@@ -97,12 +97,17 @@ GENERATION_AWARE_CLAIMS = Change(
     "the sticky assignors resolve each doubly claimed partition by generation instead of "
     "ignoring every member below the highest generation",
     "KAFKA-14639 (3.4.1, 3.5.0)", ((3, 4, 1), (3, 5, 0)))
+STABLE_OFFSET_FETCH = Change(
+    "a read_committed consumer fetches committed offsets with require_stable and retries "
+    "UNSTABLE_OFFSET_COMMIT while a transaction holds an offset for its partition; "
+    "TxnOffsetCommit carries the consumer's generation and member id",
+    "KIP-447, KAFKA-9418 (2.5.0)", ((2, 5, 0),))
 
 CHANGES = (IDEMPOTENCE_BY_DEFAULT, IDEMPOTENCE_DEFAULT_APPLIED, IDEMPOTENT_EPOCH_BUMP,
            TXN_PARTITION_VERIFICATION, VERIFICATION_ABORTABLE, TRANSACTION_V2,
            CONSUMER_3_0_DEFAULTS, PENDING_SYNC_TIMEOUT, ILLEGAL_GENERATION_KEEPS_MEMBER_ID,
            COOPERATIVE_STICKY_UNVALIDATED, SUBSCRIPTION_GENERATION_FIELD,
-           GENERATION_AWARE_CLAIMS)
+           GENERATION_AWARE_CLAIMS, STABLE_OFFSET_FETCH)
 
 
 @attrs.frozen
@@ -122,6 +127,7 @@ class Behaviours:
     cooperative_sticky_unvalidated: bool = True
     subscription_generation_field: bool = True
     generation_aware_claims: bool = True
+    stable_offset_fetch: bool = True
 
     @property
     def default_acks(self) -> str:
@@ -153,4 +159,5 @@ def behaviours(name: str) -> Behaviours:
         cooperative_sticky_unvalidated=COOPERATIVE_STICKY_UNVALIDATED.present_in(release),
         subscription_generation_field=SUBSCRIPTION_GENERATION_FIELD.present_in(release),
         generation_aware_claims=GENERATION_AWARE_CLAIMS.present_in(release),
+        stable_offset_fetch=STABLE_OFFSET_FETCH.present_in(release),
     )

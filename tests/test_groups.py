@@ -95,8 +95,7 @@ def test_offset_commit_validation_follows_classic_group_rules() -> None:
     member = next(iter(g.members))
 
     def validate(generation: int, member_id: str) -> str | None:
-        return c._validate_commit(m.OffsetCommitRequest(1, "kafkacheck", ((0, 1),),
-                                                        generation, member_id))
+        return c._validate_commit("kafkacheck", generation, member_id)
 
     assert validate(g.generation, member) is None
     assert validate(g.generation, "nobody") == m.UNKNOWN_MEMBER_ID

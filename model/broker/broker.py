@@ -208,6 +208,10 @@ class Broker:
             self.transactions.add_partitions(src, generation, message)
         elif isinstance(message, m.AddPartitionsToTxnResponse):
             self.txn_verifier.on_response(message)
+        elif isinstance(message, m.AddOffsetsToTxnRequest):
+            self.transactions.add_offsets(src, generation, message)
+        elif isinstance(message, m.TxnOffsetCommitRequest):
+            self.coordinator.txn_commit(src, generation, message)
         elif isinstance(message, m.EndTxnRequest):
             self.transactions.end_txn(src, generation, message)
         elif isinstance(message, m.WriteTxnMarkersRequest):

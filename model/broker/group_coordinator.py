@@ -25,12 +25,14 @@ is empty.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Iterable
 
 from model import messages as m
 from model.broker.classic_group import (COMPLETING_REBALANCE, EMPTY, PREPARING_REBALANCE,
                                         STABLE, ClassicGroup, Member, group_key,
                                         is_group_value)
+from model.broker.log import Record
+from model.broker.producer_state import COMMIT, NO_SEQUENCE, BatchHeader
 from model.metadata import OFFSETS_TOPIC, PartitionId, offsets_partition
 
 if TYPE_CHECKING:
@@ -407,20 +409,24 @@ class GroupCoordinator:
 
     # -- offsets -----------------------------------------------------------------------
 
-    def _validate_commit(self, req: m.OffsetCommitRequest) -> str | None:
-        """``ClassicGroup.validateOffsetCommit`` (not transactional)."""
-        group = self._group(req.group)
+    def _validate_commit(self, group_id: str, generation: int, member_id: str,
+                         transactional: bool = False) -> str | None:
+        """``ClassicGroup.validateOffsetCommit``.  A transactional commit (KIP-447) is
+        checked against the member and generation like any other but never answered
+        REBALANCE_IN_PROGRESS; one that names neither (the group-id-only
+        ``sendOffsetsToTransaction``) is accepted in any state."""
+        group = self._group(group_id)
         assert group is not None
-        if req.generation < 0 and not req.member_id and group.state == EMPTY:
+        if generation < 0 and not member_id and group.state == EMPTY:
             return None
-        if req.generation >= 0 or req.member_id:
-            if req.member_id not in group.members:
+        if generation >= 0 or member_id:
+            if member_id not in group.members:
                 return m.UNKNOWN_MEMBER_ID
-            if req.generation != group.generation:
+            if generation != group.generation:
                 return m.ILLEGAL_GENERATION
-        elif group.state != EMPTY:
+        elif not transactional and group.state != EMPTY:
             return m.UNKNOWN_MEMBER_ID
-        if group.state == COMPLETING_REBALANCE:
+        if not transactional and group.state == COMPLETING_REBALANCE:
             return m.REBALANCE_IN_PROGRESS
         return None
 
@@ -429,7 +435,7 @@ class GroupCoordinator:
         if partition is None:
             self.broker.reply(src, generation, m.OffsetCommitResponse(req.corr, m.NOT_COORDINATOR))
             return
-        refused = self._validate_commit(req)
+        refused = self._validate_commit(req.group, req.generation, req.member_id)
         if refused is not None:
             self.ctx.event(self.broker.name, "commit-refused", group=req.group,
                            member=req.member_id, generation=req.generation, error=refused,
@@ -450,18 +456,98 @@ class GroupCoordinator:
         partition.append_as_leader(records, "all",
                                    self.ctx.config.broker.offsets_commit_timeout_ms, complete)
 
+    def txn_commit(self, src: str, generation: int, req: m.TxnOffsetCommitRequest) -> None:
+        """``TxnOffsetCommit``: the offsets are appended as the producer's transactional
+        batch (``GroupMetadataManager.storeOffsets`` with the producer id and epoch) and
+        stay pending until the transaction's marker reaches this partition."""
+        partition = self._leading(req.group)
+        if partition is None:
+            self.broker.reply(src, generation, m.TxnOffsetCommitResponse(
+                req.corr, m.NOT_COORDINATOR))
+            return
+        refused = self._validate_commit(req.group, req.generation, req.member_id,
+                                        transactional=True)
+        offsets = {str(p): o for p, o in req.offsets}
+        if refused is not None:
+            self.ctx.event(self.broker.name, "commit-refused", group=req.group,
+                           member=req.member_id, generation=req.generation, error=refused,
+                           offsets=offsets, transactional_id=req.transactional_id)
+            self.broker.reply(src, generation, m.TxnOffsetCommitResponse(req.corr, refused))
+            return
+
+        def complete(error: str | None, offset: int | None) -> None:
+            if error is None:
+                self.ctx.event(self.broker.name, "txn-offsets-written", group=req.group,
+                               offsets=offsets, producer_id=req.producer_id,
+                               transactional_id=req.transactional_id)
+            self.broker.reply(src, generation, m.TxnOffsetCommitResponse(
+                req.corr, _COMMIT_ERRORS.get(error, error) if error else None))
+
+        records = [(commit_key(req.group, p), offset, src) for p, offset in req.offsets]
+        header = BatchHeader(req.producer_id, req.producer_epoch, NO_SEQUENCE,
+                             req.transactional_id)
+        partition.append_as_leader(records, "all",
+                                   self.ctx.config.broker.offsets_commit_timeout_ms,
+                                   complete, header, coordinator_origin=True)
+
     def fetch_offsets(self, src: str, generation: int, req: m.OffsetFetchRequest) -> None:
+        """``OffsetFetch``: committed offsets as of the high watermark; with
+        ``require_stable`` (KIP-447) as of everything written (``fetchOffsets`` at
+        ``Long.MAX_VALUE``), partitions an open transaction holds an offset for
+        answered UNSTABLE_OFFSET_COMMIT, and the answer held until what was written is
+        committed (a write operation, ``GroupCoordinatorService.fetchOffsets``)."""
         partition = self._leading(req.group)
         if partition is None:
             self.broker.reply(src, generation, m.OffsetFetchResponse(req.corr, m.NOT_COORDINATOR))
             return
-        prefix = f"{req.group}/"
-        committed: dict[int, int] = {}
-        for record in partition.log.records[:partition.log.hw]:
-            if record.key.startswith(prefix):
-                committed[int(record.key[len(prefix):])] = record.value
-        self.broker.reply(src, generation, m.OffsetFetchResponse(
-            req.corr, None, tuple(sorted(committed.items()))))
+        log = partition.log
+        upto = log.leo if req.require_stable else log.hw
+        committed, pending = committed_offsets(log.records[:upto], req.group)
+        asked = set(req.partitions) if req.partitions else set(committed) | pending
+        unstable = tuple(sorted(pending & asked)) if req.require_stable else ()
+        response = m.OffsetFetchResponse(
+            req.corr, None, tuple(sorted((p, o) for p, o in committed.items()
+                                         if p in asked and p not in unstable)), unstable)
+        if not req.require_stable:
+            self.broker.reply(src, generation, response)
+            return
+
+        def complete(error: str | None, offset: int | None) -> None:
+            self.broker.reply(src, generation, response if error is None else
+                              m.OffsetFetchResponse(req.corr, _COMMIT_ERRORS.get(error, error)))
+
+        partition.when_committed(self.ctx.config.broker.offsets_commit_timeout_ms, complete)
 
 
-__all__ = ["GroupCoordinator", "coordinator_partition", "java_string_hash", "OFFSETS_TOPIC"]
+def committed_offsets(records: Iterable[Record], group: str
+                      ) -> tuple[dict[int, int], set[int]]:
+    """Replay ``__consumer_offsets`` records of ``group`` in log order
+    (``OffsetMetadataManager.replay``): a plain commit is stored at once; a
+    transactional one waits in its producer's pending offsets until the producer's
+    marker, where COMMIT stores it only over a commit written before it (KAFKA-5247:
+    a plain commit written after it, before the marker, wins) and ABORT drops it.
+    Returns the stored offsets and the partitions still pending."""
+    prefix = f"{group}/"
+    stored: dict[int, tuple[int, int]] = {}            # partition -> (offset, written at)
+    pending: dict[int, dict[int, tuple[int, int]]] = {}  # producer id -> the same
+    for record in records:
+        if record.control is not None:
+            offsets = pending.pop(record.producer_id, {})
+            if record.control == COMMIT:
+                for p, (value, at) in offsets.items():
+                    if p not in stored or stored[p][1] < at:
+                        stored[p] = (value, at)
+            continue
+        if not record.key.startswith(prefix):
+            continue
+        p = int(record.key[len(prefix):])
+        if record.transactional:
+            pending.setdefault(record.producer_id, {})[p] = (record.value, record.offset)
+        else:
+            stored[p] = (record.value, record.offset)
+    return ({p: value for p, (value, _) in stored.items()},
+            {p for offsets in pending.values() for p in offsets})
+
+
+__all__ = ["GroupCoordinator", "committed_offsets", "coordinator_partition",
+           "java_string_hash", "OFFSETS_TOPIC"]

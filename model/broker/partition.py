@@ -194,21 +194,29 @@ class Partition:
 
     def append_as_leader(self, records: list[tuple[str, int, str]], acks: str,
                          timeout_ms: int, complete: Completion,
-                         header: BatchHeader = NO_HEADER, verified: bool = False) -> None:
+                         header: BatchHeader = NO_HEADER, verified: bool = False,
+                         coordinator_origin: bool = False) -> None:
         """``Partition.appendRecordsToLeader`` followed, for ``acks=all``, by a
         ``DelayedProduce``; ``complete`` gets the outcome.  An idempotent producer's
         batch (``header``) is first checked against the producer state: a duplicate is
         answered with the original batch's offset, once the HW passes it for acks=all
-        (the ``DelayedProduce`` waits for the duplicate's own last offset)."""
+        (the ``DelayedProduce`` waits for the duplicate's own last offset).
+        ``coordinator_origin``: the group coordinator writes a producer's transactional
+        offsets (AppendOrigin.COORDINATOR), checked by epoch only and not verified."""
         if not self.is_leader:
             complete(m.NOT_LEADER_OR_FOLLOWER, None)
             return
         if acks == "all" and len(self.isr) < self.effective_min_isr():
             complete(m.NOT_ENOUGH_REPLICAS, None)
             return
-        check = self.log.producers.validate(header.producer_id, header.producer_epoch,
-                                            header.sequence, len(records),
-                                            header.transactional)
+        if coordinator_origin:
+            check = self.log.producers.validate_coordinator_append(header.producer_id,
+                                                                   header.producer_epoch)
+            verified = True
+        else:
+            check = self.log.producers.validate(header.producer_id, header.producer_epoch,
+                                                header.sequence, len(records),
+                                                header.transactional)
         if check.error is not None:
             complete(check.error, None)
             return
@@ -301,6 +309,14 @@ class Partition:
             else:
                 waiting.append(d)
         self.delayed = waiting
+
+    def when_committed(self, timeout_ms: int, complete: Completion) -> None:
+        """``complete`` once the HW reaches the log end as it is now (a coordinator
+        write operation with no records of its own, as a stable OffsetFetch is), or
+        with REQUEST_TIMED_OUT after ``timeout_ms``."""
+        self.delayed.append(DelayedAppend(self.log.leo, self.log.leo,
+                                          self.ctx.now + timeout_ms, complete))
+        self._complete_delayed()
 
     def fail_delayed(self, error: str) -> None:
         delayed, self.delayed = self.delayed, []

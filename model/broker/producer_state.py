@@ -237,6 +237,16 @@ class ProducerStates:
             return Validation(INVALID_TXN_STATE)
         return validation
 
+    def validate_coordinator_append(self, producer_id: int,
+                                    producer_epoch: int) -> Validation:
+        """A batch the group coordinator writes for a producer (``TxnOffsetCommit``,
+        origin COORDINATOR): ``ProducerAppendInfo`` checks only its epoch; sequence
+        numbers belong to batches a client sends."""
+        entry = self.entries.get(producer_id)
+        if entry is not None and producer_epoch < entry.producer_epoch:
+            return Validation(INVALID_PRODUCER_EPOCH)
+        return APPEND
+
     def _validate_sequence(self, producer_id: int, producer_epoch: int, sequence: int,
                            count: int) -> Validation:
         last = sequence + count - 1

@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any, Callable
 import attrs
 
 from model import messages as m
-from model.broker.group_coordinator import java_abs, java_string_hash
+from model.broker.group_coordinator import coordinator_partition, java_abs, java_string_hash
 from model.metadata import PartitionId
 
 if TYPE_CHECKING:
@@ -311,6 +311,17 @@ class TransactionCoordinator:
         new = attrs.evolve(meta, state=ONGOING, start_ms=start,
                            partitions=tuple(sorted(set(meta.partitions) | set(req.partitions))))
         self._write(entry, new, reply)
+
+    def add_offsets(self, src: str, generation: int, req: m.AddOffsetsToTxnRequest) -> None:
+        """``handleAddOffsetsToTxnRequest``: AddPartitionsToTxn of the group's
+        ``__consumer_offsets`` partition, so that the transaction's markers are written
+        there as well and settle the offsets the group coordinator holds for it."""
+        offsets = coordinator_partition(req.group,
+                                        self.ctx.config.broker.offsets_topic_num_partitions)
+        add = m.AddPartitionsToTxnRequest(req.corr, req.transactional_id, req.producer_id,
+                                          req.producer_epoch, (offsets,))  # type: ignore[arg-type]
+        self.add_partitions(src, generation, add, lambda resp: self.broker.reply(
+            src, generation, m.AddOffsetsToTxnResponse(resp.corr, resp.error)))
 
     # -- EndTxn ------------------------------------------------------------------------
 

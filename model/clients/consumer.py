@@ -109,6 +109,8 @@ class Consumer:
         self.leaders: dict[int, tuple[str | None, int]] = {}
         self.coordinator = ConsumerCoordinator(self.name, self.ctx, self.brokers,
                                                self._commit_done, self._on_committed)
+        self.coordinator.initializing = lambda: tuple(
+            p for p in self.partitions if self.positions.get(p) is None)
         self.membership: GroupMembership | None = None
         self.last_poll = self.ctx.now
         self.next_auto_commit = self.ctx.now + config.auto_commit_interval_ms

@@ -105,6 +105,11 @@ class ConsumerCoordinator:
         self.asyncs: list[CommitAsync] = []
         # Set by a subscribing consumer: its group membership (generation, member id).
         self.membership: Any = None
+        # KIP-447: a read_committed consumer asks for stable offsets only (OffsetFetch
+        # v7 requireStable), for the partitions it has no position for.
+        self.require_stable = (ctx.config.kafka.behaviours.stable_offset_fetch
+                               and ctx.config.consumer.isolation_level == "read_committed")
+        self.initializing: Callable[[], tuple[int, ...]] = tuple
 
     # -- discovery ---------------------------------------------------------------------
 
@@ -259,6 +264,11 @@ class ConsumerCoordinator:
             self.mark_unknown()
             self.fetch_retry_at = self._backoff()
             return
+        if resp.unstable:
+            # UnstableOffsetCommitException: retriable, the whole fetch is tried again.
+            self.ctx.event(self.name, "offsets-unstable", partitions=list(resp.unstable))
+            self.fetch_retry_at = self._backoff()
+            return
         self.committed_known = True
         self.on_committed(dict(resp.offsets))
 
@@ -278,7 +288,8 @@ class ConsumerCoordinator:
                 and self.ctx.now >= self.fetch_retry_at and self.coordinator_ready()):
             assert self.coordinator is not None
             corr = self.ctx.next_corr()
-            self.ctx.send(self.name, self.coordinator, m.OffsetFetchRequest(corr, self.group))
+            self.ctx.send(self.name, self.coordinator, m.OffsetFetchRequest(
+                corr, self.group, self.require_stable, self.initializing()))
             self.offsets_fetch = Request(corr, self.coordinator, self.ctx.now)
 
     def timed_out_brokers(self) -> set[str]:

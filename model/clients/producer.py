@@ -386,7 +386,8 @@ class Producer:
     def receive(self, src: str, generation: int, message: Any) -> None:
         if self.txn is not None and isinstance(message, (
                 m.FindCoordinatorResponse, m.InitProducerIdResponse,
-                m.AddPartitionsToTxnResponse, m.EndTxnResponse)):
+                m.AddPartitionsToTxnResponse, m.EndTxnResponse,
+                m.AddOffsetsToTxnResponse, m.TxnOffsetCommitResponse)):
             self.txn.receive(message)
             self.drain()
             return

@@ -18,7 +18,7 @@ coordinator where needed and resend after ``retry.backoff.ms``.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable
 
 import attrs
 
@@ -37,6 +37,30 @@ _RETRIABLE = {m.NOT_COORDINATOR, m.COORDINATOR_NOT_AVAILABLE, m.CONCURRENT_TRANS
 _FIND_AGAIN = {m.NOT_COORDINATOR, m.COORDINATOR_NOT_AVAILABLE, m.NETWORK_EXCEPTION}
 _FATAL = {m.PRODUCER_FENCED, m.INVALID_PRODUCER_EPOCH, m.INVALID_PRODUCER_ID_MAPPING,
           m.INVALID_TXN_STATE, m.TRANSACTION_COORDINATOR_FENCED}
+
+
+# TxnOffsetCommitHandler: errors that find the group coordinator again and retry, and
+# those that abort the transaction (CommitFailedException: the consumer's generation is
+# gone, so the offsets must not be committed with the output).
+_OFFSETS_FIND_AGAIN = {m.NOT_COORDINATOR, m.COORDINATOR_NOT_AVAILABLE, m.REQUEST_TIMED_OUT,
+                       m.NETWORK_EXCEPTION}
+_OFFSETS_RETRIABLE = _OFFSETS_FIND_AGAIN | {m.COORDINATOR_LOAD_IN_PROGRESS}
+ADD_OFFSETS, COMMIT_OFFSETS = "add-offsets", "commit-offsets"
+
+
+@attrs.define(slots=True)
+class OffsetsToSend:
+    """One ``sendOffsetsToTransaction`` in progress: AddOffsetsToTxn to the
+    transaction coordinator, then TxnOffsetCommit to the group's coordinator, with
+    the consumer's generation and member id (KIP-447; -1 and "" for the group-id-only
+    form)."""
+
+    offsets: tuple[tuple[int, int], ...]
+    group: str
+    generation: int
+    member_id: str
+    done: Callable[[str | None], None]
+    stage: str = ADD_OFFSETS
 
 
 class TransactionManager:
@@ -58,6 +82,9 @@ class TransactionManager:
         self.epoch_bump_required = False
         self.last_error: str | None = None
         self.begun = 0          # transactions this instance has begun
+        self.offsets: OffsetsToSend | None = None
+        self.offsets_added = False      # AddOffsetsToTxn succeeded (transactionStarted)
+        self.group_coordinator: str | None = None
         self.v2 = self.ctx.config.kafka.transactions_v2
 
     # -- what the application may do ---------------------------------------------------
@@ -103,6 +130,20 @@ class TransactionManager:
         return (self.state in (IN_TRANSACTION, COMMITTING, ABORTING) and not self.v2
                 and bool(self.add_to_resend or self.new_partitions))
 
+    def send_offsets(self, offsets: dict[int, int], group: str, generation: int,
+                     member_id: str, done: Callable[[str | None], None]) -> None:
+        """``sendOffsetsToTransaction(offsets, groupMetadata)`` in a transaction:
+        ``done`` gets None once the group coordinator holds the offsets as part of the
+        transaction, or the error the call throws."""
+        assert self.state == IN_TRANSACTION and self.offsets is None
+        self.offsets = OffsetsToSend(tuple(sorted(offsets.items())), group, generation,
+                                     member_id, done)
+
+    def _offsets_failed(self, error: str) -> None:
+        offsets, self.offsets = self.offsets, None
+        if offsets is not None:
+            offsets.done(error)
+
     def begin_commit(self) -> None:
         self._transition(COMMITTING)
 
@@ -111,6 +152,7 @@ class TransactionManager:
         already sent stays queued for resending, since the coordinator may have added its
         partitions (then the abort needs its EndTxn)."""
         self.new_partitions.clear()
+        self._offsets_failed("TransactionAborted")
         self._transition(ABORTING)
 
     def initialize(self) -> None:
@@ -130,6 +172,7 @@ class TransactionManager:
             self.epoch_bump_required = True
         if self.state in (IN_TRANSACTION, COMMITTING):
             self.last_error = error
+            self._offsets_failed(error)     # maybeTerminateRequestWithError
             self._transition(ABORTABLE_ERROR)
 
     def sequences_unresolved(self) -> None:
@@ -141,6 +184,7 @@ class TransactionManager:
             self._transition(ABORTABLE_ERROR)
 
     def _fatal(self, error: str) -> None:
+        self._offsets_failed(error)
         self.last_error = error
         self._transition(FATAL_ERROR)
         self.producer.transaction_fatal(error)
@@ -174,8 +218,18 @@ class TransactionManager:
             return m.AddPartitionsToTxnRequest(0, self.transactional_id, idem.producer_id,
                                                idem.producer_epoch,
                                                tuple(sorted(self.new_partitions)))
+        offsets = self.offsets
+        if offsets is not None and self.state in (IN_TRANSACTION, COMMITTING):
+            if offsets.stage == ADD_OFFSETS:
+                return m.AddOffsetsToTxnRequest(0, self.transactional_id, idem.producer_id,
+                                                idem.producer_epoch, offsets.group)
+            return m.TxnOffsetCommitRequest(0, self.transactional_id, offsets.group,
+                                            idem.producer_id, idem.producer_epoch,
+                                            offsets.offsets, offsets.generation,
+                                            offsets.member_id)
         if self.state in (COMMITTING, ABORTING) and not self.producer.has_incomplete_batches():
-            if not self.added and not (self.v2 and self.producer.sent_in_transaction):
+            if not self.added and not self.offsets_added and not (
+                    self.v2 and self.producer.sent_in_transaction):
                 self._finished(self.state == COMMITTING)
                 return None
             if self.last_error == m.INVALID_PRODUCER_ID_MAPPING:
@@ -193,27 +247,40 @@ class TransactionManager:
         request = self.next_request()
         if request is None:
             return
-        if self.coordinator is None:
-            self._find_coordinator()
+        to_group = isinstance(request, m.TxnOffsetCommitRequest)
+        target = self.group_coordinator if to_group else self.coordinator
+        if target is None:
+            if to_group:
+                self._find_coordinator(request.group, "group")
+            else:
+                self._find_coordinator(self.transactional_id, "transaction")
             return
-        if not self.ctx.network.accepts(self.producer.name, self.coordinator):
-            self.coordinator = None
+        if not self.ctx.network.accepts(self.producer.name, target):
+            self._forget_coordinator(to_group)
             self.retry_at = self.ctx.now + self.ctx.config.producer.retry_backoff_ms
             return
         corr = self.ctx.next_corr()
         request = attrs.evolve(request, corr=corr)
-        self.ctx.send(self.producer.name, self.coordinator, request)
-        self.request = (corr, self.coordinator, request)
+        self.ctx.send(self.producer.name, target, request)
+        self.request = (corr, target, request)
         self.sent_at = self.ctx.now
 
-    def _find_coordinator(self) -> None:
+    def _forget_coordinator(self, group: bool) -> None:
+        if group:
+            self.group_coordinator = None
+        else:
+            self.coordinator = None
+
+    def _find_coordinator(self, key: str, key_type: str) -> None:
+        """``lookupCoordinator``: FindCoordinator for the transaction's coordinator, or
+        (for TxnOffsetCommit) the group's."""
         ready = [b for b in self.producer.brokers
                  if self.ctx.network.accepts(self.producer.name, b)]
         if not ready:
             self.retry_at = self.ctx.now + self.ctx.config.producer.retry_backoff_ms
             return
         corr = self.ctx.next_corr()
-        request = m.FindCoordinatorRequest(corr, self.transactional_id, "transaction")
+        request = m.FindCoordinatorRequest(corr, key, key_type)
         self.ctx.send(self.producer.name, ready[0], request)
         self.request = (corr, ready[0], request)
         self.sent_at = self.ctx.now
@@ -231,9 +298,15 @@ class TransactionManager:
         error = message.error
         if isinstance(message, m.FindCoordinatorResponse):
             if error is None and message.coordinator is not None:
-                self.coordinator = message.coordinator
+                if request.key_type == "group":
+                    self.group_coordinator = message.coordinator
+                else:
+                    self.coordinator = message.coordinator
             else:
                 self._back_off()
+            return
+        if isinstance(message, m.TxnOffsetCommitResponse):
+            self._on_txn_offset_commit(error)
             return
         if error in _FIND_AGAIN:
             self.coordinator = None
@@ -247,6 +320,8 @@ class TransactionManager:
             self._on_add(request, error)
         elif isinstance(message, m.EndTxnResponse):
             self._on_end(request, message)
+        elif isinstance(message, m.AddOffsetsToTxnResponse):
+            self._on_add_offsets(request, error)
 
     def _queue_again(self, request: Any, find_coordinator: bool) -> None:
         """``reenqueue``: the same AddPartitionsToTxn goes again (other requests are
@@ -299,6 +374,42 @@ class TransactionManager:
             self.new_partitions.clear()
             self.batch_failed(error)
 
+    def _on_add_offsets(self, request: m.AddOffsetsToTxnRequest, error: str | None) -> None:
+        """``AddOffsetsToTxnHandler``: the group's offsets partition is in the
+        transaction (so EndTxn is due even without a produced record); next, the
+        offsets go to the group coordinator."""
+        if self.offsets is None:
+            return
+        if error is None:
+            self.offsets_added = True
+            self.offsets.stage = COMMIT_OFFSETS
+        elif error in _FATAL:
+            self._fatal(error)
+        else:
+            self._offsets_failed(error)
+            self.batch_failed(error)
+
+    def _on_txn_offset_commit(self, error: str | None) -> None:
+        """``TxnOffsetCommitHandler``: done; or find the group coordinator again and
+        retry; or an abortable error (ILLEGAL_GENERATION, UNKNOWN_MEMBER_ID: the
+        consumer's generation is fenced, KIP-447); or fatal (a fenced producer)."""
+        if self.offsets is None:
+            return
+        if error is None:
+            self.ctx.event(self.producer.name, "txn-offsets-sent",
+                           offsets={str(p): o for p, o in self.offsets.offsets})
+            done, self.offsets = self.offsets.done, None
+            done(None)
+        elif error in _OFFSETS_RETRIABLE:
+            if error in _OFFSETS_FIND_AGAIN:
+                self.group_coordinator = None
+            self._back_off()
+        elif error in _FATAL:
+            self._fatal(error)
+        else:
+            self._offsets_failed(error)
+            self.batch_failed(error)
+
     def _on_end(self, request: m.EndTxnRequest, resp: m.EndTxnResponse) -> None:
         if resp.error == m.INVALID_PRODUCER_ID_MAPPING:
             # EndTxnHandler: abortableErrorIfPossible.
@@ -319,6 +430,7 @@ class TransactionManager:
         """The transaction is over: its sends complete, and after an abortable error
         the epoch is bumped before the next one (KIP-360)."""
         self.added.clear()
+        self.offsets_added = False
         self.new_partitions.clear()
         self.add_to_resend = None
         self.producer.transaction_completed(committed)
@@ -334,4 +446,6 @@ class TransactionManager:
             self.request = None
             if self.coordinator == peer:
                 self.coordinator = None
+            if self.group_coordinator == peer:
+                self.group_coordinator = None
             self._back_off()

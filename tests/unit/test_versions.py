@@ -106,3 +106,20 @@ def test_a_change_backported_to_older_lines_is_present_from_each_lines_fix():
     assert not change.present_in((3, 0, 0)) and change.present_in((3, 0, 1))
     assert not change.present_in((3, 1, 0)) and change.present_in((3, 1, 1))
     assert change.present_in((3, 5, 2)) and not change.present_in((2, 8, 0))
+
+
+def test_kip_447_stable_offset_fetch_since_2_5():
+    """KIP-447 (2.5.0): a read_committed consumer asks for stable offsets
+    (OffsetFetch requireStable); 2.4's consumer does not."""
+    from model.config import Config
+    from model.clients.coordinator import ConsumerCoordinator
+    from model.context import Context
+
+    def asks_stable(version: str) -> bool:
+        config = Config.from_settings({"kafka.version": version,
+                                       "isolation.level": "read_committed"})
+        return ConsumerCoordinator("c0", Context(config, ["b0", "c0"]), ["b0"],
+                                   None, None).require_stable  # type: ignore[arg-type]
+
+    assert not asks_stable("2.4")
+    assert asks_stable("3.0.0") and asks_stable("4.4")
