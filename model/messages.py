@@ -206,8 +206,8 @@ class OffsetCommitResponse:
 
 @attrs.frozen(slots=True)
 class OffsetFetchRequest:
-    """``require_stable`` (OffsetFetch v7, KIP-447): the consumer reads with
-    ``isolation.level=read_committed`` and wants no offset a transaction still holds."""
+    """``require_stable`` (OffsetFetch v7, KIP-447; every consumer since 2.5): no
+    offset a transaction still holds."""
 
     corr: int
     group: str

@@ -98,7 +98,7 @@ GENERATION_AWARE_CLAIMS = Change(
     "ignoring every member below the highest generation",
     "KAFKA-14639 (3.4.1, 3.5.0)", ((3, 4, 1), (3, 5, 0)))
 STABLE_OFFSET_FETCH = Change(
-    "a read_committed consumer fetches committed offsets with require_stable and retries "
+    "the consumer fetches committed offsets with require_stable and retries "
     "UNSTABLE_OFFSET_COMMIT while a transaction holds an offset for its partition; "
     "TxnOffsetCommit carries the consumer's generation and member id",
     "KIP-447, KAFKA-9418 (2.5.0)", ((2, 5, 0),))

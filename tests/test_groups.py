@@ -11,7 +11,8 @@ from typing import Any
 
 from model import actions as a
 from model import messages as m
-from model.broker.classic_group import COMPLETING_REBALANCE, PREPARING_REBALANCE, STABLE
+from model.broker.classic_group import (COMPLETING_REBALANCE, EMPTY, PREPARING_REBALANCE,
+                                        STABLE)
 from tests.scenario import Scenario
 
 OFFSETS = "__consumer_offsets-40"   # abs("kafkacheck".hashCode()) % 50
@@ -87,8 +88,8 @@ def test_offset_commit_validation_follows_classic_group_rules() -> None:
     """ClassicGroup.validateOffsetCommit: a member's generation must be the group's;
     an unknown member is refused; CompletingRebalance refuses with
     REBALANCE_IN_PROGRESS while PreparingRebalance still accepts the current generation
-    (commits of the generation being left); a standalone commit (generation -1, no
-    member) is accepted only while the group is empty."""
+    (commits of the generation being left); a commit with generation -1 is accepted
+    only while the group is empty, with or without a member id."""
     s = form(group())
     c = coordinator(s)
     g = the_group(s)
@@ -105,6 +106,8 @@ def test_offset_commit_validation_follows_classic_group_rules() -> None:
     assert validate(g.generation, member) is None
     g.state = COMPLETING_REBALANCE
     assert validate(g.generation, member) == m.REBALANCE_IN_PROGRESS
+    g.state = EMPTY          # generation -1 on an empty group: accepted, member id or not
+    assert validate(-1, "") is None and validate(-1, member) is None
 
 
 def test_heartbeats_answer_by_group_state() -> None:

@@ -17,6 +17,7 @@ from model import actions as a
 from model import messages as m
 from model.broker.group_coordinator import committed_offsets
 from model.broker.log import ReplicaLog
+from model.broker.transaction_coordinator import TransactionCoordinator
 from model.clients.transactions import ABORTABLE_ERROR
 from tests.scenario import Scenario
 from tests.test_groups import OFFSETS, coordinator, poll_all
@@ -190,13 +191,12 @@ def test_the_group_id_only_form_is_accepted_whatever_the_group() -> None:
     assert send_offsets(s, {0: 4}, generation=-1, member_id="") == [None]
 
 
-def test_a_read_committed_consumer_waits_for_the_transactions_offsets() -> None:
-    """ConsumerCoordinator fetches committed offsets with requireStable when
-    isolation.level=read_committed (KIP-447) and retries UNSTABLE_OFFSET_COMMIT: a
-    member restarted while a transaction holds offsets for its partitions starts from
-    the offsets the transaction commits.  A read_uncommitted one does not ask for
-    stable offsets: it finds none committed and resets at once."""
-    first = {}
+def test_a_restarted_consumer_waits_for_the_offsets_a_transaction_holds() -> None:
+    """ConsumerCoordinator asks for stable offsets (OffsetFetch requireStable, always
+    true since KIP-447 in 2.5.0, whatever isolation.level) and retries
+    UNSTABLE_OFFSET_COMMIT: a member restarted while a transaction holds offsets for
+    its partitions starts from the offsets the transaction commits, not from what was
+    committed before (nothing: it would reset to 0)."""
     for isolation in ("read_committed", "read_uncommitted"):
         # A transaction open longer than the rejoin takes (the coordinator would abort
         # it after the default 60 s transaction.timeout.ms).
@@ -215,6 +215,53 @@ def test_a_read_committed_consumer_waits_for_the_transactions_offsets() -> None:
         positions = [(e.value["offset"], e.value["reason"]) for e in events
                      if e.f == "position" and e.process == "c0"]
         unstable = [e for e in events if e.f == "offsets-unstable" and e.process == "c0"]
-        first[isolation] = (positions[:2], bool(unstable))
-    assert first["read_committed"] == ([(4, "committed"), (4, "committed")], True)
-    assert first["read_uncommitted"] == ([(0, "auto.offset.reset")] * 2, False)
+        assert positions[:2] == [(4, "committed"), (4, "committed")], isolation
+        assert unstable, isolation
+
+
+def test_transaction_version_2_sends_the_offsets_without_add_offsets_to_txn(
+        monkeypatch: Any) -> None:
+    """KIP-890 part 2 (4.0, transaction.version=2): the client sends TxnOffsetCommit
+    without AddOffsetsToTxn and the group coordinator adds the offsets partition to the
+    transaction before appending; the commit stores the offsets."""
+    s = pipeline(**{"transaction.version": "2"})
+    handled = []
+    for name in ("add_offsets", "add_partitions"):
+        original = getattr(TransactionCoordinator, name)
+
+        def counting(self: Any, src: str, *args: Any, _name: str = name,
+                     _original: Any = original, **kwargs: Any) -> None:
+            handled.append((_name, src))
+            _original(self, src, *args, **kwargs)
+
+        monkeypatch.setattr(TransactionCoordinator, name, counting)
+    assert send_offsets(s, {0: 4}) == [None]
+    assert [name for name, _ in handled] == ["add_partitions"]     # from the coordinator
+    assert handled[0][1] != "p0"
+    producer = s.cluster.producers["p0"]
+    producer.commit_transaction()
+    settle(s)
+    assert [e.value["control"] for e in s.internal("marker")
+            if e.value["partition"] == OFFSETS] == ["COMMIT"]
+    assert fetch(s, require_stable=True) == m.OffsetFetchResponse(-1, None, ((0, 4),))
+
+
+def test_an_abort_still_sends_the_offsets_already_queued_and_ends_the_transaction() -> None:
+    """TransactionManager: beginAbort does not fail queued requests (only an error state
+    does, maybeTerminateRequestWithError); AddOffsetsToTxn's answer marks the
+    transaction started whatever the state, so the abort sends EndTxn(ABORT) and the
+    coordinator does not keep the transaction open."""
+    s = pipeline()
+    membership = s.cluster.consumers["c0"].membership
+    producer = s.cluster.producers["p0"]
+    producer.txn.begin_if_needed()
+    outcome: list[str | None] = []
+    producer.txn.send_offsets({0: 4}, GROUP, membership.generation, membership.member_id,
+                              outcome.append)
+    producer.drain()
+    producer.abort_transaction()
+    settle(s)
+    assert [e.value["control"] for e in s.internal("marker")
+            if e.value["partition"] == OFFSETS] == ["ABORT"]
+    assert producer.txn.state == "READY"
+    assert fetch(s, require_stable=True) == m.OffsetFetchResponse(-1, None, ())

@@ -417,8 +417,8 @@ class GroupCoordinator:
         ``sendOffsetsToTransaction``) is accepted in any state."""
         group = self._group(group_id)
         assert group is not None
-        if generation < 0 and not member_id and group.state == EMPTY:
-            return None
+        if generation < 0 and group.state == EMPTY:
+            return None         # an admin client, or a consumer outside group management
         if generation >= 0 or member_id:
             if member_id not in group.members:
                 return m.UNKNOWN_MEMBER_ID

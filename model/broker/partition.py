@@ -212,7 +212,10 @@ class Partition:
         if coordinator_origin:
             check = self.log.producers.validate_coordinator_append(header.producer_id,
                                                                    header.producer_epoch)
-            verified = True
+            # Transaction version 2: TxnOffsetCommit v5 has the coordinator add the
+            # offsets partition to the transaction (KIP-890 part 2); part 1's check of
+            # transactional offsets (KAFKA-15449, 3.7) is not modelled.
+            verified = verified or self.broker.txn_verifier.mode() != "add"
         else:
             check = self.log.producers.validate(header.producer_id, header.producer_epoch,
                                                 header.sequence, len(records),
@@ -223,7 +226,8 @@ class Partition:
         if (check.duplicate_of is None and header.transactional and not verified
                 and not self.log.producers.ongoing(header.producer_id)
                 and self.broker.txn_verifier.mode() is not None):
-            self._verify_then_append(records, acks, timeout_ms, complete, header)
+            self._verify_then_append(records, acks, timeout_ms, complete, header,
+                                     coordinator_origin)
             return
         if check.duplicate_of is not None:
             first = check.duplicate_of
@@ -246,7 +250,7 @@ class Partition:
 
     def _verify_then_append(self, records: list[tuple[str, int, str]], acks: str,
                             timeout_ms: int, complete: Completion,
-                            header: BatchHeader) -> None:
+                            header: BatchHeader, coordinator_origin: bool = False) -> None:
         """KIP-890: before a transactional batch opens a transaction here, ask the
         coordinator whether this partition is in the producer's open transaction (part
         1, ``verify_only``), or have it added (transaction version 2).  A marker written
@@ -263,7 +267,8 @@ class Partition:
             if error is not None:
                 complete(error, None)
                 return
-            self.append_as_leader(records, acks, timeout_ms, complete, header, verified=True)
+            self.append_as_leader(records, acks, timeout_ms, complete, header, verified=True,
+                                  coordinator_origin=coordinator_origin)
 
         self.broker.txn_verifier.verify(header.transactional_id, producer_id,
                                         header.producer_epoch, self.partition, verified)

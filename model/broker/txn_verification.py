@@ -59,12 +59,12 @@ class TxnVerifier:
 
     def verify(self, transactional_id: str | None, producer_id: int, producer_epoch: int,
                partition: object, done: Callable[[str | None], None]) -> None:
-        assert transactional_id is not None and isinstance(partition, int)
+        assert transactional_id is not None
         coordinator = self.broker.metadata.leader_of(transaction_partition(
             transactional_id, self.ctx.config.broker.transaction_state_log_num_partitions))
         request_corr = self.ctx.next_corr()
         request = m.AddPartitionsToTxnRequest(request_corr, transactional_id, producer_id,
-                                              producer_epoch, (partition,),
+                                              producer_epoch, (partition,),  # type: ignore[arg-type]
                                               verify_only=self.mode() == "verify")
         if coordinator is None:
             done(m.NOT_ENOUGH_REPLICAS)

@@ -105,10 +105,10 @@ class ConsumerCoordinator:
         self.asyncs: list[CommitAsync] = []
         # Set by a subscribing consumer: its group membership (generation, member id).
         self.membership: Any = None
-        # KIP-447: a read_committed consumer asks for stable offsets only (OffsetFetch
-        # v7 requireStable), for the partitions it has no position for.
-        self.require_stable = (ctx.config.kafka.behaviours.stable_offset_fetch
-                               and ctx.config.consumer.isolation_level == "read_committed")
+        # KIP-447 (2.5.0): every consumer asks for stable offsets (OffsetFetch v7
+        # requireStable, always true in ConsumerCoordinator.sendOffsetFetchRequest), for
+        # the partitions it has no position for.
+        self.require_stable = ctx.config.kafka.behaviours.stable_offset_fetch
         self.initializing: Callable[[], tuple[int, ...]] = tuple
 
     # -- discovery ---------------------------------------------------------------------
@@ -284,6 +284,10 @@ class ConsumerCoordinator:
             elif commit.request is None and self.ctx.now >= commit.retry_at \
                     and self.coordinator_ready():
                 self._send_commit()
+        if not self.committed_known and not self.initializing():
+            # fetchCommittedOffsets of no partition: an empty answer, no request.
+            self.committed_known = True
+            self.on_committed({})
         if (not self.committed_known and self.offsets_fetch is None
                 and self.ctx.now >= self.fetch_retry_at and self.coordinator_ready()):
             assert self.coordinator is not None

@@ -39,12 +39,16 @@ _FATAL = {m.PRODUCER_FENCED, m.INVALID_PRODUCER_EPOCH, m.INVALID_PRODUCER_ID_MAP
           m.INVALID_TXN_STATE, m.TRANSACTION_COORDINATOR_FENCED}
 
 
-# TxnOffsetCommitHandler: errors that find the group coordinator again and retry, and
-# those that abort the transaction (CommitFailedException: the consumer's generation is
-# gone, so the offsets must not be committed with the output).
+# TxnOffsetCommitHandler: errors that find the group coordinator again and retry, other
+# retriable ones (retried with the same coordinator), and those that abort the
+# transaction (CommitFailedException: the consumer's generation is gone, so the offsets
+# must not be committed with the output).  Any other error is fatal.
 _OFFSETS_FIND_AGAIN = {m.NOT_COORDINATOR, m.COORDINATOR_NOT_AVAILABLE, m.REQUEST_TIMED_OUT,
                        m.NETWORK_EXCEPTION}
-_OFFSETS_RETRIABLE = _OFFSETS_FIND_AGAIN | {m.COORDINATOR_LOAD_IN_PROGRESS}
+_OFFSETS_RETRIABLE = _OFFSETS_FIND_AGAIN | {
+    m.COORDINATOR_LOAD_IN_PROGRESS, m.CONCURRENT_TRANSACTIONS, m.NOT_ENOUGH_REPLICAS,
+    m.NOT_ENOUGH_REPLICAS_AFTER_APPEND, m.NOT_LEADER_OR_FOLLOWER}
+_OFFSETS_ABORTABLE = {m.ILLEGAL_GENERATION, m.UNKNOWN_MEMBER_ID, m.TRANSACTION_ABORTABLE}
 ADD_OFFSETS, COMMIT_OFFSETS = "add-offsets", "commit-offsets"
 
 
@@ -134,10 +138,15 @@ class TransactionManager:
                      member_id: str, done: Callable[[str | None], None]) -> None:
         """``sendOffsetsToTransaction(offsets, groupMetadata)`` in a transaction:
         ``done`` gets None once the group coordinator holds the offsets as part of the
-        transaction, or the error the call throws."""
+        transaction, or the error the call throws.  Transaction version 2 skips
+        AddOffsetsToTxn (TxnOffsetCommit v5: the group coordinator adds the offsets
+        partition, KIP-890 part 2) and counts the transaction as started at once."""
         assert self.state == IN_TRANSACTION and self.offsets is None
         self.offsets = OffsetsToSend(tuple(sorted(offsets.items())), group, generation,
-                                     member_id, done)
+                                     member_id, done,
+                                     COMMIT_OFFSETS if self.v2 else ADD_OFFSETS)
+        if self.v2:
+            self.offsets_added = True
 
     def _offsets_failed(self, error: str) -> None:
         offsets, self.offsets = self.offsets, None
@@ -152,7 +161,6 @@ class TransactionManager:
         already sent stays queued for resending, since the coordinator may have added its
         partitions (then the abort needs its EndTxn)."""
         self.new_partitions.clear()
-        self._offsets_failed("TransactionAborted")
         self._transition(ABORTING)
 
     def initialize(self) -> None:
@@ -219,7 +227,7 @@ class TransactionManager:
                                                idem.producer_epoch,
                                                tuple(sorted(self.new_partitions)))
         offsets = self.offsets
-        if offsets is not None and self.state in (IN_TRANSACTION, COMMITTING):
+        if offsets is not None and self.state in (IN_TRANSACTION, COMMITTING, ABORTING):
             if offsets.stage == ADD_OFFSETS:
                 return m.AddOffsetsToTxnRequest(0, self.transactional_id, idem.producer_id,
                                                 idem.producer_epoch, offsets.group)
@@ -376,18 +384,22 @@ class TransactionManager:
 
     def _on_add_offsets(self, request: m.AddOffsetsToTxnRequest, error: str | None) -> None:
         """``AddOffsetsToTxnHandler``: the group's offsets partition is in the
-        transaction (so EndTxn is due even without a produced record); next, the
-        offsets go to the group coordinator."""
-        if self.offsets is None:
-            return
+        transaction (``transactionStarted``, whatever the state by now: EndTxn is due
+        even without a produced record); next, the offsets go to the group
+        coordinator.  INVALID_PRODUCER_ID_MAPPING aborts with an epoch bump
+        (``abortableErrorIfPossible``), TRANSACTION_ABORTABLE aborts, anything else is
+        fatal."""
         if error is None:
             self.offsets_added = True
-            self.offsets.stage = COMMIT_OFFSETS
-        elif error in _FATAL:
-            self._fatal(error)
+            if self.offsets is not None:
+                self.offsets.stage = COMMIT_OFFSETS
+        elif error == m.INVALID_PRODUCER_ID_MAPPING:
+            self.epoch_bump_required = True
+            self._abortable(error)
+        elif error == m.TRANSACTION_ABORTABLE:
+            self._abortable(error)
         else:
-            self._offsets_failed(error)
-            self.batch_failed(error)
+            self._fatal(m.PRODUCER_FENCED if error == m.INVALID_PRODUCER_EPOCH else error)
 
     def _on_txn_offset_commit(self, error: str | None) -> None:
         """``TxnOffsetCommitHandler``: done; or find the group coordinator again and
@@ -404,11 +416,22 @@ class TransactionManager:
             if error in _OFFSETS_FIND_AGAIN:
                 self.group_coordinator = None
             self._back_off()
-        elif error in _FATAL:
-            self._fatal(error)
+        elif error in _OFFSETS_ABORTABLE:
+            self._abortable(error)
         else:
-            self._offsets_failed(error)
-            self.batch_failed(error)
+            self._fatal(m.PRODUCER_FENCED if error == m.INVALID_PRODUCER_EPOCH else error)
+
+    def _abortable(self, error: str) -> None:
+        """``abortableError``: the application must abort; unlike a failed batch this
+        needs no epoch bump afterwards.  Queued offsets fail with it
+        (``maybeTerminateRequestWithError``)."""
+        if self.state in (FATAL_ERROR, ABORTABLE_ERROR):
+            return
+        self._offsets_failed(error)
+        if self.state == ABORTING:
+            return          # transitionToAbortableError: already being aborted
+        self.last_error = error
+        self._transition(ABORTABLE_ERROR)
 
     def _on_end(self, request: m.EndTxnRequest, resp: m.EndTxnResponse) -> None:
         if resp.error == m.INVALID_PRODUCER_ID_MAPPING:

@@ -109,8 +109,8 @@ def test_a_change_backported_to_older_lines_is_present_from_each_lines_fix():
 
 
 def test_kip_447_stable_offset_fetch_since_2_5():
-    """KIP-447 (2.5.0): a read_committed consumer asks for stable offsets
-    (OffsetFetch requireStable); 2.4's consumer does not."""
+    """KIP-447 (2.5.0): the consumer asks for stable offsets (OffsetFetch
+    requireStable, ConsumerCoordinator.sendOffsetFetchRequest); 2.4's does not."""
     from model.config import Config
     from model.clients.coordinator import ConsumerCoordinator
     from model.context import Context
