@@ -398,7 +398,8 @@ class Cluster:
                 consumer.coordinator.mark_unknown()
                 continue
             membership.on_heartbeat(broker.coordinator.heartbeat(
-                membership.group, membership.member_id, membership.generation))
+                membership.group, membership.member_id, membership.generation,
+                membership.instance_id))
 
     def _heartbeat(self, broker: Broker) -> None:
         # A broker that just became ready to be unfenced heartbeats again at once.

@@ -364,6 +364,12 @@ class ConsumerConfig:
                       _choice("classic", "consumer")),
         "classic: JoinGroup/SyncGroup with a client-side assignor (Kafka's default)",
     )
+    group_instance_id: str | None = _setting(
+        "group.instance.id", None, _optional_text,
+        "static membership (KIP-345): consumer cN joins as <group.instance.id>-cN, is "
+        "given its partitions back without a rebalance when it restarts within its "
+        "session, and never sends LeaveGroup; null: dynamic members",
+    )
     session_timeout_ms: int = _setting(
         "session.timeout.ms", 45000, _int(1),
         "the coordinator removes a member it has not heard a heartbeat from for this "

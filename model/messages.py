@@ -55,6 +55,7 @@ UNKNOWN_MEMBER_ID = "UNKNOWN_MEMBER_ID"
 ILLEGAL_GENERATION = "ILLEGAL_GENERATION"
 REBALANCE_IN_PROGRESS = "REBALANCE_IN_PROGRESS"
 UNSTABLE_OFFSET_COMMIT = "UNSTABLE_OFFSET_COMMIT"
+FENCED_INSTANCE_ID = "FENCED_INSTANCE_ID"
 
 NO_BROKER_EPOCH = -1   # a consumer's fetch, or skipping broker-epoch checks (KIP-903)
 
@@ -196,6 +197,7 @@ class OffsetCommitRequest:
     offsets: tuple[tuple[int, int], ...]
     generation: int = -1
     member_id: str = ""
+    instance_id: str | None = None
 
 
 @attrs.frozen(slots=True)
@@ -243,6 +245,7 @@ class JoinGroupRequest:
     protocols: tuple[str, ...]
     owned: tuple[int, ...] = ()
     owned_generation: int = -1
+    instance_id: str | None = None      # group.instance.id (KIP-345, JoinGroup v5)
 
 
 @attrs.frozen(slots=True)
@@ -266,6 +269,7 @@ class SyncGroupRequest:
     generation: int
     member_id: str
     assignments: tuple[tuple[str, tuple[int, ...]], ...] = ()   # only the leader's
+    instance_id: str | None = None
 
 
 @attrs.frozen(slots=True)
@@ -345,6 +349,7 @@ class TxnOffsetCommitRequest:
     offsets: tuple[tuple[int, int], ...]
     generation: int = -1
     member_id: str = ""
+    instance_id: str | None = None
 
 
 @attrs.frozen(slots=True)

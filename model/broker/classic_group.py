@@ -18,6 +18,7 @@ from typing import Any
 import attrs
 
 from model.clients.assignors import choose_strategy
+from model.messages import FENCED_INSTANCE_ID, UNKNOWN_MEMBER_ID
 
 EMPTY = "Empty"
 PREPARING_REBALANCE = "PreparingRebalance"
@@ -45,16 +46,18 @@ class Member:
     awaiting_join: Waiting | None = None
     awaiting_sync: Waiting | None = None
     is_new: bool = False
+    instance_id: str | None = None      # a static member's group.instance.id (KIP-345)
 
     def to_value(self) -> tuple[Any, ...]:
         return (self.member_id, self.client, self.session_timeout_ms,
-                self.rebalance_timeout_ms, self.protocols, self.assignment)
+                self.rebalance_timeout_ms, self.protocols, self.assignment,
+                self.instance_id)
 
     @classmethod
     def from_value(cls, value: Any) -> "Member":
-        member_id, client, session, rebalance, protocols, assignment = value
+        member_id, client, session, rebalance, protocols, assignment, instance_id = value
         return cls(member_id, client, session, rebalance, tuple(protocols),
-                   assignment=tuple(assignment))
+                   assignment=tuple(assignment), instance_id=instance_id)
 
 
 @attrs.define(slots=True)
@@ -83,6 +86,35 @@ class ClassicGroup:
         out by MEMBER_ID_REQUIRED is still to come."""
         return not self.pending and all(m.awaiting_join is not None
                                         for m in self.members.values())
+
+    def static_member(self, instance_id: str) -> str | None:
+        """``staticMemberId``: the member id a group.instance.id is mapped to."""
+        return next((m.member_id for m in self.members.values()
+                     if m.instance_id == instance_id), None)
+
+    def validate_member(self, member_id: str, instance_id: str | None) -> str | None:
+        """``validateMember``: a static member's instance must map to the member id it
+        names (another one: a fenced, replaced incarnation, FENCED_INSTANCE_ID); a
+        dynamic member must be known (UNKNOWN_MEMBER_ID)."""
+        if instance_id is not None:
+            mapped = self.static_member(instance_id)
+            if mapped is None:
+                return UNKNOWN_MEMBER_ID
+            return None if mapped == member_id else FENCED_INSTANCE_ID
+        return None if member_id in self.members else UNKNOWN_MEMBER_ID
+
+    def replace_static_member(self, old_id: str, new_id: str) -> Member:
+        """``replaceStaticMember``: the instance keeps its place, assignment and (if it
+        led) the leadership under a new member id."""
+        member = self.members.pop(old_id)
+        member.member_id = new_id
+        self.members[new_id] = member
+        if self.leader == old_id:
+            self.leader = new_id
+        if old_id in self.pending_sync:
+            self.pending_sync.discard(old_id)
+            self.pending_sync.add(new_id)
+        return member
 
     def rebalance_timeout(self) -> int:
         return max((m.rebalance_timeout_ms for m in self.members.values()), default=0)

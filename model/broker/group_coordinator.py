@@ -27,6 +27,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Iterable
 
+import attrs
+
 from model import messages as m
 from model.broker.classic_group import (COMPLETING_REBALANCE, EMPTY, PREPARING_REBALANCE,
                                         STABLE, ClassicGroup, Member, group_key,
@@ -134,7 +136,22 @@ class GroupCoordinator:
             self.broker.reply(src, generation, m.JoinGroupResponse(req.corr, m.NOT_COORDINATOR))
             return
         waiting = (src, generation, req.corr)
-        if not req.member_id:
+        if req.instance_id is not None and req.member_id:
+            refused = group.validate_member(req.member_id, req.instance_id)
+            if refused is not None:
+                self.broker.reply(src, generation, m.JoinGroupResponse(req.corr, refused))
+                return
+        if req.instance_id is not None and not req.member_id:
+            # KIP-345: a static member joins at once (no MEMBER_ID_REQUIRED); a known
+            # instance replaces its previous member id.
+            member_id = f"{req.instance_id}-{self.ctx.next_corr()}"
+            existing = group.static_member(req.instance_id)
+            if existing is not None:
+                self._replace_static_member(group, existing, member_id, req, waiting)
+                return
+            group.pending[member_id] = self.ctx.now + req.session_timeout_ms
+            req = attrs.evolve(req, member_id=member_id)
+        elif not req.member_id:
             # KIP-394: a new member is given its id and must join again with it.
             member_id = f"{src}-{self.ctx.next_corr()}"
             group.pending[member_id] = self.ctx.now + req.session_timeout_ms
@@ -148,7 +165,8 @@ class GroupCoordinator:
         if member is None:
             del group.pending[req.member_id]
             member = Member(req.member_id, src, req.session_timeout_ms,
-                            req.rebalance_timeout_ms, req.protocols, is_new=True)
+                            req.rebalance_timeout_ms, req.protocols, is_new=True,
+                            instance_id=req.instance_id)
             group.members[member.member_id] = member
             self.ctx.event(self.broker.name, "member-joined", group=group.group_id,
                            member=member.member_id)
@@ -178,6 +196,68 @@ class GroupCoordinator:
             delay = self.ctx.config.broker.group_initial_rebalance_delay_ms
             group.initial_delay_until = min(self.ctx.now + delay, group.initial_delay_cap)
         self._maybe_complete_join(group)
+
+    def _replace_static_member(self, group: ClassicGroup, old_id: str, new_id: str,
+                               req: m.JoinGroupRequest, waiting: tuple[str, int, int]) -> None:
+        """``updateStaticMemberThenRebalanceOrCompleteJoin``: the instance's old member
+        id is fenced (its held JoinGroup / SyncGroup answered FENCED_INSTANCE_ID) and the
+        new one takes its place and assignment.  In Stable with the group's protocol
+        unchanged there is no rebalance: the group is stored with the new member id and
+        the JoinGroup answered with the current generation (the member then syncs and
+        gets its old assignment back); in CompletingRebalance a rebalance starts (the
+        leader may have assigned the old id); in PreparingRebalance it joins the phase."""
+        old = group.members[old_id]
+        for held, answer in ((old.awaiting_join, m.JoinGroupResponse),
+                             (old.awaiting_sync, m.SyncGroupResponse)):
+            if held is not None:
+                src, conn, corr = held
+                self.broker.reply(src, conn, answer(corr, m.FENCED_INSTANCE_ID))
+        old.awaiting_join = old.awaiting_sync = None
+        before = (old.protocols, old.session_timeout_ms, old.rebalance_timeout_ms, old.client)
+        member = group.replace_static_member(old_id, new_id)
+        member.protocols, member.session_timeout_ms = req.protocols, req.session_timeout_ms
+        member.rebalance_timeout_ms, member.client = req.rebalance_timeout_ms, waiting[0]
+        member.owned, member.owned_generation = req.owned, req.owned_generation
+        member.heartbeat_deadline = self.ctx.now + member.session_timeout_ms
+        self.ctx.event(self.broker.name, "static-member-replaced", group=group.group_id,
+                       instance=req.instance_id, old=old_id, new=new_id, state=group.state)
+        if group.state == STABLE and group.select_protocol() == group.protocol:
+            self._store_replacement(group, member, old_id, before, waiting)
+            return
+        member.awaiting_join = waiting
+        if group.state != PREPARING_REBALANCE:
+            self._prepare_rebalance(group, f"static member {req.instance_id} rejoined as {new_id}")
+        self._maybe_complete_join(group)
+
+    def _store_replacement(self, group: ClassicGroup, member: Member, old_id: str,
+                           before: tuple[Any, ...], waiting: tuple[str, int, int]) -> None:
+        """Persist the group with the static member's new id, then answer its JoinGroup
+        with the current generation; a failed write reverts the replacement and answers
+        the error."""
+        partition = self._leading(group.group_id)
+        generation = group.generation
+        src, conn, corr = waiting
+
+        def complete(error: str | None, offset: int | None) -> None:
+            if group.members.get(member.member_id) is not member:
+                return      # replaced or removed meanwhile
+            if error is not None or group.generation != generation:
+                new_id = member.member_id
+                group.replace_static_member(new_id, old_id)
+                (member.protocols, member.session_timeout_ms, member.rebalance_timeout_ms,
+                 member.client) = before
+                mapped = _COMMIT_ERRORS.get(error, error) if error else m.REBALANCE_IN_PROGRESS
+                self.broker.reply(src, conn, m.JoinGroupResponse(corr, mapped))
+                return
+            self._answer_join(group, member, waiting)
+
+        if partition is None:
+            complete(m.NOT_COORDINATOR, None)
+            return
+        partition.append_as_leader([(group_key(group.group_id), group.to_value(),
+                                     self.broker.name)],
+                                   "all", self.ctx.config.broker.offsets_commit_timeout_ms,
+                                   complete)
 
     def _answer_join(self, group: ClassicGroup, member: Member, waiting: tuple[str, int, int],
                      ) -> None:
@@ -278,10 +358,11 @@ class GroupCoordinator:
         if group is None:
             answer(m.NOT_COORDINATOR)
             return
-        member = group.members.get(req.member_id)
-        if member is None:
-            answer(m.UNKNOWN_MEMBER_ID)
+        refused = group.validate_member(req.member_id, req.instance_id)
+        if refused is not None:
+            answer(refused)
             return
+        member = group.members[req.member_id]
         if req.generation != group.generation:
             answer(m.ILLEGAL_GENERATION)
             return
@@ -339,14 +420,18 @@ class GroupCoordinator:
 
     # -- Heartbeat and LeaveGroup --------------------------------------------------------
 
-    def heartbeat(self, group_id: str, member_id: str, generation: int) -> str | None:
+    def heartbeat(self, group_id: str, member_id: str, generation: int,
+                  instance_id: str | None = None) -> str | None:
         """``classicGroupHeartbeat``; exchanged during a tick (see ``Cluster``)."""
         group = self._group(group_id)
         if group is None:
             return m.NOT_COORDINATOR
-        member = group.members.get(member_id)
-        if member is None or group.state == EMPTY:
+        if group.state == EMPTY:
             return m.UNKNOWN_MEMBER_ID
+        refused = group.validate_member(member_id, instance_id)
+        if refused is not None:
+            return refused
+        member = group.members[member_id]
         if generation != group.generation:
             return m.ILLEGAL_GENERATION
         member.heartbeat_deadline = self.ctx.now + member.session_timeout_ms
@@ -410,7 +495,8 @@ class GroupCoordinator:
     # -- offsets -----------------------------------------------------------------------
 
     def _validate_commit(self, group_id: str, generation: int, member_id: str,
-                         transactional: bool = False) -> str | None:
+                         transactional: bool = False,
+                         instance_id: str | None = None) -> str | None:
         """``ClassicGroup.validateOffsetCommit``.  A transactional commit (KIP-447) is
         checked against the member and generation like any other but never answered
         REBALANCE_IN_PROGRESS; one that names neither (the group-id-only
@@ -419,9 +505,10 @@ class GroupCoordinator:
         assert group is not None
         if generation < 0 and group.state == EMPTY:
             return None         # an admin client, or a consumer outside group management
-        if generation >= 0 or member_id:
-            if member_id not in group.members:
-                return m.UNKNOWN_MEMBER_ID
+        if generation >= 0 or member_id or instance_id is not None:
+            refused = group.validate_member(member_id, instance_id)
+            if refused is not None:
+                return refused
             if generation != group.generation:
                 return m.ILLEGAL_GENERATION
         elif not transactional and group.state != EMPTY:
@@ -435,7 +522,8 @@ class GroupCoordinator:
         if partition is None:
             self.broker.reply(src, generation, m.OffsetCommitResponse(req.corr, m.NOT_COORDINATOR))
             return
-        refused = self._validate_commit(req.group, req.generation, req.member_id)
+        refused = self._validate_commit(req.group, req.generation, req.member_id,
+                                        instance_id=req.instance_id)
         if refused is not None:
             self.ctx.event(self.broker.name, "commit-refused", group=req.group,
                            member=req.member_id, generation=req.generation, error=refused,
@@ -466,7 +554,7 @@ class GroupCoordinator:
                 req.corr, m.NOT_COORDINATOR))
             return
         refused = self._validate_commit(req.group, req.generation, req.member_id,
-                                        transactional=True)
+                                        transactional=True, instance_id=req.instance_id)
         offsets = {str(p): o for p, o in req.offsets}
         if refused is not None:
             self.ctx.event(self.broker.name, "commit-refused", group=req.group,

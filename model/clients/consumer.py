@@ -120,7 +120,7 @@ class Consumer:
         self.refresh_metadata()
         if self.subscribing:
             self.membership = GroupMembership(self.coordinator, self._generation_lost,
-                                              lambda: tuple(self.partitions))
+                                              lambda: tuple(self.partitions), self._fenced)
             self.coordinator.membership = self.membership
             self.coordinator.committed_known = True    # nothing assigned yet
             # Jepsen's :subscribe names the keys (partitions) of the topics subscribed to.
@@ -341,6 +341,18 @@ class Consumer:
         self.join_prepared = False       # resetStateAndRejoin: needsJoinPrepare = true
         self.ctx.event(self.name, "generation-lost", reason=reason)
 
+    def _fenced(self, error: str) -> None:
+        """FencedInstanceIdException (KIP-345): another process joined with this
+        consumer's group.instance.id; the exception is fatal, so poll() or commitSync()
+        throws it and the application ends (a restart is a new process)."""
+        if not self.alive:
+            return
+        self.ctx.event(self.name, "fenced", member=self.membership.member_id
+                       if self.membership is not None else "", error=error)
+        self._abandon_process()
+        self.ctx.history.add(self.op_process, "info", "crash", None,
+                             {"error": "FencedInstanceIdException"})
+
     def close(self) -> None:
         """``KafkaConsumer.close()``: with auto-commit, a last commit of the consumed
         positions (the last poll's records included, processed or not), then LeaveGroup,
@@ -377,6 +389,9 @@ class Consumer:
     def _commit_done(self, offsets: dict[int, int], outcome: str, error: str | None) -> None:
         meta = {"error": error} if error else None
         self.ctx.history.add(self.op_process, outcome, "commit", offsets, meta)
+        if error == m.FENCED_INSTANCE_ID:
+            self._fenced(error)
+            return
         strategy = self.ctx.config.consumer.commit_strategy
         if strategy == "before-processing" and outcome != "ok":
             # commitSync threw: the application never processes this batch.

@@ -155,7 +155,8 @@ class ConsumerCoordinator:
         if membership is None:     # assign: a standalone commit
             return m.OffsetCommitRequest(corr, self.group, tuple(sorted(offsets.items())))
         return m.OffsetCommitRequest(corr, self.group, tuple(sorted(offsets.items())),
-                                     membership.generation, membership.member_id)
+                                     membership.generation, membership.member_id,
+                                     membership.instance_id)
 
     def _local_refusal(self) -> str | None:
         """A group member without a stable generation does not send the commit."""

@@ -48,7 +48,8 @@ JOIN_GROUP_TIMEOUT_LAPSE_MS = 5000
 class GroupMembership:
     def __init__(self, coordinator: "ConsumerCoordinator",
                  on_lost_generation: Callable[[str], None],
-                 owned_now: Callable[[], tuple[int, ...]]) -> None:
+                 owned_now: Callable[[], tuple[int, ...]],
+                 on_fenced: Callable[[str], None] = lambda error: None) -> None:
         self.coordinator = coordinator
         self.ctx = coordinator.ctx
         self.name = coordinator.name
@@ -59,6 +60,10 @@ class GroupMembership:
         self.behaviours = coordinator.ctx.config.kafka.behaviours
         self.owned_now = owned_now               # SubscriptionState.assignedPartitions
         self.on_lost_generation = on_lost_generation
+        self.on_fenced = on_fenced
+        # KIP-345: kafkacheck gives consumer cN the group.instance.id <setting>-cN.
+        self.instance_id = (f"{self.config.group_instance_id}-{self.name}"
+                            if self.config.group_instance_id is not None else None)
         self.member_id = ""
         self.generation = NO_GENERATION
         self.state = UNJOINED
@@ -116,7 +121,8 @@ class GroupMembership:
         owned, generation = self.subscription_ownership()
         self.ctx.send(self.name, target, m.JoinGroupRequest(
             corr, self.group, self.member_id, self.config.session_timeout_ms,
-            self.config.max_poll_interval_ms, self.protocols, owned, generation))
+            self.config.max_poll_interval_ms, self.protocols, owned, generation,
+            self.instance_id))
         # AbstractCoordinator.sendJoinGroupRequest: the coordinator may hold a JoinGroup
         # for the whole rebalance, so the client waits the rebalance timeout
         # (max.poll.interval.ms) plus JOIN_GROUP_TIMEOUT_LAPSE, not request.timeout.ms.
@@ -166,7 +172,8 @@ class GroupMembership:
             return
         corr = self.ctx.next_corr()
         self.ctx.send(self.name, target, m.SyncGroupRequest(
-            corr, self.group, self.generation, self.member_id, assignments))
+            corr, self.group, self.generation, self.member_id, assignments,
+            self.instance_id))
         self.request = Request(corr, target, self.ctx.now)
         self.state = SYNCING
 
@@ -199,6 +206,9 @@ class GroupMembership:
         without a member id; a lost coordinator is discovered again."""
         self.state = UNJOINED
         self.rejoin_needed = True
+        if error == m.FENCED_INSTANCE_ID:
+            self.on_fenced(error)
+            return
         if error in (m.UNKNOWN_MEMBER_ID, m.ILLEGAL_GENERATION):
             self.reset(error, keep_member_id=self._keeps_member_id(error))
         if error in (m.NOT_COORDINATOR, m.COORDINATOR_NOT_AVAILABLE, m.NETWORK_EXCEPTION,
@@ -221,6 +231,8 @@ class GroupMembership:
                        generation=self.generation, error=error)
         if error == m.REBALANCE_IN_PROGRESS:
             self.rejoin_needed = True
+        elif error == m.FENCED_INSTANCE_ID:
+            self.on_fenced(error)
         elif error in (m.ILLEGAL_GENERATION, m.UNKNOWN_MEMBER_ID):
             self.reset(error, keep_member_id=self._keeps_member_id(error))
         elif error in (m.NOT_COORDINATOR, m.COORDINATOR_NOT_AVAILABLE):
@@ -252,9 +264,11 @@ class GroupMembership:
 
     def leave_group(self, reason: str) -> None:
         """``maybeLeaveGroup``: a dynamic member with a member id sends LeaveGroup (its
-        answer is not waited for) and forgets its generation."""
+        answer is not waited for) and forgets its generation.  A static member (KIP-345)
+        sends nothing: only its session's expiry removes it from the group."""
         target = self.coordinator.coordinator
-        if self.member_id and target is not None and self.ctx.network.accepts(self.name, target):
+        if (self.instance_id is None and self.member_id and target is not None
+                and self.ctx.network.accepts(self.name, target)):
             corr = self.ctx.next_corr()
             self.ctx.send(self.name, target, m.LeaveGroupRequest(corr, self.group, self.member_id))
             self.leave = Request(corr, target, self.ctx.now)

@@ -48,7 +48,8 @@ _OFFSETS_FIND_AGAIN = {m.NOT_COORDINATOR, m.COORDINATOR_NOT_AVAILABLE, m.REQUEST
 _OFFSETS_RETRIABLE = _OFFSETS_FIND_AGAIN | {
     m.COORDINATOR_LOAD_IN_PROGRESS, m.CONCURRENT_TRANSACTIONS, m.NOT_ENOUGH_REPLICAS,
     m.NOT_ENOUGH_REPLICAS_AFTER_APPEND, m.NOT_LEADER_OR_FOLLOWER}
-_OFFSETS_ABORTABLE = {m.ILLEGAL_GENERATION, m.UNKNOWN_MEMBER_ID, m.TRANSACTION_ABORTABLE}
+_OFFSETS_ABORTABLE = {m.ILLEGAL_GENERATION, m.UNKNOWN_MEMBER_ID, m.FENCED_INSTANCE_ID,
+                      m.TRANSACTION_ABORTABLE}
 ADD_OFFSETS, COMMIT_OFFSETS = "add-offsets", "commit-offsets"
 
 
@@ -65,6 +66,7 @@ class OffsetsToSend:
     member_id: str
     done: Callable[[str | None], None]
     stage: str = ADD_OFFSETS
+    instance_id: str | None = None
 
 
 class TransactionManager:
@@ -135,7 +137,8 @@ class TransactionManager:
                 and bool(self.add_to_resend or self.new_partitions))
 
     def send_offsets(self, offsets: dict[int, int], group: str, generation: int,
-                     member_id: str, done: Callable[[str | None], None]) -> None:
+                     member_id: str, done: Callable[[str | None], None],
+                     instance_id: str | None = None) -> None:
         """``sendOffsetsToTransaction(offsets, groupMetadata)`` in a transaction:
         ``done`` gets None once the group coordinator holds the offsets as part of the
         transaction, or the error the call throws.  Transaction version 2 skips
@@ -144,7 +147,7 @@ class TransactionManager:
         assert self.state == IN_TRANSACTION and self.offsets is None
         self.offsets = OffsetsToSend(tuple(sorted(offsets.items())), group, generation,
                                      member_id, done,
-                                     COMMIT_OFFSETS if self.v2 else ADD_OFFSETS)
+                                     COMMIT_OFFSETS if self.v2 else ADD_OFFSETS, instance_id)
         if self.v2:
             self.offsets_added = True
 
@@ -234,7 +237,7 @@ class TransactionManager:
             return m.TxnOffsetCommitRequest(0, self.transactional_id, offsets.group,
                                             idem.producer_id, idem.producer_epoch,
                                             offsets.offsets, offsets.generation,
-                                            offsets.member_id)
+                                            offsets.member_id, offsets.instance_id)
         if self.state in (COMMITTING, ABORTING) and not self.producer.has_incomplete_batches():
             if not self.added and not self.offsets_added and not (
                     self.v2 and self.producer.sent_in_transaction):

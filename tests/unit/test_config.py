@@ -61,7 +61,7 @@ def test_non_kafka_settings_are_prefixed():
         "transaction.abort.timed.out.transaction.cleanup.interval.ms",
         "transaction.partition.verification.enable",
         # Consumer groups: consumer and broker configs.
-        "auto.commit.interval.ms", "group.protocol", "session.timeout.ms",
+        "auto.commit.interval.ms", "group.protocol", "session.timeout.ms", "group.instance.id",
         "heartbeat.interval.ms", "max.poll.interval.ms", "partition.assignment.strategy",
         "group.initial.rebalance.delay.ms", "group.min.session.timeout.ms",
         "group.max.session.timeout.ms"}
