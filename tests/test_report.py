@@ -28,8 +28,10 @@ def test_focused_rounds_go_to_the_rows_whose_finding_needs_them() -> None:
     default idempotent producer, as a matrix cell or as the producer row of the same
     configuration, with broker crashes and network cuts only (the leader changes and
     restarts its duplicates need); auto-commit with a lagging worker with client crashes
-    only; every other row has no focused rounds."""
-    from kafkacheck.matrix import ASYNC_CELL, KIP_890_CELLS, focused_faults, report_settings
+    only; cooperative groups with client crashes and late requests (a restart meeting a
+    slow member, KAFKA-14639); every other row has no focused rounds."""
+    from kafkacheck.matrix import (ASYNC_CELL, COOPERATIVE_CELLS, KIP_890_CELLS,
+                                   focused_faults, report_settings)
     idempotent = {"acks": "all", "min.insync.replicas": "2",
                   "kafkacheck.commit.strategy": "after-processing"}
     assert focused_faults(idempotent) == focused_faults({"min.insync.replicas": "2"}) == \
@@ -37,7 +39,10 @@ def test_focused_rounds_go_to_the_rows_whose_finding_needs_them() -> None:
     for cell in KIP_890_CELLS:
         assert focused_faults(cell) == frozenset({"late-request"})
     assert focused_faults(ASYNC_CELL) == frozenset({"client-crash"})
+    for cell in COOPERATIVE_CELLS:
+        assert focused_faults(cell) == frozenset({"client-crash", "late-request"})
     others = [c for c in report_settings() if c not in KIP_890_CELLS
+              and c not in COOPERATIVE_CELLS
               and c not in (idempotent, {"min.insync.replicas": "2"}, ASYNC_CELL)]
     assert others and all(focused_faults(c) is None for c in others)
 
