@@ -11,16 +11,16 @@ STAMP := $(VENV)/.installed-stamp
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e .
+	$(BIN)/python -m pip install --quiet -e ".[test]"
 	touch $(STAMP)
 
 # The main job: hunt the default configuration matrix, print and write the guarantee report.
 hunt: $(STAMP)
 	$(BIN)/kafkacheck guarantees
 
-# The test suite (what CI runs).
+# The test suite (what CI runs), spread over every core.
 test: $(STAMP)
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n auto
 
 # Deep hunts: ten times the runs per hunt test (tens of minutes).
 test-long: $(STAMP)
