@@ -1,8 +1,9 @@
 """Hunting: let Hypothesis drive the model under one configuration, save what it finds.
 
 A hunt stops at the first run showing an anomaly it is looking for, reduces its schedule
-to a 1-minimal one (:mod:`kafkacheck.minimize`) and saves that run under the output
-directory.  ``hunt_all`` repeats, ignoring what earlier rounds found, until a round
+to a 1-minimal one (:mod:`kafkacheck.minimize`; one too long to finish within
+``MINIMIZE_BUDGET_ACTIONS`` replayed actions is saved reduced and marked not minimal) and
+saves that run under the output directory.  ``hunt_all`` repeats, ignoring what earlier rounds found, until a round
 finds nothing new: that is how the guarantee report lists every kind of anomaly a
 configuration shows, each with its own minimal history.
 
@@ -73,6 +74,7 @@ class HuntResult:
     actions: int = 0           # the saved counterexample's actions before settling
     settle_actions: int = 0    # ... and in its settle phase
     faults: frozenset[str] | None = None   # the fault families allowed (None: all)
+    minimal: bool = True       # the saved counterexample is 1-minimal (not just reduced)
 
     @property
     def found(self) -> bool:
@@ -97,6 +99,13 @@ def _without_local_constants() -> Iterator[None]:
         hypothesis_providers._get_local_constants = original
         if cache is not None:
             cache.cache.clear()
+
+
+# Actions the minimiser may replay for one counterexample (about five minutes on this
+# project's two-core machine): every saved history of the matrix's other rows is
+# minimised well within it; a cooperative group's rolling restart is thousands of
+# actions, whose full minimisation would take hours, and is saved reduced.
+MINIMIZE_BUDGET_ACTIONS = 2_000_000
 
 
 def hunt(config: Config, *, examples: int = 100, steps: int = 60, seed: int = 0,
@@ -136,6 +145,7 @@ def hunt(config: Config, *, examples: int = 100, steps: int = 60, seed: int = 0,
     anomalies: dict[str, list[dict]] = {}
     path = None
     counts = (0, 0)
+    minimal = True
     try:
         with _without_local_constants():
             run_state_machine_as_test(hypothesis_seed(seed)(machine),
@@ -145,9 +155,12 @@ def hunt(config: Config, *, examples: int = 100, steps: int = 60, seed: int = 0,
         run, verdict = machine.last_failure
         wanted = frozenset(k for k in verdict.anomalies if k in verdict.invalid
                            and k not in ignore and (target is None or k in target))
+        minimal = False
         if shrink:
             try:
-                _, run = minimize(config, run.actions, wanted, run.decisions, progress)
+                reduced = minimize(config, run.actions, wanted, run.decisions, progress,
+                                   max_replayed=MINIMIZE_BUDGET_ACTIONS)
+                run, minimal = reduced.run, reduced.minimal
             except ModelBugInCandidate as found:
                 raise ModelBugFound(found.error, _save_model_bug(config, found.run, seed)
                                     if out_dir is not None else None, machine.runs) from found
@@ -157,12 +170,14 @@ def hunt(config: Config, *, examples: int = 100, steps: int = 60, seed: int = 0,
         if out_dir is not None:
             path = save_history(Path(out_dir), config, run.schedule, run.cluster.history,
                                 verdict, seed, headline=min(anomalies) if anomalies else None,
-                                settle_from=run.settle_from, evidence=anomalies)
+                                settle_from=run.settle_from, evidence=anomalies,
+                                minimal=minimal)
     except ModelBugError as error:
         raise ModelBugFound(error, _save_model_bug(config, machine.last_bug, seed)
                             if out_dir is not None else None, machine.runs) from error
     return HuntResult(config, examples, steps, seed, anomalies, path, machine.runs,
-                      machine.steps, time.perf_counter() - started, *counts, faults=faults)
+                      machine.steps, time.perf_counter() - started, *counts, faults=faults,
+                      minimal=minimal)
 
 
 def _save_model_bug(config: Config, run: object, seed: int) -> Path | None:

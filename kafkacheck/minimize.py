@@ -17,6 +17,8 @@ from __future__ import annotations
 
 from typing import Any, Callable, Iterable, Sequence
 
+import attrs
+
 from invariants.model_state import ModelBugError
 from kafkacheck.runner import Run
 from model.config import Config
@@ -48,6 +50,10 @@ def reproduce(config: Config, actions: Iterable[Any], keep: frozenset[str]) -> R
     return run if keep <= set(run.verdict().anomalies) else None
 
 
+class ReplayBudgetSpent(Exception):
+    """The minimiser has replayed as many candidates as it may."""
+
+
 def _reduce(chunks: list[list[Any]], test: Callable[[list[list[Any]]], Run | None],
             best: Run) -> tuple[list[list[Any]], Run]:
     """Remove runs of chunks, halving the run length down to one chunk, keeping every
@@ -57,7 +63,10 @@ def _reduce(chunks: list[list[Any]], test: Callable[[list[list[Any]]], Run | Non
         start = 0
         while start < len(chunks):
             candidate = chunks[:start] + chunks[start + size:]
-            run = test(candidate)
+            try:
+                run = test(candidate)
+            except ReplayBudgetSpent:
+                raise _Interrupted(chunks, best) from None
             if run is not None:
                 chunks, best = candidate, run
             else:
@@ -67,31 +76,64 @@ def _reduce(chunks: list[list[Any]], test: Callable[[list[list[Any]]], Run | Non
         size //= 2
 
 
+class _Interrupted(Exception):
+    def __init__(self, chunks: list[list[Any]], best: Run) -> None:
+        super().__init__("replay budget spent")
+        self.chunks = chunks
+        self.best = best
+
+
+@attrs.frozen
+class Minimized:
+    """What the minimiser kept: the actions, their finished run, and whether they are
+    1-minimal (False when ``max_replayed`` ran out first: reduced, not minimal)."""
+
+    actions: list[Any]
+    run: Run
+    minimal: bool
+
+
 def minimize(config: Config, actions: list[Any], keep: frozenset[str],
-             decisions: Sequence[int] = (), progress: Progress | None = None
-             ) -> tuple[list[Any], Run]:
+             decisions: Sequence[int] = (), progress: Progress | None = None,
+             max_replayed: int | None = None) -> Minimized:
     """A 1-minimal sub-sequence of ``actions`` still showing ``keep``, and its run.
 
     ``actions`` must itself reproduce (it is the schedule before the settle phase of a
     run that showed ``keep``); ``decisions`` are the offsets where the driver's
-    decisions begin."""
+    decisions begin.  ``max_replayed`` bounds the actions replayed over all candidates,
+    a count and not a time, so the result is the same on any machine: a schedule of
+    thousands of actions (a rolling restart's rounds) would otherwise take hours, and is
+    then kept as far as it was reduced, marked not minimal."""
     best = reproduce(config, actions, keep)
     if best is None:
         raise ValueError("the schedule to minimise does not show the anomaly")
     bounds = sorted({0, *(d for d in decisions if 0 < d < len(actions)), len(actions)})
     chunks = [list(actions[a:b]) for a, b in zip(bounds, bounds[1:])]
+    replays = replayed = 0
 
     def test(candidate: list[list[Any]]) -> Run | None:
-        return reproduce(config, [x for chunk in candidate for x in chunk], keep)
+        nonlocal replays, replayed
+        flat = [x for chunk in candidate for x in chunk]
+        if max_replayed is not None and replayed + len(flat) > max_replayed:
+            raise ReplayBudgetSpent()
+        replays += 1
+        replayed += len(flat)
+        return reproduce(config, flat, keep)
 
-    chunks, best = _reduce(chunks, test, best)
-    singles = [[x] for chunk in chunks for x in chunk]
-    while True:          # one action at a time, until a pass removes nothing
-        before = len(singles)
-        singles, best = _reduce(singles, test, best)
-        if len(singles) == before:
-            break
-    current = [x for (x,) in singles]
+    minimal = True
+    try:
+        chunks, best = _reduce(chunks, test, best)
+        singles = [[x] for chunk in chunks for x in chunk]
+        while True:          # one action at a time, until a pass removes nothing
+            before = len(singles)
+            singles, best = _reduce(singles, test, best)
+            if len(singles) == before:
+                break
+        chunks = singles
+    except _Interrupted as stopped:
+        chunks, best, minimal = stopped.chunks, stopped.best, False
+    current = [x for chunk in chunks for x in chunk]
     if progress is not None:
-        progress(f"  minimised to {len(current)} actions (from {len(actions)})")
-    return current, best
+        how = "minimised" if minimal else f"reduced (not minimal: {replays} replays)"
+        progress(f"  {how} to {len(current)} actions (from {len(actions)})")
+    return Minimized(current, best, minimal)

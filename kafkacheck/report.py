@@ -287,9 +287,10 @@ def markdown(cells: list[CellResult], *, examples: int, steps: int, seed: int,
             else:
                 link = os.path.relpath(result.path, doc_path.parent).replace(os.sep, "/")
                 reason = _reason(result.anomalies.get(name))
+                reduced = "" if result.minimal else ", reduced but not minimal"
                 out.append(f"- `{name}`: [{result.path.name}]({link}), "
                            f"{result.actions} actions + {result.settle_actions} settling"
-                           + (f" ({reason})" if reason else ""))
+                           + reduced + (f" ({reason})" if reason else ""))
         out.append("")
     out += ["See `docs/anomalies.md` for what each anomaly means; replay any history with",
             "`kafkacheck replay <file>`.", ""]

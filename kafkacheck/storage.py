@@ -40,6 +40,9 @@ class SavedHistory:
     path: Path | None = None
     settle_from: int | None = None    # where the settle phase begins in the schedule
     evidence: tuple[str, ...] = ()    # the anomalies this history was saved (and minimised) for
+    # False for a schedule the minimiser reduced without reaching 1-minimality (its
+    # replay budget ran out); absent from the file means minimal.
+    minimal: bool = True
     # Set for a history recorded on a real Kafka cluster (kafkacheck real): the release,
     # the settings passed to Kafka, the fault schedule and the log of faults injected.
     # Such a history has an empty ``schedule`` and cannot be replayed.
@@ -54,7 +57,7 @@ def _verdict_json(verdict: Verdict | dict[str, Any]) -> dict[str, Any]:
 def history_document(config: Config, schedule: list[Any], events: list[Event],
                      verdict: Verdict | dict[str, Any], seed: int | None,
                      real: dict[str, Any] | None = None, settle_from: int | None = None,
-                     evidence: Iterable[str] = ()) -> dict[str, Any]:
+                     evidence: Iterable[str] = (), minimal: bool = True) -> dict[str, Any]:
     document = {
         "format": FORMAT,
         "tool": f"kafkacheck {__version__}",
@@ -68,6 +71,8 @@ def history_document(config: Config, schedule: list[Any], events: list[Event],
         document["settle_from"] = settle_from
     if evidence:
         document["evidence"] = sorted(evidence)
+        if not minimal:
+            document["minimal"] = False
     if real is not None:
         document["real"] = real
     return document
@@ -92,11 +97,12 @@ def history_filename(config: Config, verdict: Verdict | dict[str, Any], schedule
 def save_history(directory: Path, config: Config, schedule: list[Any], events: list[Event],
                  verdict: Verdict | dict[str, Any], seed: int | None,
                  headline: str | None = None, real: dict[str, Any] | None = None,
-                 settle_from: int | None = None, evidence: Iterable[str] = ()) -> Path:
+                 settle_from: int | None = None, evidence: Iterable[str] = (),
+                 minimal: bool = True) -> Path:
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / history_filename(config, verdict, schedule, headline, real)
     document = history_document(config, schedule, events, verdict, seed, real, settle_from,
-                                evidence)
+                                evidence, minimal)
     tmp = path.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(document, separators=(",", ":")) + "\n")
     tmp.replace(path)
@@ -164,5 +170,9 @@ def parse_document(raw: Any, path: Path | None = None) -> SavedHistory:
     real = raw.get("real")
     if real is not None and not isinstance(real, dict):
         raise HistoryFileError(f"{where}field 'real' must be an object")
+    minimal = raw.get("minimal", True)
+    if not isinstance(minimal, bool):
+        raise HistoryFileError(f"{where}field 'minimal' must be true or false, got "
+                               f"{validation.short(minimal)}")
     return SavedHistory(config, schedule, events, verdict, seed, path, settle_from,
-                        tuple(evidence), real)
+                        tuple(evidence), real=real, minimal=minimal)

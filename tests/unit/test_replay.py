@@ -103,3 +103,30 @@ def test_changed_config_diverges(doc):
     doc["config"]["acks"] = "all"
     result = replay(parse_document(doc))
     assert result.diverged
+
+
+def test_a_minimisation_out_of_replay_budget_keeps_a_reduced_reproducing_schedule(
+        tmp_path, lossy_run) -> None:
+    """kafkacheck.minimize: ``max_replayed`` bounds the actions replayed (a count, the
+    same on every machine); when it runs out, the schedule reduced so far is kept and
+    marked not minimal, and a saved history says so.  With room, the result is
+    1-minimal and marked so.  (Keeping nothing, every candidate reproduces: the full
+    minimisation removes every action.)"""
+    from kafkacheck.minimize import minimize
+
+    run = lossy_run
+    actions = run.actions
+    assert len(actions) > 2
+    each = range(len(actions))          # every action its own decision
+    full = minimize(run.config, actions, frozenset(), each)
+    assert full.minimal and full.actions == []
+    spent = minimize(run.config, actions, frozenset(), each, max_replayed=1)
+    assert not spent.minimal and spent.actions == actions
+    path = save_history(tmp_path, run.config, spent.run.schedule, spent.run.cluster.history,
+                        spent.run.verdict(), 0, settle_from=spent.run.settle_from,
+                        evidence=["x"], minimal=spent.minimal)
+    assert load_history(path).minimal is False
+    kept = save_history(tmp_path / "m", run.config, full.run.schedule,
+                        full.run.cluster.history, full.run.verdict(), 0,
+                        settle_from=full.run.settle_from, evidence=["x"])
+    assert load_history(kept).minimal is True
