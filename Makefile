@@ -20,7 +20,7 @@ hunt: $(STAMP)
 
 # The test suite (what CI runs), spread over every core.
 test: $(STAMP)
-	$(BIN)/python -m pytest -q -n auto
+	$(BIN)/python -m pytest -q -n auto --dist worksteal
 
 # Deep hunts: ten times the runs per hunt test (tens of minutes).
 test-long: $(STAMP)

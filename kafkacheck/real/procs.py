@@ -59,12 +59,30 @@ def pid_alive(pid: int) -> bool:
 
 
 def is_kafkacheck(pid: int) -> bool:
-    """Is ``pid`` a live kafkacheck (Python) process?  Guards against pid reuse."""
+    """Is ``pid`` a live kafkacheck (Python) process?  Guards against pid reuse.  A
+    pytest-xdist worker's command line names neither (``python -c ...``); its parent,
+    the pytest it works for, does."""
+    return _names_kafkacheck(pid) or _names_kafkacheck(_parent(pid), parent_only=True)
+
+
+def _names_kafkacheck(pid: int | None, parent_only: bool = False) -> bool:
+    if pid is None:
+        return False
     try:
         cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
     except OSError:
         return False
-    return "kafkacheck" in cmdline or "pytest" in cmdline
+    return "pytest" in cmdline or (not parent_only and "kafkacheck" in cmdline)
+
+
+def _parent(pid: int) -> int | None:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    # "pid (comm) state ppid ...": comm may hold spaces, so split after its ')'.
+    fields = stat[stat.rfind(")") + 2:].split()
+    return int(fields[1]) if len(fields) > 1 else None
 
 
 def cmdline_has(pid: int, text: str) -> bool:
