@@ -728,9 +728,7 @@ class CooperativeGroupMachine(GroupMachine):
         self._apply(a.ClientCrash(name))
         heartbeat = self.run.cluster.config.consumer.heartbeat_interval_ms
         for _ in range(downtime_ms // heartbeat):
-            self._apply(a.Tick(heartbeat))
-            self._quiesce()
-            self._run_applications()
+            self._application_round(heartbeat)
         self._apply(a.ClientRestart(name))
         self._carry_on_until_settled()
 
@@ -742,11 +740,16 @@ class CooperativeGroupMachine(GroupMachine):
         answers only when the clock moves in steps shorter than its latency.  Stops
         once every live member is stable, or after ``SETTLE_LIMIT_MS``."""
         for _ in range(SETTLE_LIMIT_MS // SETTLE_ROUND_MS):
-            self._apply(a.Tick(SETTLE_ROUND_MS))
-            self._quiesce()
-            self._run_applications()
+            self._application_round(SETTLE_ROUND_MS)
             if self._group_settled():
                 return
+
+    def _application_round(self, ms: int) -> None:
+        """The clock steps ``ms``; the network delivers what a healthy one would in that
+        time; every application takes a turn of its poll loop."""
+        self._apply(a.Tick(ms))
+        self._quiesce()
+        self._run_applications()
 
     def _quiesce(self, max_flushes: int = QUIESCE_FLUSHES) -> None:
         """Deliver until nothing deliverable is left (bounded): the many round trips a
