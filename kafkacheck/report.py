@@ -114,6 +114,11 @@ GROUP_TEXT = [
     "row is hunted again with client crashes as the only fault (its evidence says how many",
     "runs each took): the loss needs a poll, a second poll an auto-commit interval later and",
     "a crash, with no processing in between, which the draw of every family rarely makes.",
+    "The two cooperative rows (`cooperative-sticky`, KIP-429) have three members on four",
+    "partitions, before and after KAFKA-14639 (3.4.1/3.5.0): a member restarting while",
+    "another's host is slow makes the slow member rejoin claiming an older generation's",
+    "partition, which 3.3's sticky assignor gives to a second member as well",
+    "(`group-overlap`); they are hunted again with client crashes and late requests only.",
 ]
 
 
