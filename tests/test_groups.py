@@ -382,3 +382,35 @@ def test_the_same_schedule_keeps_one_owner_since_kafka_14639() -> None:
     s = missed_sync_group("4.4")
     assert "group-overlap" not in s.anomalies()
     assert owned(s) == {"c0": [3], "c1": [0, 1], "c2": [2]}
+
+
+def test_a_member_assigned_no_partition_sends_no_offset_fetch(monkeypatch: Any) -> None:
+    """ConsumerCoordinator.refreshCommittedOffsetsIfNeeded fetches the committed offsets
+    of the partitions being initialised only; with none (three members, two
+    partitions: the range assignor leaves one member empty) it sends no OffsetFetch."""
+    s = group(kafkacheck_consumers=3, kafkacheck_partitions=2)
+    sent: list[tuple[str, Any]] = []
+    network = type(s.cluster.ctx.network)
+    original = network.send
+
+    def send(self: Any, src: str, dst: str, message: Any, *args: Any, **kwargs: Any) -> Any:
+        if isinstance(message, m.OffsetFetchRequest):
+            sent.append((src, message))
+        return original(self, src, dst, message, *args, **kwargs)
+
+    monkeypatch.setattr(network, "send", send)
+    for _ in range(40):
+        poll_all(s)
+        s.flush()
+        if all(c.membership.stable for c in s.cluster.consumers.values()):
+            break
+        s.tick(1000)
+    for _ in range(3):           # the owners fetch their offsets and start fetching
+        poll_all(s)
+        s.flush()
+    empty = [c for c in s.cluster.consumers.values() if not c.partitions]
+    owners = [c for c in s.cluster.consumers.values() if c.partitions]
+    assert len(empty) == 1 and len(owners) == 2
+    assert empty[0].membership.stable and empty[0].coordinator.committed_known
+    assert {src for src, _ in sent} == {c.name for c in owners}
+    assert all(request.partitions for _, request in sent)

@@ -130,3 +130,54 @@ def test_a_closed_static_member_sends_no_leave_group_and_stays_until_its_session
     assert removed == ["session timeout"]
     assert sorted(s.cluster.consumers["c1"].partitions) == sorted(
         owned + [p for p in (0, 1) if p not in owned])
+
+
+def test_a_failed_store_of_the_replacement_restores_the_old_member_id(
+        monkeypatch: Any) -> None:
+    """updateStaticMemberThenRebalanceOrCompleteJoin: when the group cannot be stored
+    with the new member id, the replacement is undone (``replaceStaticMember`` back to
+    the old id, its protocols and timeouts restored) and the JoinGroup is answered with
+    the error; the client joins again and the next store succeeds."""
+    from model.broker.classic_group import group_key
+    from model.broker.partition import Partition
+    from model.clients.membership import GroupMembership
+
+    s = static()
+    old = next(mb.member_id for mb in the_group(s).members.values()
+               if mb.instance_id == "app-c0")
+    original = Partition.append_as_leader
+    failed: list[str] = []
+
+    def append(self: Any, records: Any, acks: str, timeout_ms: int, complete: Any,
+               *args: Any, **kwargs: Any) -> None:
+        if not failed and any(key == group_key("kafkacheck") for key, _, _ in records):
+            complete(m.NOT_ENOUGH_REPLICAS, None)
+            failed.append({mb.instance_id: mb.member_id
+                           for mb in the_group(s).members.values()}["app-c0"])
+            return
+        original(self, records, acks, timeout_ms, complete, *args, **kwargs)
+
+    monkeypatch.setattr(Partition, "append_as_leader", append)
+    answers: list[str | None] = []
+    on_join = GroupMembership.on_join_response
+
+    def join_response(self: Any, resp: m.JoinGroupResponse) -> None:
+        if self.name == "c0":
+            answers.append(resp.error)
+        on_join(self, resp)
+
+    monkeypatch.setattr(GroupMembership, "on_join_response", join_response)
+    s.do(a.ClientCrash("c0")).do(a.ClientRestart("c0"))
+    for _ in range(10):
+        rounds(s, 1)
+        if failed:
+            break
+    assert failed == [old]          # right after the failed store: the old id is back
+    # The store's NOT_ENOUGH_REPLICAS reaches the client as COORDINATOR_NOT_AVAILABLE
+    # (GroupMetadataManager.storeGroup's error mapping).
+    assert answers == [m.COORDINATOR_NOT_AVAILABLE]
+    rounds(s, 10)
+    g = the_group(s)
+    new = {mb.instance_id: mb.member_id for mb in g.members.values()}["app-c0"]
+    assert new != old and s.cluster.consumers["c0"].membership.member_id == new
+    assert s.cluster.consumers["c0"].membership.stable

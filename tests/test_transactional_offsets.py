@@ -265,3 +265,84 @@ def test_an_abort_still_sends_the_offsets_already_queued_and_ends_the_transactio
             if e.value["partition"] == OFFSETS] == ["ABORT"]
     assert producer.txn.state == "READY"
     assert fetch(s, require_stable=True) == m.OffsetFetchResponse(-1, None, ())
+
+
+def test_a_stable_offset_fetch_is_answered_only_once_what_was_written_is_replicated(
+        ) -> None:
+    """GroupCoordinatorService.fetchOffsets with requireStable is a write operation: it
+    reads everything written (Long.MAX_VALUE) and its answer waits, like an append with
+    no records, until the high watermark reaches the log end as it was then.  A plain
+    OffsetFetch reads at the high watermark and is answered at once."""
+    s = pipeline()
+    broker = coordinator(s)
+    partition = broker._leading(GROUP)
+    # A commit the leader has appended and no follower has fetched yet.
+    partition.log.append_batch(partition.leader_epoch, [(f"{GROUP}/0", 3, "c0")])
+    assert partition.log.hw < partition.log.leo
+    answers: list[m.OffsetFetchResponse] = []
+    original = broker.broker.reply
+
+    def reply(src: str, gen: int, resp: Any) -> None:
+        if isinstance(resp, m.OffsetFetchResponse) and resp.corr < 0:
+            answers.append(resp)
+        else:
+            original(src, gen, resp)
+
+    broker.broker.reply = reply
+    try:
+        broker.fetch_offsets("c0", 0, m.OffsetFetchRequest(-2, GROUP, False, (0,)))
+        assert answers == [m.OffsetFetchResponse(-2, None, ())]
+        broker.fetch_offsets("c0", 0, m.OffsetFetchRequest(-1, GROUP, True, (0,)))
+        assert len(answers) == 1                  # held: the write is not replicated
+        settle(s, 4)
+        assert partition.log.hw == partition.log.leo
+        assert answers[1:] == [m.OffsetFetchResponse(-1, None, ((0, 3),))]
+    finally:
+        broker.broker.reply = original
+
+
+def test_txn_offset_commit_finds_the_group_coordinator_again_after_not_coordinator(
+        monkeypatch: Any) -> None:
+    """TxnOffsetCommitHandler: NOT_COORDINATOR (and COORDINATOR_NOT_AVAILABLE) is
+    retriable after looking the group coordinator up again (``lookupCoordinator
+    (FindCoordinatorRequest.CoordinatorType.GROUP)``): a second FindCoordinator for
+    the group, a second TxnOffsetCommit, and sendOffsetsToTransaction succeeds."""
+    from model.broker.group_coordinator import GroupCoordinator
+
+    s = pipeline()
+    original = GroupCoordinator.txn_commit
+    calls: list[int] = []
+
+    def txn_commit(self: Any, src: str, generation: int,
+                   req: m.TxnOffsetCommitRequest) -> None:
+        calls.append(req.corr)
+        if len(calls) == 1:
+            self.broker.reply(src, generation, m.TxnOffsetCommitResponse(
+                req.corr, m.NOT_COORDINATOR))
+            return
+        original(self, src, generation, req)
+
+    monkeypatch.setattr(GroupCoordinator, "txn_commit", txn_commit)
+    network = type(s.cluster.ctx.network)
+    send = network.send
+    lookups: list[str] = []
+
+    def counting(self: Any, src: str, dst: str, message: Any, *args: Any) -> Any:
+        if (src == "p0" and isinstance(message, m.FindCoordinatorRequest)
+                and message.key_type == "group"):
+            lookups.append(message.group)
+        return send(self, src, dst, message, *args)
+
+    monkeypatch.setattr(network, "send", counting)
+    outcome = send_offsets(s, {0: 4})
+    for _ in range(10):
+        if outcome:
+            break
+        s.tick(100)
+        s.cluster.producers["p0"].drain()
+        settle(s, 2)
+    assert outcome == [None]
+    assert len(calls) == 2 and lookups == [GROUP, GROUP]
+    s.cluster.producers["p0"].commit_transaction()
+    settle(s)
+    assert fetch(s, require_stable=True) == m.OffsetFetchResponse(-1, None, ((0, 4),))
