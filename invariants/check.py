@@ -17,6 +17,7 @@ from invariants.groups import check_groups, check_zombies
 from invariants.guarantees import guarantee
 from invariants.observations import Observations, observe
 from invariants.ordering import check_ordering
+from invariants.pipeline import check_pipeline
 from invariants.visibility import check_visibility
 from model.history import Event
 
@@ -59,6 +60,7 @@ def check_observations(obs: Observations) -> Verdict:
             detail["reason"] = obs.unsettled_reason
         anomalies.setdefault("unsettled", []).append(detail)
     check_delivery(obs, anomalies)
+    check_pipeline(obs, anomalies)
     check_groups(obs.group_events, anomalies)
     check_zombies(obs.group_events, obs.processed, anomalies)
     check_visibility(obs, anomalies)

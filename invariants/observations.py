@@ -55,6 +55,11 @@ class Observations:
     # The consumer-group events invariants.groups reads, in order (with the application's
     # processing and its failed commits).
     group_events: list[Event] = attrs.field(factory=list)
+    # A consume-transform-produce run's output partitions as its downstream reader
+    # finds them at the end (rows as in final_logs, with the transaction's outcome), and
+    # that reader's isolation level.
+    output_logs: dict[str, list[tuple[Any, ...]]] | None = None
+    output_reader: str = "read_committed"
     settled: bool | None = None       # did the run end quiescent (None: no Finish step)
     unsettled_reason: str | None = None
     events: int = 0
@@ -120,6 +125,14 @@ def observe(events: Iterable[Event]) -> Observations:
                 lso, hw = event.value.get("lso"), event.value.get("hw")
                 if isinstance(lso, int) and isinstance(hw, int) and lso < hw:
                     obs.final_lso[event.value["partition"]] = (lso, hw)
+            elif f == "output-log":
+                if obs.output_logs is None:
+                    obs.output_logs = {}
+                obs.output_logs[event.value["partition"]] = [
+                    tuple(r) for r in event.value["records"]]  # type: ignore[misc]
+                reader = event.value.get("reader")
+                if isinstance(reader, str):
+                    obs.output_reader = reader
             elif f == "position":
                 p, offset = event.value["partition"], event.value["offset"]
                 if offset is not None and p not in obs.baselines:

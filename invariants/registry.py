@@ -55,6 +55,9 @@ ANOMALY_KINDS: tuple[AnomalyKind, ...] = (
     AnomalyKind("never-consumed", "loss", MODEL,
                 "a committed record written before the consumers started at the log end "
                 "(auto.offset.reset=latest with no committed offset), so never consumed"),
+    AnomalyKind("output-lost", "loss", MODEL,
+                "a consume-transform-produce pipeline's input record of which its output's "
+                "reader sees no transform"),
     AnomalyKind("committed-prefix-changed", "loss", MODEL,
                 "a record below the high watermark was later changed or removed"),
     # -- duplication -------------------------------------------------------------------
@@ -62,6 +65,9 @@ ANOMALY_KINDS: tuple[AnomalyKind, ...] = (
                 "one value stored at more than one offset"),
     AnomalyKind("processed-more-than-once", "duplication", MODEL,
                 "a record the consumer application processed more than once"),
+    AnomalyKind("output-duplicated", "duplication", MODEL,
+                "a consume-transform-produce pipeline's input record whose transform its "
+                "output's reader sees more than once"),
     AnomalyKind("zombie-processed", "duplication", MODEL,
                 "a record processed twice, once by a consumer its group had already removed "
                 "and whose next commit the group refused"),

@@ -18,6 +18,8 @@ from model.broker.transaction_coordinator import transaction_partition
 from model.clients.consumer import Consumer
 from model.clients.partitioner import spread_keys
 from model.clients.producer import Producer
+from model.clients.transform import (output_partitions, output_producer_name,
+                                     transform_transactional_id)
 from model.config import Config
 from model.context import CONTROLLER, Context
 from model.controller import Controller
@@ -66,12 +68,20 @@ class Cluster:
         self.producer_names = [f"p{i}" for i in range(config.workload.producers)]
         self.consumer_names = [f"c{i}" for i in range(config.workload.consumers)]
         self.clients = self.producer_names + self.consumer_names
-        self.nodes = self.brokers + [CONTROLLER] + self.clients
+        # Nodes that are part of a client's process (a transform's output producer): they
+        # pause, crash and restart with it, and sit on its host.
+        self.process_of: dict[str, str] = {}
+        if config.consumer.processing == "transform":
+            self.process_of = {output_producer_name(c): c for c in self.consumer_names}
+        self.client_nodes = self.clients + sorted(self.process_of)
+        self.output_partitions: tuple[str, ...] = (
+            output_partitions(config.topic.partitions) if self.process_of else ())
+        self.nodes = self.brokers + [CONTROLLER] + self.client_nodes
         self.keys = spread_keys(config.workload.keys, config.topic.partitions)
         self.ctx = Context(config, self.nodes)
         self.ctx.disconnected = lambda x, y: self._disconnect([(x, y)])
         # A producer's Sender holds one connection per broker, read a request at a time.
-        self.ctx.network.read_one_at_a_time(self.producer_names)
+        self.ctx.network.read_one_at_a_time(self.producer_names + sorted(self.process_of))
 
         self.transactional_ids = self._transactional_ids()
         assignment, settings = self._topics()
@@ -99,11 +109,21 @@ class Cluster:
             if producer.idempotence is not None and producer.txn is None:
                 producer.idempotence.set_producer_id(
                     self.broker_actors[self.brokers[0]].allocate_producer_id(), 0)
+        # A consume-transform-produce process's own transactional producer.
+        self.output_producers = {
+            node: Producer(node, self.ctx, self.controller.leader_of, self.brokers,
+                           transform_transactional_id(consumer),
+                           partitions=output_partitions(config.topic.partitions),
+                           records_ops=False)
+            for node, consumer in self.process_of.items()}
+        outputs = {c: node for node, c in self.process_of.items()}
         self.consumers = {name: Consumer(name, self.ctx, self.controller.leader_of,
-                                         self.brokers)
+                                         self.brokers,
+                                         self.output_producers.get(outputs.get(name, "")))
                           for name in self.consumer_names}
         self.actors: dict[str, Any] = {**self.broker_actors, CONTROLLER: self.controller,
-                                       **self.producers, **self.consumers}
+                                       **self.producers, **self.consumers,
+                                       **self.output_producers}
         self.step = 0
         self.finished = False
         self.settled_at_finish = False
@@ -124,7 +144,7 @@ class Cluster:
         """``initTransactions`` of every transactional producer before the first action:
         the network runs until each has its producer id (or gives up)."""
         network = self.ctx.network
-        for producer in self.producers.values():
+        for producer in [*self.producers.values(), *self.output_producers.values()]:
             if producer.txn is None:
                 continue
             for _ in range(200):
@@ -157,8 +177,13 @@ class Cluster:
         assignment[offsets] = _placement(index, self.brokers,
                                          config.broker.offsets_topic_replication_factor)
         settings[offsets] = TopicSettings(1, False)
+        for index, p in enumerate(output_partitions(config.topic.partitions)
+                                  if self.process_of else ()):
+            assignment[p] = _placement(index, self.brokers, config.topic.replication_factor)
+            settings[p] = user
         broker = config.broker
-        for transactional_id in sorted(set(self.transactional_ids.values())):
+        transform_ids = [transform_transactional_id(c) for c in self.process_of.values()]
+        for transactional_id in sorted(set(self.transactional_ids.values()) | set(transform_ids)):
             state = transaction_partition(transactional_id,
                                           broker.transaction_state_log_num_partitions)
             index = int(state.rsplit("-", 1)[1])
@@ -189,7 +214,7 @@ class Cluster:
     def enabled_actions(self) -> list[Any]:
         network = self.ctx.network
         acts: list[Any] = [a.Deliver(s, d) for s, d in network.ready_links()
-                           if d not in self.paused]
+                           if not self._paused(d)]
         acts.extend(a.DeliverLate(s, d) for s, d in network.late_links())
         acts.extend(a.Tick(ms) for ms in TICK_CHOICES)
         for b in self.brokers:
@@ -200,7 +225,7 @@ class Cluster:
             acts.extend(a.Partition((n,)) for n in self.brokers + [CONTROLLER])
             # A broker cut off from the controller and the other brokers, still reachable
             # by every client: the way a deposed leader keeps serving (a zombie).
-            acts.extend(a.Partition((b, *self.clients)) for b in self.brokers)
+            acts.extend(a.Partition((b, *self.client_nodes)) for b in self.brokers)
         for name in self.clients:
             if name in self.paused:
                 acts.append(a.Resume(name))
@@ -251,7 +276,7 @@ class Cluster:
             return False
         kind = action.kind
         if kind == "deliver":
-            return (action.dst not in self.paused
+            return (not self._paused(action.dst)
                     and self.ctx.network.deliverable(action.src, action.dst))
         if kind == "pause":
             return (action.client in self.clients and self.alive(action.client)
@@ -263,7 +288,7 @@ class Cluster:
         if getattr(action, "client", None) in self.paused:
             return False
         if kind == "deliver-late":
-            return (action.dst not in self.paused
+            return (not self._paused(action.dst)
                     and self.ctx.network.late_deliverable(action.src, action.dst))
         if kind == "tick":
             return action.ms > 0
@@ -351,8 +376,9 @@ class Cluster:
         for broker in self.broker_actors.values():
             if broker.alive:
                 broker.on_tick()
-        for client in [*self.producers.values(), *self.consumers.values()]:
-            if client.alive and client.name not in self.paused:
+        for client in [*self.producers.values(), *self.consumers.values(),
+                       *self.output_producers.values()]:
+            if client.alive and not self._paused(client.name):
                 client.on_tick()
 
     def _exchange_heartbeats(self) -> None:
@@ -415,10 +441,19 @@ class Cluster:
                 if self.alive(here):
                     self.actors[here].on_disconnect(peer)
 
+    def _paused(self, node: str) -> bool:
+        """Whether ``node``'s process is paused (a GC pause stops all its threads)."""
+        return self.process_of.get(node, node) in self.paused
+
+    def _process_nodes(self, client: str) -> list[str]:
+        """The client's own node and those of the rest of its process."""
+        return [client, *(n for n, c in sorted(self.process_of.items()) if c == client)]
+
     def _kill(self, node: str) -> None:
-        for peer in self.ctx.network.kill(node, self.nodes):
-            if self.alive(peer):
-                self.actors[peer].on_disconnect(node)
+        for member in self._process_nodes(node):
+            for peer in self.ctx.network.kill(member, self.nodes):
+                if self.alive(peer):
+                    self.actors[peer].on_disconnect(member)
 
     def _do_crash(self, act: a.Crash) -> None:
         self.broker_actors[act.node].crash()
@@ -504,8 +539,9 @@ class Cluster:
             # A fenced producer: the application closes it and creates a new one.
             self.actors[act.client].crash()
             self._kill(act.client)
-        self._flush_old_connections(act.client)
-        self.ctx.network.set_up(act.client)
+        for node in self._process_nodes(act.client):
+            self._flush_old_connections(node)
+            self.ctx.network.set_up(node)
         self.actors[act.client].restart()
 
     def _do_finish(self, act: a.Finish) -> None:
@@ -517,6 +553,8 @@ class Cluster:
         else:
             self.ctx.event("net", "finish", quiescent=False, reason=reason)
         for p, state in self.controller.partitions.items():
+            if p in self.output_partitions:
+                self._record_output_log(p, state)
             if not is_user_partition(p):
                 continue
             source = state.leader
@@ -533,6 +571,18 @@ class Cluster:
                            lso=log.last_stable_offset(),
                            records=transactional_final_log(log.records[:log.hw]))
         self.finished = True
+
+    def _record_output_log(self, p: PartitionId, state: Any) -> None:
+        """A transform's output partition as its downstream reader finds it: the data
+        records below the HW, each with its transaction's outcome."""
+        source = state.leader
+        if source is None:
+            source = max(state.replicas, key=lambda b: self.broker_actors[b].logs[p].hw)
+        log = self.broker_actors[source].logs[p]
+        self.ctx.event(source, "output-log", partition=p, leader=state.leader, hw=log.hw,
+                       lso=log.last_stable_offset(),
+                       reader=self.config.consumer.output_isolation_level,
+                       records=transactional_final_log(log.records[:log.hw]))
 
     # -- settling ----------------------------------------------------------------------
 
@@ -557,7 +607,8 @@ class Cluster:
                 return f"{broker.name} is fenced, not serving or behind the metadata log"
         if not self._only_background_traffic():
             return "requests are still in flight"
-        busy = [p.name for p in self.producers.values() if not p.idle()]
+        busy = [p.name for p in [*self.producers.values(), *self.output_producers.values()]
+                if not p.idle()]
         if busy:
             return f"producer {busy[0]} has sends or requests outstanding"
         reason = self._transactions_unsettled()
@@ -608,7 +659,7 @@ class Cluster:
     def _transactions_unsettled(self) -> str | None:
         """Every transactional producer is ready for its next transaction, and no
         coordinator has a transaction open, being written, or markers to send."""
-        for producer in self.producers.values():
+        for producer in [*self.producers.values(), *self.output_producers.values()]:
             if producer.txn is not None and producer.txn.state != "READY":
                 return f"producer {producer.name} is {producer.txn.state}"
         for broker in self.broker_actors.values():

@@ -405,14 +405,35 @@ class ConsumerConfig:
     )
     commit_strategy: str = _setting(
         "kafkacheck.commit.strategy", "after-processing",
-        _choice("after-processing", "before-processing", "none"),
+        _choice("after-processing", "before-processing", "none", "transaction",
+                "transaction-group-id"),
         "the application's own commits: commitSync after processing each poll's records, "
-        "commitSync before processing them, or none (only auto-commit, if enabled)",
+        "commitSync before processing them, or none (only auto-commit, if enabled); with "
+        "kafkacheck.processing=transform also transaction (sendOffsetsToTransaction with "
+        "consumer.groupMetadata(), KIP-447) or transaction-group-id (the deprecated "
+        "sendOffsetsToTransaction(offsets, groupId)); after-processing there commits "
+        "with commitSync once the output transaction has committed",
     )
     processing: str = _setting(
-        "kafkacheck.processing", "sync", _choice("sync", "async"),
+        "kafkacheck.processing", "sync", _choice("sync", "async", "transform"),
         "sync: the poll loop processes a poll's records before polling again; async: it "
-        "hands them to a worker that processes them later, and polls on",
+        "hands them to a worker that processes them later, and polls on; transform: "
+        "consume-transform-produce, each poll's records sent to the output topic in one "
+        "transaction of the process's own transactional producer (transactional.id "
+        "transform-cN)",
+    )
+    output_isolation_level: str = _setting(
+        "kafkacheck.output.isolation.level", "read_committed",
+        _choice("read_committed", "read_uncommitted"),
+        "with kafkacheck.processing=transform: how the downstream reader of the output "
+        "topic reads it, which is what the exactly-once verdict is judged on",
+    )
+    abort_seek: str = _setting(
+        "kafkacheck.abort.seek", "committed", _choice("committed", "none"),
+        "with kafkacheck.processing=transform, after abortTransaction: committed seeks "
+        "back to the committed offsets (resetToLastCommittedPositions in Kafka's "
+        "exactly-once example); none polls on from the position (KAFKA-17582: the "
+        "aborted records are never processed again)",
     )
     processing_failure: str = _setting(
         "kafkacheck.processing.failure", "none", _choice("none", "close"),
@@ -568,6 +589,7 @@ class Config:
             raise ConfigError(
                 "kafkacheck.processing=async commits only through auto-commit; set "
                 "kafkacheck.commit.strategy=none")
+        self._check_transform()
         if consumer.subscription == "subscribe" and not (
                 broker.group_min_session_timeout_ms <= consumer.session_timeout_ms
                 <= broker.group_max_session_timeout_ms):
@@ -588,6 +610,39 @@ class Config:
         if consumer.heartbeat_interval_ms >= consumer.session_timeout_ms:
             # ConsumerConfig / GroupRebalanceConfig refuse this at construction.
             raise ConfigError("heartbeat.interval.ms must be lower than session.timeout.ms")
+
+    def _check_transform(self) -> None:
+        consumer = self.consumer
+        transactional = consumer.commit_strategy in ("transaction", "transaction-group-id")
+        if consumer.processing != "transform":
+            if transactional:
+                raise ConfigError(
+                    f"kafkacheck.commit.strategy={consumer.commit_strategy} sends offsets to "
+                    "a transaction of the output producer; set kafkacheck.processing="
+                    "transform")
+            return
+        if consumer.commit_strategy not in ("transaction", "transaction-group-id",
+                                            "after-processing"):
+            raise ConfigError(
+                "kafkacheck.processing=transform commits its offsets in the output "
+                "transaction (kafkacheck.commit.strategy=transaction or "
+                "transaction-group-id) or after it (after-processing), not "
+                f"{consumer.commit_strategy}")
+        if not self.producer.enable_idempotence or self.producer.acks != "all":
+            # The output producer is transactional (ProducerConfig refuses a
+            # transactional.id without idempotence, which needs acks=all); the producer
+            # settings are shared with the input producers.
+            raise ConfigError(
+                "kafkacheck.processing=transform: the output producer is transactional and "
+                "shares the producer settings, so it needs enable.idempotence=true and "
+                "acks=all")
+        if consumer.enable_auto_commit:
+            # Kafka's exactly-once applications turn auto-commit off: it would commit
+            # positions outside the transaction.
+            raise ConfigError("kafkacheck.processing=transform needs enable.auto.commit=false")
+        if consumer.processing_failure != "none":
+            raise ConfigError("kafkacheck.processing=transform: processing failures are not "
+                              "modelled; set kafkacheck.processing.failure=none")
 
     def with_settings(self, settings: dict[str, Any]) -> "Config":
         """A copy with Kafka-named settings applied; unknown names are refused."""

@@ -45,9 +45,9 @@ def test_informational_means_allowed_by_jepsens_rules():
 
 def test_the_guarantee_families():
     assert set(LOSS) == {"lost-write", "unseen", "processed-zero-times",
-                         "committed-prefix-changed", "never-consumed"}
+                         "committed-prefix-changed", "never-consumed", "output-lost"}
     assert set(DUPLICATION) == {"duplicate", "processed-more-than-once", "G1a",
-                                "zombie-processed"}
+                                "zombie-processed", "output-duplicated"}
     # A group breaking its own rules is reported, and decides no guarantee by itself.
     assert set(names_in("ownership")) == {"group-overlap", "offset-regression"}
     # A consumer's skips and re-reads are measured in version-order positions, so a

@@ -32,11 +32,15 @@ from typing import Any, Callable
 from model import messages as m
 from model.clients.coordinator import RETRIABLE, ConsumerCoordinator
 from model.clients.membership import NO_GENERATION, GroupMembership
+from model.clients.producer import Producer
+from model.clients.transform import TransformLoop
 from model.context import Context
 from model.broker.log import UNDEFINED_EPOCH, Record
 from model.broker.producer_state import ABORT, NO_PRODUCER_ID
 
 POLL, PROCESS, COMMIT = "poll", "process", "commit"
+# Blocked in a transactional call of the output producer (consume-transform-produce).
+WAITING_FOR_TRANSACTION = "waiting-for-transaction"
 # onJoinPrepare's auto-commit: not started, in flight, finished (or given up on).
 NOT_STARTED, WAITING, DONE = "not-started", "waiting", "done"
 
@@ -73,7 +77,10 @@ def returned_records(records: tuple[Record, ...], read_committed: bool,
 
 class Consumer:
     def __init__(self, name: str, ctx: Context,
-                 metadata: Callable[[int], tuple[str | None, int]], brokers: list[str]) -> None:
+                 metadata: Callable[[int], tuple[str | None, int]], brokers: list[str],
+                 output: Producer | None = None) -> None:
+        """``output``: the process's transactional producer, with
+        ``kafkacheck.processing=transform`` (:mod:`model.clients.transform`)."""
         self.name = name
         self.ctx = ctx
         self.lookup = metadata
@@ -81,6 +88,8 @@ class Consumer:
         self.alive = True
         self.incarnation = 0
         self.subscribing = ctx.config.consumer.subscription == "subscribe"
+        self.output = output
+        self.transform = TransformLoop(self, output) if output is not None else None
         self._start()
 
     @property
@@ -90,6 +99,8 @@ class Consumer:
 
     def _start(self) -> None:
         config = self.ctx.config.consumer
+        if self.transform is not None:
+            self.transform.reset()
         self.partitions = [] if self.subscribing else list(range(self.ctx.config.topic.partitions))
         self.positions: dict[int, int | None] = {p: None for p in self.partitions}
         self.position_epochs: dict[int, int] = {p: UNDEFINED_EPOCH for p in self.partitions}
@@ -138,7 +149,9 @@ class Consumer:
     # -- what the application may do now ------------------------------------------------
 
     def can_poll(self) -> bool:
-        return self.alive and self.phase == POLL
+        """Polling waits for the output producer's initTransactions (transform)."""
+        return (self.alive and self.phase == POLL
+                and (self.transform is None or self.transform.ready()))
 
     def can_process(self) -> bool:
         if self.ctx.config.consumer.processing == "async":
@@ -161,6 +174,7 @@ class Consumer:
             return False
         return (self.alive and self.phase == POLL and not self.pending
                 and self.coordinator.commit is None
+                and (self.transform is None or self.transform.ready())
                 and all(self.positions[p] is not None
                         and self.positions[p] >= hw  # type: ignore[operator]
                         for p, hw in high_watermarks.items() if p in self.positions))
@@ -193,7 +207,9 @@ class Consumer:
                 self.pending.extend((p, r) for r in taken)
         self.ctx.history.add(self.op_process, "ok", "poll", [["poll", returned]])
         config = self.ctx.config.consumer
-        if self.pending and config.processing == "sync":
+        if self.pending and config.processing == "transform":
+            self.phase = PROCESS
+        elif self.pending and config.processing == "sync":
             strategy = config.commit_strategy
             self.phase = COMMIT if strategy == "before-processing" else PROCESS
         self._send_requests()
@@ -367,6 +383,9 @@ class Consumer:
         self.ctx.event(self.name, "close")
 
     def process(self) -> None:
+        if self.transform is not None:
+            self._transform_one()
+            return
         partition, record = self.pending.popleft()
         self.ctx.history.add(self.op_process, "ok", "process",
                              [partition, record.offset, record.value], {"key": record.key})
@@ -379,6 +398,10 @@ class Consumer:
             self.phase = COMMIT if strategy == "after-processing" else POLL
 
     def commit(self) -> None:
+        if self.transform is not None:
+            self.phase = WAITING_FOR_TRANSACTION
+            self.transform.commit(self._owned(self.processed))
+            return
         strategy = self.ctx.config.consumer.commit_strategy
         offsets = dict(self.processed if strategy == "after-processing" else self.returned)
         if self.membership is not None:   # a member commits only the partitions it owns
@@ -392,6 +415,10 @@ class Consumer:
         if error == m.FENCED_INSTANCE_ID:
             self._fenced(error)
             return
+        if self.transform is not None:
+            self.transform.offsets_committed()
+            self.phase = POLL
+            return
         strategy = self.ctx.config.consumer.commit_strategy
         if strategy == "before-processing" and outcome != "ok":
             # commitSync threw: the application never processes this batch.
@@ -399,6 +426,63 @@ class Consumer:
             self.phase = POLL
         else:
             self.phase = PROCESS if strategy == "before-processing" and self.pending else POLL
+
+    # -- consume-transform-produce (model.clients.transform) ---------------------------
+
+    def _owned(self, offsets: dict[int, int]) -> dict[int, int]:
+        """A member commits only the partitions it owns."""
+        if self.membership is None:
+            return dict(offsets)
+        return {p: o for p, o in offsets.items() if p in self.positions}
+
+    def _transform_one(self) -> None:
+        assert self.transform is not None
+        partition, record = self.pending.popleft()
+        if partition in self.positions:
+            self.processed[partition] = record.offset + 1
+        self.transform.transform(partition, record)
+        if not self.pending:
+            self.phase = COMMIT
+
+    def transaction_done(self) -> None:
+        """commitTransaction returned: the loop polls again."""
+        self.phase = POLL
+
+    def commit_outside_transaction(self, offsets: dict[int, int]) -> None:
+        """``commitSync`` of the positions after the output transaction committed."""
+        self.ctx.history.add(self.op_process, "invoke", "commit", offsets)
+        self.coordinator.commit_sync(offsets)
+
+    def transaction_aborted(self, rewind: bool) -> None:
+        """abortTransaction returned; with ``rewind`` the loop seeks every partition back
+        to its committed offset (``resetToLastCommittedPositions``: a stable
+        OffsetFetch, then ``auto.offset.reset`` where there is none)."""
+        self.pending.clear()
+        self.phase = POLL
+        if not rewind or not self.partitions:
+            return
+        for p in self.partitions:
+            self.positions[p] = None
+            self.position_epochs[p] = UNDEFINED_EPOCH
+            self.buffer[p], self.buffer_end[p] = [], None
+        self.fetching, self.listing = {}, {}
+        self.processed, self.returned = {}, {}
+        self.coordinator.offsets_fetch = None
+        self.coordinator.committed_known = False
+        self.ctx.event(self.name, "rewind", partitions=list(self.partitions))
+        self._send_requests()
+
+    def output_fenced(self, error: str) -> None:
+        """The output producer's error is fatal (ProducerFencedException: a newer
+        process took its transactional.id): the application closes both clients and
+        the process ends."""
+        if not self.alive:
+            return
+        self.ctx.event(self.name, "output-fenced", error=error)
+        self._abandon_process()
+        self.ctx.history.add(self.op_process, "info", "crash", None,
+                             {"error": "ProducerFencedException"
+                              if error == m.PRODUCER_FENCED else error})
 
     # -- requests ----------------------------------------------------------------------
 
@@ -547,6 +631,8 @@ class Consumer:
         """The process ends: a commitSync in progress is indeterminate; a member's
         partitions die with it (for the group-overlap checker)."""
         self.alive = False
+        if self.output is not None and self.output.alive:
+            self.output.crash()
         if self.membership is not None and self.partitions:
             self.ctx.event(self.name, "lost", member=self.membership.member_id,
                            generation=self.membership.owned_generation,
@@ -559,4 +645,6 @@ class Consumer:
     def restart(self) -> None:
         self.alive = True
         self.incarnation += 1
+        if self.output is not None:
+            self.output.restart()
         self._start()

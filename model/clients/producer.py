@@ -24,12 +24,13 @@ did not happen.
 from __future__ import annotations
 
 from collections import deque
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import attrs
 
 from model import messages as m
 from model.context import Context
+from model.metadata import PartitionId
 from model.clients.idempotence import IdempotenceManager
 from model.clients.partitioner import partition_for_key
 from model.clients.transactions import TransactionManager
@@ -64,7 +65,7 @@ class PendingRecord:
 class Batch:
     """A ``ProducerBatch``: records of one partition sent, retried and answered as one."""
 
-    partition: int
+    partition: PartitionId
     created: int
     records: list[PendingRecord] = attrs.field(factory=list)
     attempts: int = 0
@@ -92,9 +93,18 @@ class InFlight:
 
 class Producer:
     def __init__(self, name: str, ctx: Context,
-                 metadata: Callable[[int], tuple[str | None, int]],
-                 brokers: list[str], transactional_id: str | None = None) -> None:
+                 metadata: Callable[[PartitionId], tuple[str | None, int]],
+                 brokers: list[str], transactional_id: str | None = None,
+                 partitions: Sequence[PartitionId] | None = None,
+                 records_ops: bool = True) -> None:
+        """``partitions``: the topic it writes (the user topic unless given);
+        ``records_ops``: whether its sends are operations of the Jepsen history (a
+        consume-transform-produce application's output producer is part of the
+        consumer's process, whose own events tell its story)."""
         self.name = name
+        self.partitions: tuple[PartitionId, ...] = tuple(
+            range(ctx.config.topic.partitions) if partitions is None else partitions)
+        self.records_ops = records_ops
         self.transactional_id = transactional_id
         self.ctx = ctx
         self.lookup = metadata
@@ -105,6 +115,9 @@ class Producer:
         # input it can read again): (key, partition, the record's first value, the
         # incarnation that sent it).
         self.unconfirmed: list[tuple[str, int, int, int]] = []
+        # The application blocked in a transactional call, told after each event.
+        self.listener: Callable[[], None] | None = None
+        self.last_transaction_committed = False
         self._reset()
 
     def _reset(self) -> None:
@@ -112,10 +125,9 @@ class Producer:
         # indeterminate (info) outcome; concurrent sends therefore each get a "lane".
         self.free_lanes: list[int] = []
         self.next_lane = 0
-        self.queues: dict[int, deque[Batch]] = {
-            p: deque() for p in range(self.ctx.config.topic.partitions)}
+        self.queues: dict[PartitionId, deque[Batch]] = {p: deque() for p in self.partitions}
         self.in_flight: dict[int, InFlight] = {}
-        self.leaders: dict[int, str | None] = {}
+        self.leaders: dict[PartitionId, str | None] = {}
         self.metadata_at = -1
         self.has_metadata = False      # a new instance knows nothing of the topic yet
         self.refresh_metadata()
@@ -127,7 +139,7 @@ class Producer:
         # A transactional producer: its TransactionManager, and the sends of the open
         # transaction, whose outcome is the transaction's (offset once acknowledged).
         self.txn: TransactionManager | None = None
-        self.txn_sends: list[tuple[int, PendingRecord]] = []
+        self.txn_sends: list[tuple[PartitionId, PendingRecord]] = []
         self.txn_offsets: dict[int, int] = {}
         self.sent_in_transaction = False
         if self.transactional_id is not None:
@@ -148,13 +160,15 @@ class Producer:
 
     # -- application calls -------------------------------------------------------------
 
-    def send(self, key: str, partition: int | None = None,
-             resend_of: int | None = None) -> None:
+    def send(self, key: str, partition: PartitionId | None = None,
+             resend_of: int | None = None, value: int | None = None) -> None:
         """``producer.send``: a new value (values are unique per send, as Jepsen's checker
-        needs); an application resend names the value it stands for (``resend-of``)."""
+        needs); an application resend names the value it stands for (``resend-of``).  A
+        transform names the value it carries over from its input record."""
         if partition is None:
-            partition = partition_for_key(key, self.ctx.config.topic.partitions)
-        value = self.ctx.next_value()
+            partition = self.partitions[partition_for_key(key, len(self.partitions))]
+        if value is None:
+            value = self.ctx.next_value()
         if self.free_lanes:
             lane = self.free_lanes.pop(0)
         else:
@@ -166,7 +180,8 @@ class Producer:
         if self.txn is not None:
             self.txn.begin_if_needed()
             meta["txn"] = f"{self.name}:{self.incarnation}:{self.txn.begun}"
-        self.ctx.history.add(process, "invoke", "send", [["send", partition, value]], meta)
+        if self.records_ops:
+            self.ctx.history.add(process, "invoke", "send", [["send", partition, value]], meta)
         root = value if resend_of is None else resend_of
         record = PendingRecord(key, value, process, root)
         if self.txn is not None:
@@ -205,8 +220,9 @@ class Producer:
         key, partition, root, _ = self.unconfirmed.pop(index)
         self.send(key, partition, resend_of=root)
 
-    def _remember_unconfirmed(self, partition: int, record: PendingRecord) -> None:
-        if self.ctx.config.producer.application_loop == "resend-after-restart":
+    def _remember_unconfirmed(self, partition: PartitionId, record: PendingRecord) -> None:
+        if (self.records_ops
+                and self.ctx.config.producer.application_loop == "resend-after-restart"):
             self.unconfirmed.append((record.key, partition, record.root, self.incarnation))
 
     def idle(self) -> bool:
@@ -248,6 +264,7 @@ class Producer:
     def transaction_completed(self, committed: bool) -> None:
         """The transaction ended: every send in it is ``ok`` (committed, at the offset
         its batch was acknowledged with) or ``fail`` (aborted)."""
+        self.last_transaction_committed = committed
         sends, self.txn_sends = self.txn_sends, []
         for partition, record in sends:
             offset = self.txn_offsets.pop(record.value, None)
@@ -384,6 +401,14 @@ class Producer:
     # -- responses ---------------------------------------------------------------------
 
     def receive(self, src: str, generation: int, message: Any) -> None:
+        self._receive(message)
+        self._tell_listener()
+
+    def _tell_listener(self) -> None:
+        if self.listener is not None and self.alive:
+            self.listener()
+
+    def _receive(self, message: Any) -> None:
         if self.txn is not None and isinstance(message, (
                 m.FindCoordinatorResponse, m.InitProducerIdResponse,
                 m.AddPartitionsToTxnResponse, m.EndTxnResponse,
@@ -467,7 +492,7 @@ class Producer:
                          None if offset is None else offset + index, error)
         self.free_lanes.sort()
 
-    def _report(self, record: PendingRecord, partition: int, outcome: str,
+    def _report(self, record: PendingRecord, partition: PartitionId, outcome: str,
                 offset: int | None, error: str | None) -> None:
         value: Any = record.value
         if outcome == "ok":
@@ -475,8 +500,9 @@ class Producer:
         meta: dict[str, Any] = {"key": record.key}
         if error is not None:
             meta["error"] = error
-        self.ctx.history.add(record.process, outcome, "send",
-                             [["send", partition, value]], meta)
+        if self.records_ops:
+            self.ctx.history.add(record.process, outcome, "send",
+                                 [["send", partition, value]], meta)
         if outcome != "ok":
             self._remember_unconfirmed(partition, record)
         if outcome != "info":
@@ -512,6 +538,7 @@ class Producer:
             timed_out.add(txn.request[1])
         for broker in sorted(timed_out):
             self.ctx.close(self.name, broker)
+        self._tell_listener()
 
     def _expire(self, batch: Batch, outcome: str) -> None:
         if self.idempotence is not None:
@@ -531,6 +558,7 @@ class Producer:
         for corr, flight in reversed(lost):
             if not flight.expired:
                 self._failed_attempt(flight.batch, m.NETWORK_EXCEPTION, written=True)
+        self._tell_listener()
 
     # -- crash -------------------------------------------------------------------------
 
@@ -545,12 +573,14 @@ class Producer:
             # Every send of the open transaction is unresolved, acknowledged or not.
             records = sorted(((r, p) for p, r in self.txn_sends), key=lambda pair: pair[0].value)
             self.txn_sends = []
+        self.alive = False
+        if not self.records_ops:
+            return
         for record, partition in records:
             meta = {"key": record.key, "error": "CLIENT_CRASHED"}
             self.ctx.history.add(record.process, "info", "send",
                                  [["send", partition, record.value]], meta)
             self._remember_unconfirmed(partition, record)
-        self.alive = False
         self.ctx.history.add(f"{self.name}:{self.incarnation}", "info", "crash", None)
 
     def restart(self) -> None:

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any, Callable
 import attrs
 
 from model import messages as m
+from model.metadata import PartitionId
 
 if TYPE_CHECKING:
     from model.clients.producer import Producer
@@ -79,11 +80,11 @@ class TransactionManager:
         self.request: tuple[int, str, Any] | None = None     # (corr, broker, request)
         self.sent_at = 0
         self.retry_at = 0
-        self.added: set[int] = set()        # partitions the coordinator has in the txn
-        self.new_partitions: set[int] = set()
+        self.added: set[PartitionId] = set()        # partitions the coordinator has in the txn
+        self.new_partitions: set[PartitionId] = set()
         # An AddPartitionsToTxn that failed retriably or lost its connection, to be sent
         # again as it was (``TxnRequestHandler.reenqueue``), even after ``beginAbort``.
-        self.add_to_resend: tuple[int, ...] | None = None
+        self.add_to_resend: tuple[PartitionId, ...] | None = None
         self.resend_checked = False     # the queued resend passed the error-state check
         self.epoch_bump_required = False
         self.last_error: str | None = None
@@ -111,7 +112,7 @@ class TransactionManager:
             self.begun += 1
             self._transition(IN_TRANSACTION)
 
-    def maybe_add_partition(self, partition: int) -> None:
+    def maybe_add_partition(self, partition: PartitionId) -> None:
         """``maybeAddPartition``, called by ``KafkaProducer.send``: a partition the
         transaction has not added yet is queued for the next AddPartitionsToTxn
         (transaction version 2: the leader adds it)."""
@@ -119,7 +120,7 @@ class TransactionManager:
                 and partition not in (self.add_to_resend or ()):
             self.new_partitions.add(partition)
 
-    def send_allowed(self, partition: int) -> bool:
+    def send_allowed(self, partition: PartitionId) -> bool:
         """``isSendToPartitionAllowed``: a batch may go once its partition is in the
         transaction (transaction version 2: the leader adds it)."""
         if self.state not in (IN_TRANSACTION, COMMITTING, ABORTING):
