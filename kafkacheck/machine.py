@@ -276,10 +276,10 @@ class KafkaMachine(RuleBasedStateMachine):
         self._flush()
 
     def _flush(self, stalled: frozenset[tuple[str, str]] = frozenset()) -> None:
-        network = self.run.cluster.ctx.network
-        paused = self.run.cluster.paused
+        cluster = self.run.cluster
+        network = cluster.ctx.network
         for src, dst in network.ready_links():
-            if dst in paused or (src, dst) in stalled:
+            if cluster.is_paused(dst) or (src, dst) in stalled:
                 continue        # a paused process reads nothing; a stalled link moves nothing
             for _ in range(len(network.queues[(src, dst)])):
                 if network.deliverable(src, dst):
@@ -358,7 +358,7 @@ class KafkaMachine(RuleBasedStateMachine):
         # Queued, read now or not: a connection whose broker is still handling a
         # request (muted) can stall too, and its answer with it.
         return sorted((src, dst) for (src, dst), queue in network.queues.items()
-                      if queue and src in cluster.clients and src not in cluster.paused
+                      if queue and src in cluster.client_nodes and not cluster.is_paused(src)
                       and (carrying is None
                            or any(carrying(msg) for _, msg in network.queues[(src, dst)])))
 
@@ -757,11 +757,11 @@ class CooperativeGroupMachine(GroupMachine):
         commit appended to ``__consumer_offsets`` would need several heartbeat-long
         rounds for the followers' fetches to carry its high watermark, and time out
         (``offsets.commit.timeout.ms``) on a network that is in fact healthy."""
-        network = self.run.cluster.ctx.network
-        paused = self.run.cluster.paused
+        cluster = self.run.cluster
+        network = cluster.ctx.network
         for _ in range(max_flushes):
             held = self._held_now()
-            if not any(dst not in paused and (src, dst) not in held
+            if not any(not cluster.is_paused(dst) and (src, dst) not in held
                        for src, dst in network.ready_links()):
                 return
             self._flush()

@@ -69,7 +69,8 @@ OWNERSHIP = names_in("ownership")
 _GROUP_DIMENSIONS = {"min.insync.replicas", "kafkacheck.consumer.api", "kafkacheck.consumers",
                      "enable.auto.commit", "kafkacheck.commit.strategy",
                      "kafkacheck.processing", "kafkacheck.processing.failure",
-                     "isolation.level", "group.protocol", "partition.assignment.strategy"}
+                     "isolation.level", "group.protocol", "partition.assignment.strategy",
+                     "kafkacheck.output.isolation.level", "kafkacheck.abort.seek"}
 
 
 def _group_columns(cell: CellResult) -> list[str]:
@@ -79,13 +80,21 @@ def _group_columns(cell: CellResult) -> list[str]:
     assignor = consumer.partition_assignment_strategy.split(",")[0]
     protocol = f"{consumer.group_protocol} ({assignor}, {consumer.rebalance_protocol.lower()})"
     manual = {"after-processing": "commitSync after processing",
-              "before-processing": "commitSync before processing"}
+              "before-processing": "commitSync before processing",
+              "transaction": "sendOffsetsToTransaction(groupMetadata)",
+              "transaction-group-id": "sendOffsetsToTransaction(groupId)"}
+    if consumer.processing == "transform":
+        manual["after-processing"] = "commitSync after commitTransaction"
     commit = manual.get(consumer.commit_strategy, "none")
     if consumer.enable_auto_commit:
         commit = "auto-commit" if commit == "none" else f"{commit} + auto-commit"
     processing = consumer.processing
     if consumer.processing_failure == "close":
         processing += ", close() when processing throws"
+    if consumer.processing == "transform":
+        processing = f"transform, output read {consumer.output_isolation_level}"
+        if consumer.abort_seek == "none":
+            processing += ", no seek after abort"
     other = ", ".join(f"{k}={v}" for k, v in cell.settings.items()
                       if k not in _GROUP_DIMENSIONS) or "-"
     found = cell.anomalies

@@ -204,6 +204,20 @@ def _final_log(value: dict) -> str | None:
     problem = _fields(value, partition=_is_count, records=lambda x: isinstance(x, list))
     if problem:
         return problem
+    return _log_rows(value)
+
+
+def _output_log(value: dict) -> str | None:
+    """A transform's output partition (named, like ``output-0``) and who reads it."""
+    problem = _fields(value, partition=lambda x: isinstance(x, str) and bool(x),
+                      records=lambda x: isinstance(x, list),
+                      reader=lambda x: x in ("read_committed", "read_uncommitted"))
+    if problem:
+        return problem
+    return _log_rows(value)
+
+
+def _log_rows(value: dict) -> str | None:
     if "lso" in value and not _is_count(value["lso"]):
         return f"lso: unexpected {short(value['lso'])}"
     previous = -1
@@ -236,8 +250,8 @@ def _invariant(value: dict) -> str | None:
 
 
 _INTERNAL: dict[str, Callable[[dict], str | None]] = {
-    "final-log": _final_log, "position": _position, "finish": _finish,
-    "invariant": _invariant,
+    "final-log": _final_log, "output-log": _output_log, "position": _position,
+    "finish": _finish, "invariant": _invariant,
 }
 
 

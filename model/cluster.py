@@ -214,7 +214,7 @@ class Cluster:
     def enabled_actions(self) -> list[Any]:
         network = self.ctx.network
         acts: list[Any] = [a.Deliver(s, d) for s, d in network.ready_links()
-                           if not self._paused(d)]
+                           if not self.is_paused(d)]
         acts.extend(a.DeliverLate(s, d) for s, d in network.late_links())
         acts.extend(a.Tick(ms) for ms in TICK_CHOICES)
         for b in self.brokers:
@@ -276,7 +276,7 @@ class Cluster:
             return False
         kind = action.kind
         if kind == "deliver":
-            return (not self._paused(action.dst)
+            return (not self.is_paused(action.dst)
                     and self.ctx.network.deliverable(action.src, action.dst))
         if kind == "pause":
             return (action.client in self.clients and self.alive(action.client)
@@ -288,7 +288,7 @@ class Cluster:
         if getattr(action, "client", None) in self.paused:
             return False
         if kind == "deliver-late":
-            return (not self._paused(action.dst)
+            return (not self.is_paused(action.dst)
                     and self.ctx.network.late_deliverable(action.src, action.dst))
         if kind == "tick":
             return action.ms > 0
@@ -378,7 +378,7 @@ class Cluster:
                 broker.on_tick()
         for client in [*self.producers.values(), *self.consumers.values(),
                        *self.output_producers.values()]:
-            if client.alive and not self._paused(client.name):
+            if client.alive and not self.is_paused(client.name):
                 client.on_tick()
 
     def _exchange_heartbeats(self) -> None:
@@ -441,7 +441,7 @@ class Cluster:
                 if self.alive(here):
                     self.actors[here].on_disconnect(peer)
 
-    def _paused(self, node: str) -> bool:
+    def is_paused(self, node: str) -> bool:
         """Whether ``node``'s process is paused (a GC pause stops all its threads)."""
         return self.process_of.get(node, node) in self.paused
 

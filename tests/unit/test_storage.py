@@ -378,3 +378,29 @@ def test_long_bad_values_are_shortened_to_one_short_line(tmp_path, saved):
     doc["events"][2]["time"] = ["x" * 50] * 100
     message = load_error(write(tmp_path / "f.json", doc))
     assert len(message) < len(str(tmp_path)) + 150 and "\n" not in message
+
+
+@pytest.mark.parametrize("change, problem", [
+    (lambda v: v.update(partition=0), "partition: unexpected 0"),
+    (lambda v: v.update(reader="dirty"), "reader: unexpected 'dirty'"),
+    (lambda v: v.pop("reader"), "missing 'reader'"),
+    (lambda v: v["records"][0].append("maybe"), "records[0]: expected"),
+])
+def test_output_log_events_are_validated(tmp_path, saved_clean, change, problem):
+    """A consume-transform-produce run's ``output-log`` (what invariants.pipeline reads)
+    is checked field by field, like ``final-log``."""
+    doc = document(saved_clean)
+    good = {"partition": "output-0", "leader": "b0", "hw": 2, "lso": 2,
+            "reader": "read_committed",
+            "records": [[0, 7, "k3", "c0.output", 0, "committed"],
+                        [1, 8, "k3", "c0.output", 0, "aborted"]]}
+    i = len(doc["events"]) - 1
+    doc["events"].insert(i, {"index": i, "step": 0, "time": 0, "process": "b0",
+                             "type": "internal", "f": "output-log", "value": good})
+    for j, e in enumerate(doc["events"]):
+        e["index"] = j
+    assert load_history(write(tmp_path / "ok.json", doc)).events[i].value == good
+    bad = json.loads(json.dumps(good))
+    change(bad)
+    doc["events"][i]["value"] = bad
+    assert f"events[{i}].value: {problem}" in load_error(write(tmp_path / "bad.json", doc))
