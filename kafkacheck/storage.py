@@ -78,6 +78,11 @@ def history_document(config: Config, schedule: list[Any], events: list[Event],
     return document
 
 
+# The settings part of a history's file name, at most: with the anomaly's name, the
+# digest and a temporary suffix the whole stays well under the 255-byte limit.
+MAX_SLUG = 200
+
+
 def history_filename(config: Config, verdict: Verdict | dict[str, Any], schedule: list[Any],
                      headline: str | None = None, real: dict[str, Any] | None = None) -> str:
     """Stable, readable names: the settings that differ from defaults, the first anomaly
@@ -86,6 +91,11 @@ def history_filename(config: Config, verdict: Verdict | dict[str, Any], schedule
     settings = config.diff()
     slug = "_".join(f"{k}-{v}" for k, v in sorted(settings.items())) or "defaults"
     slug = re.sub(r"[^A-Za-z0-9._-]+", "-", slug).replace("kafkacheck.", "")
+    if len(slug) > MAX_SLUG:
+        # File names stop at 255 bytes: a long configuration keeps its start and a
+        # digest of the whole, so names stay distinct.
+        whole = hashlib.sha256(slug.encode()).hexdigest()[:8]
+        slug = f"{slug[:MAX_SLUG - 9].rstrip('-_.')}-{whole}"
     first = headline or next(iter(_verdict_json(verdict)["anomalies"]), "clean")
     digest = hashlib.sha256(json.dumps([action_to_json(x) for x in schedule]).encode())
     if real is not None:

@@ -45,6 +45,11 @@ def settle(cluster: Cluster) -> Iterator[Any]:
     for _ in range(settle_rounds(cluster)):
         if cluster.quiescent():
             break
+        for client in cluster.consumer_names:
+            # A process that ended while settling (a transform loop whose producer was
+            # fenced, a fenced static member) is started again, as its supervisor would.
+            if not cluster.alive(client):
+                yield a.ClientRestart(client)
         network = cluster.ctx.network
         for src, dst in network.ready_links():     # one round: what is queued now
             for _ in range(len(network.queues[(src, dst)])):

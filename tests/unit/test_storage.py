@@ -404,3 +404,27 @@ def test_output_log_events_are_validated(tmp_path, saved_clean, change, problem)
     change(bad)
     doc["events"][i]["value"] = bad
     assert f"events[{i}].value: {problem}" in load_error(write(tmp_path / "bad.json", doc))
+
+
+def test_a_long_configuration_still_gets_a_valid_distinct_file_name():
+    """File systems refuse names over 255 bytes: a configuration with many settings keeps
+    the start of its settings and a digest of all of them."""
+    from kafkacheck.storage import MAX_SLUG, history_filename
+    from model.config import Config
+
+    base = {"kafkacheck.consumer.api": "subscribe", "kafkacheck.consumers": "2",
+            "kafkacheck.processing": "transform", "enable.auto.commit": "false",
+            "kafkacheck.commit.strategy": "transaction-group-id",
+            "isolation.level": "read_committed", "min.insync.replicas": "2",
+            "auto.offset.reset": "earliest", "max.poll.interval.ms": "60000",
+            "kafkacheck.output.isolation.level": "read_uncommitted",
+            "partition.assignment.strategy": "cooperative-sticky"}
+    names = {history_filename(Config.from_settings({**base, "session.timeout.ms": timeout}),
+                              {"anomalies": {"output-duplicated": []}}, [],
+                              headline="output-duplicated")
+             for timeout in ("30000", "40000")}
+    assert len(names) == 2
+    for name in names:
+        assert len(name.encode()) + len(".tmp") <= 255
+        slug = name.split("__")[0]
+        assert len(slug) <= MAX_SLUG and slug.startswith("auto.offset.reset-earliest")
