@@ -108,3 +108,23 @@ def test_an_acks_0_produce_does_not_hold_its_connection() -> None:
     s.send().send()
     s.deliver("p0", leader).deliver("p0", leader)
     assert s.values(leader, p) == [1, 2]
+
+
+def test_a_send_expired_in_flight_is_not_reported_again_when_the_process_dies() -> None:
+    """Sender.getExpiredInflightBatches completes a batch at delivery.timeout.ms while
+    its request is still out; the request keeps its place in flight.  If the process
+    then dies, that send already has its outcome: the crash reports only sends still
+    unresolved (a second completion would be a Jepsen nonmonotonic-send of one value
+    against itself, and a second resend)."""
+    s = Scenario(acks="all")
+    s.send()        # and nothing is delivered: each attempt times out after 30 s
+    producer = s.cluster.producers["p0"]
+    for _ in range(200):
+        s.tick(1000)
+        if s.ops("send", "info"):
+            break
+    (expired,) = s.ops("send", "info")
+    assert expired.meta["error"] == "DELIVERY_TIMEOUT"
+    assert any(f.expired for f in producer.in_flight.values()), "still in flight"
+    s.do(a.ClientCrash("p0"))
+    assert len(s.ops("send", "info")) == 1

@@ -80,7 +80,8 @@ def transform_in_flight(s: Scenario, name: str, records: int = 3) -> int:
     return transformed
 
 
-def zombie(strategy: str, **settings: str) -> tuple[Scenario, int]:
+def zombie(strategy: str, heartbeat_first: bool = False,
+           **settings: str) -> tuple[Scenario, int]:
     """The owner of partition 0 stops in a long GC pause with its transaction open
     (after sending its transforms, before its offsets): its session runs out, the other
     member takes partition 0 and transforms the same records; then the zombie resumes
@@ -97,6 +98,12 @@ def zombie(strategy: str, **settings: str) -> tuple[Scenario, int]:
     rounds(s, 25, [other])           # the session runs out; the other member takes 0
     assert 0 in s.cluster.consumers[other].partitions
     s.do(a.Resume(owner))
+    if heartbeat_first:
+        # The heartbeat thread runs first: UNKNOWN_MEMBER_ID, and the member resets its
+        # generation and member id before the loop reaches sendOffsetsToTransaction.
+        s.tick(1000)
+        membership = s.cluster.consumers[owner].membership
+        assert membership.generation == -1 and membership.member_id == ""
     rounds(s, 30)
     s.finish()
     assert s.cluster.settled_at_finish
@@ -143,6 +150,21 @@ def test_kip_447_fences_a_zombie_members_transaction() -> None:
     aborted = [r for e in events(s, "output-log") for r in e.value["records"]
                if r[5] == "aborted"]
     assert len(aborted) == transformed and {r[3] for r in aborted} == {f"{owner}.output"}
+
+
+def test_group_metadata_keeps_the_last_joined_generation_after_it_is_lost() -> None:
+    """ConsumerCoordinator sets groupMetadata() only in onJoinComplete: a zombie whose
+    heartbeat already told it that it was removed (its generation and member id reset
+    to -1 and "") still sends the generation and member id it last joined with, and is
+    fenced.  Sending -1 and "" would be the group-id-only form, which the coordinator
+    accepts."""
+    s, _ = zombie("transaction", heartbeat_first=True)
+    owner = next(e.process for e in events(s, "txn-abort"))
+    sent = [e.value for e in events(s, "txn-offsets", owner)]
+    assert sent[-1]["generation"] >= 1 and sent[-1]["member"]
+    assert [e.value["error"] for e in events(s, "txn-offsets-failed", owner)] == [
+        "UNKNOWN_MEMBER_ID"]
+    assert s.run.verdict().invalid == ()
 
 
 def test_the_group_id_only_form_lets_a_zombie_commit_duplicates() -> None:

@@ -128,6 +128,10 @@ class Consumer:
         self.join_commit = NOT_STARTED
         self.join_commit_deadline = 0
         self.join_prepared = False      # AbstractCoordinator's needsJoinPrepare, inverted
+        # consumer.groupMetadata(): (generation, member id) as of the last completed
+        # join.  ConsumerCoordinator sets it only in onJoinComplete, so a member that
+        # has lost its generation still names the one it last had (and is fenced).
+        self.group_metadata: tuple[int, str] = (NO_GENERATION, "")
         self.refresh_metadata()
         if self.subscribing:
             self.membership = GroupMembership(self.coordinator, self._generation_lost,
@@ -307,6 +311,7 @@ class Consumer:
         membership = self.membership
         assert membership is not None
         self.join_prepared = False
+        self.group_metadata = (membership.generation, membership.member_id)
         owned = set(self.partitions)
         revoked = sorted(owned - set(assignment))
         if revoked:

@@ -564,7 +564,8 @@ class Producer:
 
     def crash(self) -> None:
         """The client process dies: every unfinished send's outcome is unknown."""
-        pending = [f.batch for f in self.in_flight.values()]
+        # A batch expired in flight has already been reported (delivery.timeout.ms).
+        pending = [f.batch for f in self.in_flight.values() if not f.expired]
         for queue in self.queues.values():
             pending.extend(queue)
         records = sorted(((r, b.partition) for b in pending for r in b.records),

@@ -125,7 +125,7 @@ class TransformLoop:
         self.stage = SENDING_OFFSETS
         membership = self.consumer.membership
         if strategy == "transaction" and membership is not None:
-            generation, member_id = membership.generation, membership.member_id
+            generation, member_id = self.consumer.group_metadata
             instance_id = membership.instance_id
         else:
             # groupMetadata() outside a group (assign), or the group-id-only form.
