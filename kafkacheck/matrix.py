@@ -131,6 +131,24 @@ COOPERATIVE_CELLS: tuple[dict[str, str], ...] = tuple(
     {**_COOPERATIVE, "kafka.version": version} for version in ("3.3", "4.4"))
 
 
+# Consume-transform-produce (kafkacheck.processing=transform, KIP-447): each member
+# sends every polled record's transform to the output topic in a transaction of its own
+# transactional producer, with its offsets.  The exactly-once row (groupMetadata offsets,
+# output read read_committed) against the three ways the acceptance names of
+# losing it: the deprecated group-id-only offsets, a read_uncommitted output reader, and
+# offsets committed with commitSync after the transaction; and a loop that does not
+# seek back after an abort (KAFKA-17582).
+_TRANSFORM = {**_GROUP, "kafkacheck.processing": "transform",
+              "kafkacheck.commit.strategy": "transaction", "isolation.level": "read_committed"}
+TRANSFORM_CELLS: tuple[dict[str, str], ...] = (
+    dict(_TRANSFORM),
+    {**_TRANSFORM, "kafkacheck.commit.strategy": "transaction-group-id"},
+    {**_TRANSFORM, "kafkacheck.output.isolation.level": "read_uncommitted"},
+    {**_TRANSFORM, "kafkacheck.commit.strategy": "after-processing"},
+    {**_TRANSFORM, "kafkacheck.abort.seek": "none"},
+)
+
+
 GROUP_CELLS: tuple[dict[str, str], ...] = (
     dict(_AUTO_COMMIT),
     ASYNC_CELL,
@@ -140,6 +158,7 @@ GROUP_CELLS: tuple[dict[str, str], ...] = (
     {**_GROUP, "max.poll.interval.ms": "60000"},
     {**_GROUP, "auto.offset.reset": "latest"},
     *COOPERATIVE_CELLS,
+    *TRANSFORM_CELLS,
 )
 
 
