@@ -136,16 +136,23 @@ COOPERATIVE_CELLS: tuple[dict[str, str], ...] = tuple(
 # transactional producer, with its offsets.  The exactly-once row (groupMetadata offsets,
 # output read read_committed) against the three ways the acceptance names of
 # losing it: the deprecated group-id-only offsets, a read_uncommitted output reader, and
-# offsets committed with commitSync after the transaction; and a loop that does not
-# seek back after an abort (KAFKA-17582).
+# offsets committed with commitSync after the transaction.  A loop that does not seek
+# back after an abort (kafkacheck.abort.seek=none, KAFKA-17582) is not a row yet: the
+# loss needs an abort whose member keeps its partition through it, which every family
+# reached once in 1,288 runs (seed 0) and client pauses or cuts and crashes alone not in
+# 500 to 600; tests/test_transform.py drives it.
 _TRANSFORM = {**_GROUP, "kafkacheck.processing": "transform",
               "kafkacheck.commit.strategy": "transaction", "isolation.level": "read_committed"}
+# A zombie needs a member paused past its session between its poll and its commit; with
+# every family in the draw that is rare (group-id-only offsets, seed 0: 882 runs; with
+# client pauses alone seeds 0 to 2 in 255, 199 and 184), so every transform row is
+# hunted again with client pauses as the only fault, the exactly-once row included.
+TRANSFORM_FOCUSED_FAULTS = frozenset({"client-pause"})
 TRANSFORM_CELLS: tuple[dict[str, str], ...] = (
     dict(_TRANSFORM),
     {**_TRANSFORM, "kafkacheck.commit.strategy": "transaction-group-id"},
     {**_TRANSFORM, "kafkacheck.output.isolation.level": "read_uncommitted"},
     {**_TRANSFORM, "kafkacheck.commit.strategy": "after-processing"},
-    {**_TRANSFORM, "kafkacheck.abort.seek": "none"},
 )
 
 
@@ -170,6 +177,8 @@ def focused_faults(settings: dict[str, str]) -> frozenset[str] | None:
         return ASYNC_FOCUSED_FAULTS
     if settings in COOPERATIVE_CELLS:
         return COOPERATIVE_FOCUSED_FAULTS
+    if settings in TRANSFORM_CELLS:
+        return TRANSFORM_FOCUSED_FAULTS
     if hunt_config(settings) == hunt_config(IDEMPOTENT_CELL):
         return IDEMPOTENT_FOCUSED_FAULTS
     return None

@@ -128,6 +128,15 @@ GROUP_TEXT = [
     "another's host is slow makes the slow member rejoin claiming an older generation's",
     "partition, which 3.3's sticky assignor gives to a second member as well",
     "(`group-overlap`); they are hunted again with client crashes and late requests only.",
+    "The transform rows are consume-transform-produce pipelines (KIP-447): each member sends",
+    "every polled record's transform to an output topic in a transaction of its own",
+    "transactional producer, with its offsets, and the verdict is on the output as its",
+    "reader sees it at the end (`output-lost`, `output-duplicated`). With",
+    "`sendOffsetsToTransaction(offsets, consumer.groupMetadata())` and a read_committed",
+    "reader a zombie's transaction is refused and aborted; the deprecated group-id-only call",
+    "lets it commit, a read_uncommitted reader sees the aborted copies, and offsets committed",
+    "with commitSync after the transaction are lost when that commit is refused or never",
+    "made. The transform rows are hunted again with client pauses as the only fault.",
 ]
 
 
