@@ -36,6 +36,7 @@ from model.broker.log import Record
 if TYPE_CHECKING:
     from model.clients.consumer import Consumer
     from model.clients.producer import Producer
+    from model.config import ConsumerConfig
 
 OUTPUT_TOPIC = "output"
 TRANSFORM_ID_PREFIX = "transform"
@@ -80,7 +81,7 @@ class TransformLoop:
         producer.listener = self.on_producer_progress
 
     @property
-    def config(self):  # type: ignore[no-untyped-def]
+    def config(self) -> "ConsumerConfig":
         return self.ctx.config.consumer
 
     # -- what the loop may do ----------------------------------------------------------
