@@ -285,15 +285,21 @@ def test_internal_events_the_checkers_read_are_validated(tmp_path, saved_clean, 
     assert f"events[{i}].value: {problem}" in message
 
 
+def _insert_internal(doc: dict, process: str, f: str, value: dict) -> int:
+    """Insert an internal event before the last one, renumbering; returns its index."""
+    i = len(doc["events"]) - 1
+    doc["events"].insert(i, {"index": i, "step": 0, "time": 0, "process": process,
+                             "type": "internal", "f": f, "value": value})
+    for j, e in enumerate(doc["events"]):
+        e["index"] = j
+    return i
+
+
 def test_invariant_events_name_a_model_state_invariant(tmp_path, saved_clean):
     doc = document(saved_clean)
     good = {"name": "committed-prefix-changed", "key": 0, "offset": 0, "expected": 1,
             "actual": 2}
-    i = len(doc["events"]) - 1
-    doc["events"].insert(i, {"index": i, "step": 0, "time": 0, "process": "monitor",
-                             "type": "internal", "f": "invariant", "value": good})
-    for j, e in enumerate(doc["events"]):
-        e["index"] = j
+    i = _insert_internal(doc, "monitor", "invariant", good)
     assert load_history(write(tmp_path / "ok.json", doc)).events[i].value == good
     doc["events"][i]["value"] = {**good, "name": "lost-write"}
     assert f"events[{i}].value: name: unexpected 'lost-write'" in load_error(
@@ -394,11 +400,7 @@ def test_output_log_events_are_validated(tmp_path, saved_clean, change, problem)
             "reader": "read_committed",
             "records": [[0, 7, "k3", "c0.output", 0, "committed"],
                         [1, 8, "k3", "c0.output", 0, "aborted"]]}
-    i = len(doc["events"]) - 1
-    doc["events"].insert(i, {"index": i, "step": 0, "time": 0, "process": "b0",
-                             "type": "internal", "f": "output-log", "value": good})
-    for j, e in enumerate(doc["events"]):
-        e["index"] = j
+    i = _insert_internal(doc, "b0", "output-log", good)
     assert load_history(write(tmp_path / "ok.json", doc)).events[i].value == good
     bad = json.loads(json.dumps(good))
     change(bad)
