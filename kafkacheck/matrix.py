@@ -146,7 +146,8 @@ _TRANSFORM = {**_GROUP, "kafkacheck.processing": "transform",
 # A zombie needs a member paused past its session between its poll and its commit; with
 # every family in the draw that is rare (group-id-only offsets, seed 0: 882 runs; with
 # client pauses alone seeds 0 to 2 in 255, 199 and 184), so every transform row is
-# hunted again with client pauses as the only fault, the exactly-once row included.
+# hunted again with client pauses as the only fault, the exactly-once row included, in
+# rounds of the same size as the first (these finds are well inside one).
 TRANSFORM_FOCUSED_FAULTS = frozenset({"client-pause"})
 TRANSFORM_CELLS: tuple[dict[str, str], ...] = (
     dict(_TRANSFORM),
@@ -251,7 +252,8 @@ def _hunt_cell(args: tuple[dict[str, str], int, int, int, str | None]) -> CellRe
     focus = focused_faults(settings)
     if focus is not None:
         found = frozenset(name for r in rounds for name in r.anomalies)
-        rounds += hunt_all(config, examples=FOCUSED_RUNS_FACTOR * examples, steps=steps,
+        factor = 1 if settings in TRANSFORM_CELLS else FOCUSED_RUNS_FACTOR
+        rounds += hunt_all(config, examples=factor * examples, steps=steps,
                            seed=seed, out_dir=out, faults=focus, ignore=found)
     return CellResult(settings, rounds)
 
