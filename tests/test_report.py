@@ -29,9 +29,10 @@ def test_focused_rounds_go_to_the_rows_whose_finding_needs_them() -> None:
     configuration, with broker crashes and network cuts only (the leader changes and
     restarts its duplicates need); auto-commit with a lagging worker with client crashes
     only; cooperative groups with client crashes and late requests (a restart meeting a
-    slow member, KAFKA-14639); every other row has no focused rounds."""
+    slow member, KAFKA-14639); consume-transform-produce rows with client pauses (a
+    zombie); every other row has no focused rounds."""
     from kafkacheck.matrix import (ASYNC_CELL, COOPERATIVE_CELLS, KIP_890_CELLS,
-                                   focused_faults, report_settings)
+                                   TRANSFORM_CELLS, focused_faults, report_settings)
     idempotent = {"acks": "all", "min.insync.replicas": "2",
                   "kafkacheck.commit.strategy": "after-processing"}
     assert focused_faults(idempotent) == focused_faults({"min.insync.replicas": "2"}) == \
@@ -41,8 +42,10 @@ def test_focused_rounds_go_to_the_rows_whose_finding_needs_them() -> None:
     assert focused_faults(ASYNC_CELL) == frozenset({"client-crash"})
     for cell in COOPERATIVE_CELLS:
         assert focused_faults(cell) == frozenset({"client-crash", "late-request"})
+    for cell in TRANSFORM_CELLS:
+        assert focused_faults(cell) == frozenset({"client-pause"})
     others = [c for c in report_settings() if c not in KIP_890_CELLS
-              and c not in COOPERATIVE_CELLS
+              and c not in COOPERATIVE_CELLS and c not in TRANSFORM_CELLS
               and c not in (idempotent, {"min.insync.replicas": "2"}, ASYNC_CELL)]
     assert others and all(focused_faults(c) is None for c in others)
 
