@@ -408,9 +408,8 @@ class Consumer:
             self.transform.commit(self._owned(self.processed))
             return
         strategy = self.ctx.config.consumer.commit_strategy
-        offsets = dict(self.processed if strategy == "after-processing" else self.returned)
-        if self.membership is not None:   # a member commits only the partitions it owns
-            offsets = {p: o for p, o in offsets.items() if p in self.positions}
+        offsets = self._owned(self.processed if strategy == "after-processing"
+                              else self.returned)
         self.ctx.history.add(self.op_process, "invoke", "commit", offsets)
         self.coordinator.commit_sync(offsets)
 
@@ -466,14 +465,8 @@ class Consumer:
         self.phase = POLL
         if not rewind or not self.partitions:
             return
-        for p in self.partitions:
-            self.positions[p] = None
-            self.position_epochs[p] = UNDEFINED_EPOCH
-            self.buffer[p], self.buffer_end[p] = [], None
-        self.fetching, self.listing = {}, {}
-        self.processed, self.returned = {}, {}
-        self.coordinator.offsets_fetch = None
-        self.coordinator.committed_known = False
+        self._set_partitions(list(self.partitions))   # positions unknown again
+        self.processed, self.returned = {}, {}         # nothing past the committed offsets
         self.ctx.event(self.name, "rewind", partitions=list(self.partitions))
         self._send_requests()
 
