@@ -144,7 +144,7 @@ class Cluster:
         """``initTransactions`` of every transactional producer before the first action:
         the network runs until each has its producer id (or gives up)."""
         network = self.ctx.network
-        for producer in [*self.producers.values(), *self.output_producers.values()]:
+        for producer in self.every_producer:
             if producer.txn is None:
                 continue
             for _ in range(200):
@@ -201,6 +201,11 @@ class Cluster:
     @property
     def now(self) -> int:
         return self.ctx.now
+
+    @property
+    def every_producer(self) -> list[Producer]:
+        """The workload's producers and every transform's output producer."""
+        return [*self.producers.values(), *self.output_producers.values()]
 
     def alive(self, node: str) -> bool:
         actor = self.actors[node]
@@ -607,7 +612,7 @@ class Cluster:
                 return f"{broker.name} is fenced, not serving or behind the metadata log"
         if not self._only_background_traffic():
             return "requests are still in flight"
-        busy = [p.name for p in [*self.producers.values(), *self.output_producers.values()]
+        busy = [p.name for p in self.every_producer
                 if not p.idle()]
         if busy:
             return f"producer {busy[0]} has sends or requests outstanding"
@@ -659,7 +664,7 @@ class Cluster:
     def _transactions_unsettled(self) -> str | None:
         """Every transactional producer is ready for its next transaction, and no
         coordinator has a transaction open, being written, or markers to send."""
-        for producer in [*self.producers.values(), *self.output_producers.values()]:
+        for producer in self.every_producer:
             if producer.txn is not None and producer.txn.state != "READY":
                 return f"producer {producer.name} is {producer.txn.state}"
         for broker in self.broker_actors.values():
