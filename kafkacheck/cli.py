@@ -19,6 +19,7 @@ import sys
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
+from kafkacheck.checkpoints import DEFAULT_DIR as DEFAULT_CHECKPOINTS
 from kafkacheck.errors import UsageError
 from model.config import ConfigError, describe_settings, parse_assignments
 
@@ -179,13 +180,16 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_guarantees(args: argparse.Namespace) -> int:
+    from kafkacheck.checkpoints import Checkpoints
     from kafkacheck.matrix import hunt_matrix, prune_stale_histories
     from kafkacheck.report import markdown, terminal_table
 
     _progress(f"hunting the guarantee matrix: rounds of up to {args.examples} runs of up to "
               f"{args.steps} steps, seed {args.seed}")
+    checkpoints = Checkpoints(None if args.fresh else Path(args.checkpoints))
     cells = hunt_matrix(examples=args.examples, steps=args.steps, seed=args.seed,
-                        out_dir=Path(args.out), workers=args.workers, progress=_progress)
+                        out_dir=Path(args.out), workers=args.workers, progress=_progress,
+                        checkpoints=checkpoints)
     stale = prune_stale_histories(Path(args.out), cells)
     if stale:
         _progress(f"removed {len(stale)} histories from earlier runs that this report "
@@ -391,8 +395,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     guarantees = sub.add_parser(
         "guarantees", help="hunt the default configuration matrix and write the report",
-        description="Hunts acks x min.insync.replicas x commit strategy, prints the guarantee "
-                    "table and writes docs/guarantees.md.")
+        description="Hunts every configuration of the guarantee report (acks x "
+                    "min.insync.replicas x commit strategy, then the producer, transaction "
+                    "and consumer-group rows), prints the guarantee table and writes "
+                    "docs/guarantees.md.  Each finished configuration is kept, so running "
+                    "it again after an interruption goes on where it stopped.")
     guarantees.add_argument("--examples", type=_positive, default=800,
                             help="Hypothesis runs per hunting round (default 800)")
     guarantees.add_argument("--steps", type=_positive, default=100,
@@ -402,6 +409,14 @@ def build_parser() -> argparse.ArgumentParser:
     guarantees.add_argument("--doc", default="docs/guarantees.md")
     guarantees.add_argument("--workers", type=_positive, default=None,
                             help="parallel processes (default: one per core)")
+    guarantees.add_argument("--checkpoints", default=str(DEFAULT_CHECKPOINTS), metavar="DIR",
+                            help="where each finished configuration is kept, so that a run "
+                                 "stopped half way goes on where it stopped; reused only by "
+                                 "the same code, settings, budget and seed (default "
+                                 f"{DEFAULT_CHECKPOINTS})")
+    guarantees.add_argument("--fresh", action="store_true",
+                            help="hunt every configuration again, ignoring and not writing "
+                                 "checkpoints")
     guarantees.set_defaults(func=cmd_guarantees)
 
     real = sub.add_parser(

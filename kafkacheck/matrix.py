@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import itertools
 import os
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 from typing import Any, Callable
 
 import attrs
 
 from invariants.guarantees import guarantee
+from kafkacheck.checkpoints import Checkpoints, cell_key
 from kafkacheck.hunt import HuntResult, hunt_all
 from model.config import Config
 
@@ -260,15 +261,19 @@ def _hunt_cell(args: tuple[dict[str, str], int, int, int, str | None]) -> CellRe
 
 def hunt_matrix(*, examples: int, steps: int, seed: int, out_dir: Path | None,
                 cells: list[dict[str, str]] | None = None, workers: int | None = None,
-                progress: Callable[[str], None] | None = None) -> list[CellResult]:
+                progress: Callable[[str], None] | None = None,
+                checkpoints: Checkpoints | None = None) -> list[CellResult]:
     """Hunt every cell, in parallel across processes; results in the cells' order.  Cells
     that configure the same thing (a producer row that is also a matrix cell) are hunted
-    once: a hunt is a function of its configuration and seed."""
+    once: a hunt is a function of its configuration and seed.  With ``checkpoints``,
+    cells finished by an earlier run of the same code are reused, and each cell is kept
+    as soon as it finishes."""
     cells = cells if cells is not None else report_settings()
     configs = [hunt_config(cell) for cell in cells]
     unique = [i for i, config in enumerate(configs) if configs.index(config) == i]
     results = _hunt_cells([cells[i] for i in unique], examples=examples, steps=steps,
-                          seed=seed, out_dir=out_dir, workers=workers, progress=progress)
+                          seed=seed, out_dir=out_dir, workers=workers, progress=progress,
+                          checkpoints=checkpoints or Checkpoints(None))
     by_config = {configs[i]: result for i, result in zip(unique, results)}
     return [attrs.evolve(by_config[config], settings=cell)
             for cell, config in zip(cells, configs)]
@@ -276,33 +281,45 @@ def hunt_matrix(*, examples: int, steps: int, seed: int, out_dir: Path | None,
 
 def _hunt_cells(cells: list[dict[str, str]], *, examples: int, steps: int, seed: int,
                 out_dir: Path | None, workers: int | None,
-                progress: Callable[[str], None] | None) -> list[CellResult]:
+                progress: Callable[[str], None] | None,
+                checkpoints: Checkpoints) -> list[CellResult]:
     jobs = [(cell, examples, steps, seed, str(out_dir) if out_dir else None) for cell in cells]
-    workers = workers or min(len(jobs), os.cpu_count() or 1)
+    keys = [cell_key({**HUNT_BASE, **cell}, examples=examples, steps=steps, seed=seed,
+                     out_dir=out_dir)
+            for cell in cells]
     results: dict[int, CellResult] = {}
+    for i, key in enumerate(keys):
+        kept = checkpoints.load(key)
+        if isinstance(kept, CellResult):
+            results[i] = attrs.evolve(kept, settings=cells[i])
+            _report_cell(progress, len(results), len(jobs), results[i], kept=True)
+    pending = [i for i in range(len(jobs)) if i not in results]
+
+    def finish(i: int, result: CellResult) -> None:
+        results[i] = result
+        checkpoints.store(keys[i], result)
+        _report_cell(progress, len(results), len(jobs), result)
+
+    workers = workers or min(len(pending), os.cpu_count() or 1) or 1
     if workers <= 1:
-        for i, job in enumerate(jobs):
-            results[i] = _hunt_cell(job)
-            _report_cell(progress, i + 1, len(jobs), results[i])
+        for i in pending:
+            finish(i, _hunt_cell(jobs[i]))
     else:
         with ProcessPoolExecutor(max_workers=workers) as pool:
-            futures = {pool.submit(_hunt_cell, job): i for i, job in enumerate(jobs)}
-            from concurrent.futures import as_completed
-            for done, future in enumerate(as_completed(futures), start=1):
-                i = futures[future]
-                results[i] = future.result()
-                _report_cell(progress, done, len(jobs), results[i])
+            futures = {pool.submit(_hunt_cell, jobs[i]): i for i in pending}
+            for future in as_completed(futures):
+                finish(futures[future], future.result())
     return [results[i] for i in range(len(jobs))]
 
 
 def _report_cell(progress: Callable[[str], None] | None, done: int, total: int,
-                 cell: CellResult) -> None:
+                 cell: CellResult, *, kept: bool = False) -> None:
     if progress is None:
         return
     label = ", ".join(f"{k}={v}" for k, v in cell.settings.items())
     found = ", ".join(sorted(cell.anomalies)) or "nothing"
     progress(f"[{done}/{total}] {label}: {cell.guarantee} ({found}; {cell.runs} runs, "
-             f"{cell.steps} steps)")
+             f"{cell.steps} steps{', kept from an earlier run' if kept else ''})")
 
 
 def prune_stale_histories(out_dir: Path, cells: list[CellResult]) -> list[Path]:

@@ -139,3 +139,51 @@ def test_a_group_row_names_the_rebalance_protocol_its_assignors_give() -> None:
     both = CellResult({**group, "partition.assignment.strategy": "range,cooperative-sticky"}, [])
     assert _group_columns(cooperative)[0] == "classic (cooperative-sticky, cooperative)"
     assert _group_columns(both)[0] == "classic (range, eager)"
+
+
+def test_an_interrupted_main_job_goes_on_from_its_checkpoints(tmp_path: Path,
+                                                             monkeypatch) -> None:
+    """A finished configuration is kept; the next run of the same code, settings, budget
+    and seed reuses it (the same result, no hunt), and anything else hunts again: another
+    seed, another budget, or a kept counterexample that has been deleted."""
+    import kafkacheck.matrix as matrix
+    from kafkacheck.checkpoints import Checkpoints
+
+    cells = [{"acks": "0", "min.insync.replicas": "1",
+              "kafkacheck.commit.strategy": "after-processing"}]
+    out, kept = tmp_path / "histories", Checkpoints(tmp_path / "checkpoints")
+    hunted: list[int] = []
+    original = matrix._hunt_cell
+
+    def counting(job):
+        hunted.append(job[3])
+        return original(job)
+
+    monkeypatch.setattr(matrix, "_hunt_cell", counting)
+
+    def run(seed: int = 0, examples: int = 30):
+        return hunt_matrix(examples=examples, steps=40, seed=seed, out_dir=out, cells=cells,
+                           workers=1, checkpoints=kept)
+
+    first = run()
+    assert hunted == [0] and first[0].anomalies
+    again = run()
+    assert hunted == [0]
+    assert again[0].rounds == first[0].rounds and again[0].settings == cells[0]
+    for path in set(first[0].anomalies.values()):
+        path.unlink()
+    run()
+    assert hunted == [0, 0]
+    run(seed=1)
+    run(examples=31)
+    assert hunted == [0, 0, 1, 0]
+
+
+def test_checkpoints_belong_to_the_code_that_made_them(monkeypatch) -> None:
+    """A change to any source file of the model, checkers or harness changes every key:
+    a result computed by other code is never reused."""
+    import kafkacheck.checkpoints as checkpoints
+    settings = {"acks": "all"}
+    before = checkpoints.cell_key(settings, examples=1, steps=1, seed=0, out_dir=None)
+    monkeypatch.setattr(checkpoints, "source_fingerprint", lambda: "other code")
+    assert checkpoints.cell_key(settings, examples=1, steps=1, seed=0, out_dir=None) != before
