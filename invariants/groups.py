@@ -58,6 +58,9 @@ def check_groups(events: Iterable[Event], anomalies: Anomalies) -> None:
                 holdings.pop(value["member"], None)
         elif f == "member-removed":
             removed.add(value["member"])
+        elif f == "member-joined":
+            # A KIP-848 consumer (4.0+) rejoins under its old member id once removed.
+            removed.discard(value["member"])
         elif f == "position" and value.get("reason") in RESETS:
             reset_at[value["partition"]] = event.index
         elif f == "offsets-committed":
@@ -99,6 +102,8 @@ def check_zombies(events: Iterable[Event], processed: dict[int, list[tuple[int, 
                 holder.pop(node, None)
         elif f == "member-removed":
             gone.setdefault(value["member"], event.index)
+        elif f == "member-joined":
+            gone.pop(value["member"], None)
         elif f == "leave-group" and value.get("member"):
             gone.setdefault(value["member"], event.index)
         elif f == "process":

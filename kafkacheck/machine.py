@@ -658,6 +658,49 @@ class GroupMachine(KafkaMachine):
             if self.run.cluster.is_enabled(action):
                 self._apply(action)
 
+    def _quiesce(self, max_flushes: int = QUIESCE_FLUSHES) -> None:
+        """Deliver until nothing deliverable is left (bounded): the many round trips a
+        second of real time holds.  One ``flush`` moves each message one hop, so a
+        commit appended to ``__consumer_offsets`` would need several heartbeat-long
+        rounds for the followers' fetches to carry its high watermark, and time out
+        (``offsets.commit.timeout.ms``) on a network that is in fact healthy."""
+        cluster = self.run.cluster
+        network = cluster.ctx.network
+        for _ in range(max_flushes):
+            held = self._held_now()
+            if not any(not cluster.is_paused(dst) and (src, dst) not in held
+                       for src, dst in network.ready_links()):
+                return
+            self._flush()
+
+    def _held_now(self) -> frozenset[tuple[str, str]]:
+        """Links whose messages are held back at this moment (none by default)."""
+        return frozenset()
+
+
+class ConsumerProtocolGroupMachine(GroupMachine):
+    """The group machine for KIP-848 members (``group.protocol=consumer``).
+
+    A classic member's heartbeat is exchanged during a tick; a KIP-848 member's
+    ``ConsumerGroupHeartbeat`` is the whole rebalance protocol (it carries the
+    assignment and its acknowledgement), so it travels as a request and its answer
+    waits for the coordinator's write to replicate.  Letting the clock run while a
+    healthy network holds those messages would expire sessions that a real network
+    keeps alive, so here every tick is followed by the deliveries a healthy network
+    makes meanwhile: everything but what a fault holds (a network partition, a paused
+    process, a stalled connection)."""
+
+    @rule(ms=st.sampled_from(TICK_CHOICES))
+    def tick(self, ms: int) -> None:
+        self._apply(a.Tick(ms))
+        self._quiesce()
+
+    def _rounds(self, ms: int, rounds: int) -> None:
+        for _ in range(rounds):
+            self._apply(a.Tick(ms))
+            self._quiesce()
+            self._poll_idle_members()
+
 
 class CooperativeGroupMachine(GroupMachine):
     """The group machine for cooperative members (KIP-429), which keep their partitions
@@ -751,21 +794,6 @@ class CooperativeGroupMachine(GroupMachine):
         self._quiesce()
         self._run_applications()
 
-    def _quiesce(self, max_flushes: int = QUIESCE_FLUSHES) -> None:
-        """Deliver until nothing deliverable is left (bounded): the many round trips a
-        second of real time holds.  One ``flush`` moves each message one hop, so a
-        commit appended to ``__consumer_offsets`` would need several heartbeat-long
-        rounds for the followers' fetches to carry its high watermark, and time out
-        (``offsets.commit.timeout.ms``) on a network that is in fact healthy."""
-        cluster = self.run.cluster
-        network = cluster.ctx.network
-        for _ in range(max_flushes):
-            held = self._held_now()
-            if not any(not cluster.is_paused(dst) and (src, dst) not in held
-                       for src, dst in network.ready_links()):
-                return
-            self._flush()
-
     def _run_applications(self) -> None:
         """One pass of every member's poll loop: process what it polled, commit as its
         strategy says, poll.  During a deploy the other members' applications keep
@@ -843,6 +871,8 @@ def machine_for(config: Config, ignore: frozenset[str] = frozenset(),
                          f"{', '.join(sorted(FAULT_FAMILIES))}")
     if config.consumer.subscription != "subscribe":
         base: type[KafkaMachine] = KafkaMachine
+    elif config.consumer.group_protocol == "consumer":
+        base = ConsumerProtocolGroupMachine
     elif config.consumer.rebalance_protocol == COOPERATIVE:
         base = CooperativeGroupMachine
     else:

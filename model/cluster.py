@@ -16,6 +16,7 @@ from model.broker.partition import TopicSettings
 from model.broker.producer_state import ProducerStates
 from model.broker.transaction_coordinator import transaction_partition
 from model.clients.consumer import Consumer
+from model.clients.membership import GroupMembership
 from model.clients.partitioner import spread_keys
 from model.clients.producer import Producer
 from model.clients.transform import (output_partitions, output_producer_name,
@@ -420,7 +421,8 @@ class Cluster:
         unknown, as a failed Heartbeat does."""
         for name, consumer in self.consumers.items():
             membership = consumer.membership
-            if (membership is None or not consumer.alive or name in self.paused
+            if (not isinstance(membership, GroupMembership) or not consumer.alive
+                    or name in self.paused
                     or not membership.heartbeat_due()):
                 continue
             target = consumer.coordinator.coordinator

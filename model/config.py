@@ -9,10 +9,9 @@ strategy) live under the ``kafkacheck.`` prefix so they can never be mistaken fo
 defaults that changed by release (``acks``, ``enable.idempotence``) follow it when they
 are not set, exactly as the Java client resolves them.
 
-Where kafkacheck does not model a Kafka feature yet (the KIP-848 consumer protocol) the
-setting exists with the value that switches the feature off, and any other value is
-refused with a message saying so: a silently ignored setting would give a verdict real
-Kafka would not give.
+Where kafkacheck does not model a Kafka feature, or a combination of features, the
+setting is refused with a message saying so: a silently ignored setting would give a
+verdict real Kafka would not give.
 """
 
 from __future__ import annotations
@@ -86,19 +85,6 @@ def _bool(text: str) -> bool:
 _bool.__doc__ = "true | false"
 
 
-def _not_modelled(feature: str, off_value: str, parse: Callable[[str], Any]) -> Callable[[str], Any]:
-    def checked(text: str) -> Any:
-        value = parse(text)
-        if value != parse(off_value):
-            raise ConfigError(
-                f"{feature} is not modelled yet; only {off_value} is accepted"
-            )
-        return value
-
-    checked.__doc__ = f"{off_value} only ({feature} is not modelled yet)"
-    return checked
-
-
 def _version(text: str) -> str:
     value = str(text).strip()
     try:
@@ -117,6 +103,29 @@ def _optional_text(text: str) -> str | None:
 
 
 _optional_text.__doc__ = "a string, or null (none)"
+
+
+def _server_assignors(text: str) -> str:
+    names = [part.strip() for part in str(text).split(",") if part.strip()]
+    if not names:
+        raise ConfigError("must name at least one assignor")
+    unknown = [n for n in names if n not in ("uniform", "range")]
+    if unknown:
+        raise ConfigError(f"unknown server assignor {unknown[0]!r}; Kafka's are uniform, range")
+    return ",".join(names)
+
+
+_server_assignors.__doc__ = "a comma-separated list of uniform, range"
+
+
+def _optional_server_assignor(text: str) -> str | None:
+    value = _optional_text(text)
+    if value is not None and value not in ("uniform", "range"):
+        raise ConfigError(f"must be uniform, range or null; got {text!r}")
+    return value
+
+
+_optional_server_assignor.__doc__ = "uniform, range, or null"
 
 
 @attrs.frozen
@@ -241,6 +250,19 @@ class BrokerConfig:
         "group.max.session.timeout.ms", 1800000, _int(1),
         "the largest session.timeout.ms a member may ask for",
     )
+    group_consumer_heartbeat_interval_ms: int = _setting(
+        "group.consumer.heartbeat.interval.ms", 5000, _int(1),
+        "KIP-848 groups: the heartbeat interval the coordinator gives its members",
+    )
+    group_consumer_session_timeout_ms: int = _setting(
+        "group.consumer.session.timeout.ms", 45000, _int(1),
+        "KIP-848 groups: the coordinator removes a member it has not heard from for this long",
+    )
+    group_consumer_assignors: str = _setting(
+        "group.consumer.assignors", "uniform,range", _server_assignors,
+        "KIP-848 groups: the server-side assignors; the first is used unless members ask "
+        "for another (group.remote.assignor)",
+    )
     max_producer_epoch: int = _setting(
         "kafkacheck.max.producer.epoch", 32767, _int(2, 32767),
         "the largest producer epoch (Short.MAX_VALUE); a small value makes epoch "
@@ -359,10 +381,15 @@ class ConsumerConfig:
         "need one)",
     )
     group_protocol: str = _setting(
-        "group.protocol", "classic",
-        _not_modelled("the consumer rebalance protocol (KIP-848)", "classic",
-                      _choice("classic", "consumer")),
-        "classic: JoinGroup/SyncGroup with a client-side assignor (Kafka's default)",
+        "group.protocol", "classic", _choice("classic", "consumer"),
+        "classic: JoinGroup/SyncGroup with a client-side assignor (Kafka's default); "
+        "consumer: KIP-848's ConsumerGroupHeartbeat with a server-side assignor "
+        "(kafka.version 3.9 or later)",
+    )
+    group_remote_assignor: str | None = _setting(
+        "group.remote.assignor", None, _optional_server_assignor,
+        "group.protocol=consumer: the server-side assignor the member asks for (uniform or "
+        "range); null: the coordinator's first group.consumer.assignors",
     )
     group_instance_id: str | None = _setting(
         "group.instance.id", None, _optional_text,
@@ -590,6 +617,7 @@ class Config:
                 "kafkacheck.processing=async commits only through auto-commit; set "
                 "kafkacheck.commit.strategy=none")
         self._check_transform()
+        self._check_group_protocol()
         if consumer.subscription == "subscribe" and not (
                 broker.group_min_session_timeout_ms <= consumer.session_timeout_ms
                 <= broker.group_max_session_timeout_ms):
@@ -610,6 +638,24 @@ class Config:
         if consumer.heartbeat_interval_ms >= consumer.session_timeout_ms:
             # ConsumerConfig / GroupRebalanceConfig refuse this at construction.
             raise ConfigError("heartbeat.interval.ms must be lower than session.timeout.ms")
+
+    def _check_group_protocol(self) -> None:
+        """What kafkacheck models of KIP-848: the 3.8+ protocol, dynamic members."""
+        consumer = self.consumer
+        if consumer.group_protocol != "consumer":
+            return
+        if not self.kafka.behaviours.consumer_group_protocol:
+            raise ConfigError(
+                f"group.protocol=consumer with kafka.version={self.kafka.version}: the "
+                "consumer group protocol (KIP-848) arrived in 3.7 as early access, and "
+                "kafkacheck models it as rewritten in 3.8 (KAFKA-16249); use kafka.version "
+                "3.9 or later")
+        if consumer.group_instance_id is not None:
+            raise ConfigError("group.instance.id with group.protocol=consumer: static "
+                              "membership is modelled for the classic protocol only")
+        if consumer.processing == "transform":
+            raise ConfigError("kafkacheck.processing=transform with group.protocol=consumer "
+                              "is not modelled yet; use group.protocol=classic")
 
     def _check_transform(self) -> None:
         consumer = self.consumer

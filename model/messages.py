@@ -56,6 +56,10 @@ ILLEGAL_GENERATION = "ILLEGAL_GENERATION"
 REBALANCE_IN_PROGRESS = "REBALANCE_IN_PROGRESS"
 UNSTABLE_OFFSET_COMMIT = "UNSTABLE_OFFSET_COMMIT"
 FENCED_INSTANCE_ID = "FENCED_INSTANCE_ID"
+# The consumer group protocol (KIP-848).
+FENCED_MEMBER_EPOCH = "FENCED_MEMBER_EPOCH"
+STALE_MEMBER_EPOCH = "STALE_MEMBER_EPOCH"
+GROUP_ID_NOT_FOUND = "GROUP_ID_NOT_FOUND"
 
 NO_BROKER_EPOCH = -1   # a consumer's fetch, or skipping broker-epoch checks (KIP-903)
 
@@ -215,6 +219,9 @@ class OffsetFetchRequest:
     group: str
     require_stable: bool = False
     partitions: tuple[int, ...] = ()    # the partitions asked about; () asks for all
+    # OffsetFetch v9 (KIP-848): a consumer-group member names itself and its epoch.
+    member_id: str = ""
+    member_epoch: int = -1
 
 
 @attrs.frozen(slots=True)
@@ -290,6 +297,39 @@ class LeaveGroupRequest:
 class LeaveGroupResponse:
     corr: int
     error: str | None
+
+
+# -- the consumer group protocol (KIP-848) ---------------------------------------------
+
+
+@attrs.frozen(slots=True)
+class ConsumerGroupHeartbeatRequest:
+    """``ConsumerGroupHeartbeat``: epoch 0 joins, -1 leaves.  ``None`` fields are
+    unchanged since the last heartbeat (a full request sends them all): the rebalance
+    timeout, whether the member subscribes (to the workload's one topic), the server
+    assignor it asks for, and the partitions it owns."""
+
+    corr: int
+    group: str
+    member_id: str
+    member_epoch: int
+    rebalance_timeout_ms: int | None = None
+    subscribed: bool | None = None
+    server_assignor: str | None = None
+    owned: tuple[int, ...] | None = None
+
+
+@attrs.frozen(slots=True)
+class ConsumerGroupHeartbeatResponse:
+    """``assignment``: the member's assigned partitions, sent on a full request or when
+    they changed; ``None`` otherwise."""
+
+    corr: int
+    error: str | None
+    member_id: str = ""
+    member_epoch: int = 0
+    heartbeat_interval_ms: int = 0
+    assignment: tuple[int, ...] | None = None
 
 
 # -- transactions ------------------------------------------------------------------------

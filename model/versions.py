@@ -103,11 +103,31 @@ STABLE_OFFSET_FETCH = Change(
     "TxnOffsetCommit carries the consumer's generation and member id",
     "KIP-447, KAFKA-9418 (2.5.0)", ((2, 5, 0),))
 
+CONSUMER_GROUP_PROTOCOL = Change(
+    "the consumer group protocol (group.protocol=consumer): ConsumerGroupHeartbeat, "
+    "server-side assignors, the 3.8+ reconciliation (CurrentAssignmentBuilder)",
+    "KIP-848 (early access 3.7.0, reconciliation rewritten by KAFKA-16249 in 3.8.0, "
+    "GA 4.0.0)", ((3, 8, 0),))
+CLIENT_MEMBER_ID = Change(
+    "a KIP-848 consumer generates its member id at start-up and keeps it across rejoins "
+    "(before, the coordinator named it in its first answer)",
+    "KIP-1082, KAFKA-17116 (4.0.0)", ((4, 0, 0),))
+AUTO_COMMIT_AT_POLL = Change(
+    "the new consumer auto-commits only inside poll(), before fetching; before, its "
+    "background thread auto-committed the positions whenever the interval passed, "
+    "records the application had not processed included",
+    "KAFKA-18641, apache/kafka PR #18737 (4.0.0)", ((4, 0, 0),))
+REVOKING_STOPS_FETCH_FIRST = Change(
+    "the new consumer stops fetching partitions it is about to revoke before the "
+    "auto-commit that precedes the revocation (after it before)",
+    "KAFKA-16460 (4.0.0)", ((4, 0, 0),))
+
 CHANGES = (IDEMPOTENCE_BY_DEFAULT, IDEMPOTENCE_DEFAULT_APPLIED, IDEMPOTENT_EPOCH_BUMP,
            TXN_PARTITION_VERIFICATION, VERIFICATION_ABORTABLE, TRANSACTION_V2,
            CONSUMER_3_0_DEFAULTS, PENDING_SYNC_TIMEOUT, ILLEGAL_GENERATION_KEEPS_MEMBER_ID,
            COOPERATIVE_STICKY_UNVALIDATED, SUBSCRIPTION_GENERATION_FIELD,
-           GENERATION_AWARE_CLAIMS, STABLE_OFFSET_FETCH)
+           GENERATION_AWARE_CLAIMS, STABLE_OFFSET_FETCH, CONSUMER_GROUP_PROTOCOL,
+           CLIENT_MEMBER_ID, AUTO_COMMIT_AT_POLL, REVOKING_STOPS_FETCH_FIRST)
 
 
 @attrs.frozen
@@ -128,6 +148,10 @@ class Behaviours:
     subscription_generation_field: bool = True
     generation_aware_claims: bool = True
     stable_offset_fetch: bool = True
+    consumer_group_protocol: bool = True
+    client_member_id: bool = True
+    auto_commit_at_poll: bool = True
+    revoking_stops_fetch_first: bool = True
 
     @property
     def default_acks(self) -> str:
@@ -160,4 +184,8 @@ def behaviours(name: str) -> Behaviours:
         subscription_generation_field=SUBSCRIPTION_GENERATION_FIELD.present_in(release),
         generation_aware_claims=GENERATION_AWARE_CLAIMS.present_in(release),
         stable_offset_fetch=STABLE_OFFSET_FETCH.present_in(release),
+        consumer_group_protocol=CONSUMER_GROUP_PROTOCOL.present_in(release),
+        client_member_id=CLIENT_MEMBER_ID.present_in(release),
+        auto_commit_at_poll=AUTO_COMMIT_AT_POLL.present_in(release),
+        revoking_stops_fetch_first=REVOKING_STOPS_FETCH_FIRST.present_in(release),
     )

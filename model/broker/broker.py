@@ -228,6 +228,8 @@ class Broker:
             self.coordinator.sync(src, generation, message)
         elif isinstance(message, m.LeaveGroupRequest):
             self.coordinator.leave(src, generation, message)
+        elif isinstance(message, m.ConsumerGroupHeartbeatRequest):
+            self.coordinator.consumer_group_heartbeat(src, generation, message)
         else:
             raise TypeError(f"{self.name} cannot handle {type(message).__name__}")
 

@@ -33,6 +33,7 @@ from model import messages as m
 from model.broker.classic_group import (COMPLETING_REBALANCE, EMPTY, PREPARING_REBALANCE,
                                         STABLE, ClassicGroup, Member, group_key,
                                         is_group_value)
+from model.broker.consumer_group_coordinator import ConsumerGroupCoordinator
 from model.broker.log import Record
 from model.broker.producer_state import COMMIT, NO_SEQUENCE, BatchHeader
 from model.metadata import OFFSETS_TOPIC, PartitionId, offsets_partition
@@ -90,6 +91,8 @@ class GroupCoordinator:
         self.ctx = broker.ctx
         # group id -> (leader epoch it was loaded at, the group)
         self.groups: dict[str, tuple[int, ClassicGroup]] = {}
+        # KIP-848 groups (group.protocol=consumer), kept apart.
+        self.consumer_groups = ConsumerGroupCoordinator(self)
 
     def partition_for(self, group: str) -> PartitionId:
         return coordinator_partition(group, self.ctx.config.broker.offsets_topic_num_partitions)
@@ -122,6 +125,14 @@ class GroupCoordinator:
                            state=group.state, generation=group.generation,
                            members=sorted(group.members))
         return group
+
+    def classic_group_in_use(self, group_id: str) -> bool:
+        group = self._group(group_id)
+        return group is not None and bool(group.members)
+
+    def consumer_group_heartbeat(self, src: str, generation: int,
+                                 req: m.ConsumerGroupHeartbeatRequest) -> None:
+        self.consumer_groups.heartbeat(src, generation, req)
 
     def find_coordinator(self, src: str, generation: int, req: m.FindCoordinatorRequest) -> None:
         leader = self.broker.metadata.leader_of(self.partition_for(req.group))
@@ -459,6 +470,7 @@ class GroupCoordinator:
         """Session expiry (``onClassicGroupMemberHeartbeatExpiry``; a member waiting
         for its JoinGroup or SyncGroup answer is kept alive) and the end of a join phase
         that ran out of its rebalance timeout or initial delay."""
+        self.consumer_groups.on_tick()
         now = self.ctx.now
         for group_id in sorted(self.groups):
             group = self._group(group_id)
@@ -500,7 +512,12 @@ class GroupCoordinator:
         """``ClassicGroup.validateOffsetCommit``.  A transactional commit (KIP-447) is
         checked against the member and generation like any other but never answered
         REBALANCE_IN_PROGRESS; one that names neither (the group-id-only
-        ``sendOffsetsToTransaction``) is accepted in any state."""
+        ``sendOffsetsToTransaction``) is accepted in any state.  A KIP-848 group checks
+        the member epoch instead (``ConsumerGroup.validateOffsetCommit``)."""
+        consumer_group = self.consumer_groups.group(group_id)
+        if consumer_group is not None:
+            return self.consumer_groups.validate_commit(consumer_group, member_id, generation,
+                                                        transactional)
         group = self._group(group_id)
         assert group is not None
         if generation < 0 and group.state == EMPTY:
@@ -587,6 +604,13 @@ class GroupCoordinator:
         partition = self._leading(req.group)
         if partition is None:
             self.broker.reply(src, generation, m.OffsetFetchResponse(req.corr, m.NOT_COORDINATOR))
+            return
+        consumer_group = self.consumer_groups.group(req.group)
+        refused = (self.consumer_groups.validate_fetch(consumer_group, req.member_id,
+                                                       req.member_epoch)
+                   if consumer_group is not None else None)
+        if refused is not None:
+            self.broker.reply(src, generation, m.OffsetFetchResponse(req.corr, refused))
             return
         log = partition.log
         upto = log.leo if req.require_stable else log.hw

@@ -840,3 +840,14 @@ _ASSIGNORS: dict[str, Callable[[dict[str, int], dict[str, Subscription]], Assign
     STICKY: _sticky,
     COOPERATIVE_STICKY: _cooperative_sticky,
 }
+
+
+def java_hash_map_order(keys: Iterable[str]) -> list[str]:
+    """String keys put into a ``java.util.HashMap`` in this order, as Java iterates them
+    (used by the server-side assignors of KIP-848 as well)."""
+    return list(_JavaHashSet.of(keys, _java_string_hash).ordered())
+
+
+def java_string_order(keys: Iterable[str]) -> list[str]:
+    """Strings sorted as Java's ``String.compareTo`` sorts them."""
+    return sorted(keys, key=_java_key)

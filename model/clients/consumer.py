@@ -31,6 +31,7 @@ from typing import Any, Callable
 
 from model import messages as m
 from model.clients.coordinator import RETRIABLE, ConsumerCoordinator
+from model.clients.consumer_membership import ConsumerGroupMembership
 from model.clients.membership import NO_GENERATION, GroupMembership
 from model.clients.producer import Producer
 from model.clients.transform import TransformLoop
@@ -122,7 +123,9 @@ class Consumer:
                                                self._commit_done, self._on_committed)
         self.coordinator.initializing = lambda: tuple(
             p for p in self.partitions if self.positions.get(p) is None)
-        self.membership: GroupMembership | None = None
+        self.membership: GroupMembership | ConsumerGroupMembership | None = None
+        # Partitions being revoked (KIP-848): no longer fetched or returned.
+        self.revoking: set[int] = set()
         self.last_poll = self.ctx.now
         self.next_auto_commit = self.ctx.now + config.auto_commit_interval_ms
         self.join_commit = NOT_STARTED
@@ -134,8 +137,11 @@ class Consumer:
         self.group_metadata: tuple[int, str] = (NO_GENERATION, "")
         self.refresh_metadata()
         if self.subscribing:
-            self.membership = GroupMembership(self.coordinator, self._generation_lost,
-                                              lambda: tuple(self.partitions), self._fenced)
+            if config.group_protocol == "consumer":
+                self.membership = ConsumerGroupMembership(self.coordinator, self)
+            else:
+                self.membership = GroupMembership(self.coordinator, self._generation_lost,
+                                                  lambda: tuple(self.partitions), self._fenced)
             self.coordinator.membership = self.membership
             self.coordinator.committed_known = True    # nothing assigned yet
             # Jepsen's :subscribe names the keys (partitions) of the topics subscribed to.
@@ -189,12 +195,19 @@ class Consumer:
         self.ctx.history.add(self.op_process, "invoke", "poll", [["poll"]])
         self.last_poll = self.ctx.now
         returned: dict[int, list[list[int]]] = {}
-        if self.membership is not None and not self._poll_group():
+        if isinstance(self.membership, ConsumerGroupMembership):
+            self.membership.on_poll()
+            if self.ctx.config.kafka.behaviours.auto_commit_at_poll:
+                self._maybe_auto_commit()
+        elif self.membership is not None and not self._poll_group():
             self.ctx.history.add(self.op_process, "ok", "poll", [["poll", returned]])
             self._send_requests()
             return
-        self._maybe_auto_commit()
+        else:
+            self._maybe_auto_commit()
         for p in self.partitions:
+            if p in self.revoking:
+                continue       # FetchCollector drops what it holds for such a partition
             position = self.positions[p]
             fetched = self.buffer_end[p]
             taken = self.buffer[p]
@@ -330,6 +343,7 @@ class Consumer:
 
     def _set_partitions(self, partitions: list[int]) -> None:
         self.partitions = sorted(partitions)
+        self.revoking = set()
         self.positions = {p: None for p in self.partitions}
         self.position_epochs = {p: UNDEFINED_EPOCH for p in self.partitions}
         self.buffer = {p: [] for p in self.partitions}
@@ -348,6 +362,7 @@ class Consumer:
             for table in (self.positions, self.position_epochs, self.buffer, self.buffer_end,
                           self.fetching, self.listing, self.processed, self.returned):
                 table.pop(p, None)
+            self.revoking.discard(p)
         for p in added:
             self.positions[p] = None
             self.position_epochs[p] = UNDEFINED_EPOCH
@@ -357,6 +372,49 @@ class Consumer:
             self.coordinator.offsets_fetch = None
             self.coordinator.committed_known = False
         self.refresh_metadata()
+
+    # -- the KIP-848 membership's calls (model.clients.consumer_membership) ----------------
+
+    def busy(self) -> bool:
+        """The application is processing or committing, not polling."""
+        return self.phase != POLL
+
+    def stop_fetching(self, partitions: list[int]) -> None:
+        """``markPendingRevocationToPauseFetching``: no more fetches or returned
+        records for partitions about to be revoked."""
+        for p in partitions:
+            if p in self.positions:
+                self.revoking.add(p)
+                self.buffer[p], self.buffer_end[p] = [], None
+
+    def reassign(self, revoked: list[int], added: list[int]) -> None:
+        """A reconciliation's ``revokePartitions`` then ``assignPartitions``: kept
+        partitions keep their positions; added ones start from the committed offsets."""
+        membership = self.membership
+        assert membership is not None
+        if revoked:
+            self.ctx.event(self.name, "revoked", member=membership.member_id,
+                           generation=membership.owned_generation, partitions=revoked)
+        self.ctx.event(self.name, "assigned", member=membership.member_id,
+                       generation=membership.owned_generation, partitions=added)
+        self._change_partitions(revoked, added)
+        self._send_requests()
+
+    def lose_partitions(self, reason: str) -> None:
+        """``onPartitionsLost`` and ``clearAssignment``: the partitions go with nothing
+        committed."""
+        membership = self.membership
+        assert membership is not None
+        if self.partitions:
+            self.ctx.event(self.name, "lost", member=membership.member_id,
+                           generation=membership.owned_generation,
+                           partitions=list(self.partitions), reason=reason)
+        self._set_partitions([])
+
+    def group_error(self, error: str) -> None:
+        """A fatal error of the group protocol: poll() throws it and the application
+        ends (a restart is a new process)."""
+        self._fenced(error)
 
     def _generation_lost(self, reason: str) -> None:
         self.join_prepared = False       # resetStateAndRejoin: needsJoinPrepare = true
@@ -503,7 +561,7 @@ class Consumer:
         now = self.ctx.now
         for p in self.partitions:
             leader, epoch = self.leaders[p]
-            if leader is None:
+            if leader is None or p in self.revoking:
                 continue
             if self.positions[p] is None:
                 if not initializing and p not in self.listing:
@@ -538,8 +596,12 @@ class Consumer:
             self.membership.on_join_response(message)
         elif isinstance(message, m.SyncGroupResponse) and self.membership is not None:
             self.membership.on_sync_response(message)
-        elif isinstance(message, m.LeaveGroupResponse) and self.membership is not None:
+        elif isinstance(message, m.LeaveGroupResponse) and isinstance(self.membership,
+                                                                      GroupMembership):
             self.membership.on_leave_response(message)
+        elif (isinstance(message, m.ConsumerGroupHeartbeatResponse)
+              and isinstance(self.membership, ConsumerGroupMembership)):
+            self.membership.on_heartbeat_response(message)
         else:
             raise TypeError(f"consumer cannot handle {type(message).__name__}")
 
@@ -603,7 +665,9 @@ class Consumer:
             self.ctx.close(self.name, broker)
         self.refresh_metadata()
         membership = self.membership
-        if membership is not None:
+        if isinstance(membership, ConsumerGroupMembership):
+            membership.on_background()
+        elif membership is not None:
             busy = self.phase != POLL
             if (busy and membership.generation != NO_GENERATION and self.ctx.now - self.last_poll
                     > self.ctx.config.consumer.max_poll_interval_ms):

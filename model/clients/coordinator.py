@@ -42,7 +42,7 @@ MAYBE_WRITTEN = frozenset({m.COORDINATOR_NOT_AVAILABLE, m.REQUEST_TIMED_OUT,
                            m.NETWORK_EXCEPTION})
 # The group refused the commit: it was not written.
 GROUP_REFUSALS = frozenset({m.UNKNOWN_MEMBER_ID, m.ILLEGAL_GENERATION,
-                            m.REBALANCE_IN_PROGRESS})
+                            m.REBALANCE_IN_PROGRESS, m.STALE_MEMBER_EPOCH})
 COMMIT_FAILED = "CommitFailedException"
 REBALANCING = "RebalanceInProgressException"
 
@@ -154,16 +154,12 @@ class ConsumerCoordinator:
         membership = self.membership
         if membership is None:     # assign: a standalone commit
             return m.OffsetCommitRequest(corr, self.group, tuple(sorted(offsets.items())))
+        generation, member_id, instance_id = membership.commit_identity()
         return m.OffsetCommitRequest(corr, self.group, tuple(sorted(offsets.items())),
-                                     membership.generation, membership.member_id,
-                                     membership.instance_id)
+                                     generation, member_id, instance_id)
 
     def _local_refusal(self) -> str | None:
-        """A group member without a stable generation does not send the commit."""
-        membership = self.membership
-        if membership is None or membership.state == "stable":
-            return None
-        return REBALANCING if membership.rebalancing() else COMMIT_FAILED
+        return None if self.membership is None else self.membership.commit_refusal()
 
     def _send_commit(self) -> None:
         commit = self.commit
@@ -179,15 +175,10 @@ class ConsumerCoordinator:
 
     def _group_refusal(self, error: str) -> str:
         """What a group's refusal does to the member, and the exception commitSync
-        throws (``OffsetCommitResponseHandler``)."""
-        membership = self.membership
-        if error == m.REBALANCE_IN_PROGRESS:
-            if membership is not None:
-                membership.rejoin_needed = True
-            return REBALANCING
-        if membership is not None:
-            membership.reset(error, keep_member_id=error == m.ILLEGAL_GENERATION)
-        return COMMIT_FAILED
+        throws."""
+        if self.membership is None:
+            return COMMIT_FAILED
+        return self.membership.on_commit_refused(error)
 
     # -- commitAsync -------------------------------------------------------------------
 
@@ -262,7 +253,10 @@ class ConsumerCoordinator:
             return
         self.offsets_fetch = None
         if resp.error is not None:
-            self.mark_unknown()
+            # Retried: a coordinator error after discovering it again; a stale epoch
+            # (KIP-848) with the member's latest one.
+            if resp.error not in (m.STALE_MEMBER_EPOCH, m.UNKNOWN_MEMBER_ID):
+                self.mark_unknown()
             self.fetch_retry_at = self._backoff()
             return
         if resp.unstable:
@@ -293,8 +287,10 @@ class ConsumerCoordinator:
                 and self.ctx.now >= self.fetch_retry_at and self.coordinator_ready()):
             assert self.coordinator is not None
             corr = self.ctx.next_corr()
+            member_id, epoch = (self.membership.fetch_identity()
+                                if self.membership is not None else ("", -1))
             self.ctx.send(self.name, self.coordinator, m.OffsetFetchRequest(
-                corr, self.group, self.require_stable, self.initializing()))
+                corr, self.group, self.require_stable, self.initializing(), member_id, epoch))
             self.offsets_fetch = Request(corr, self.coordinator, self.ctx.now)
 
     def timed_out_brokers(self) -> set[str]:

@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Callable
 
 from model import messages as m
 from model.clients.assignors import COOPERATIVE, Subscription, assign
-from model.clients.coordinator import Request
+from model.clients.coordinator import COMMIT_FAILED, REBALANCING, Request
 
 if TYPE_CHECKING:
     from model.clients.coordinator import ConsumerCoordinator
@@ -107,6 +107,32 @@ class GroupMembership:
         if self.behaviours.subscription_generation_field:
             return self.owned_now(), self.generation
         return self.owned_now(), self.owned_generation
+
+    def commit_identity(self) -> tuple[int, str, str | None]:
+        """OffsetCommit's generation, member id and group.instance.id."""
+        return self.generation, self.member_id, self.instance_id
+
+    def fetch_identity(self) -> tuple[str, int]:
+        """A classic member's OffsetFetch names no member (before v9)."""
+        return "", -1
+
+    def commit_refusal(self) -> str | None:
+        """``sendOffsetCommitRequest``: a member without a stable generation does not
+        send the commit (RebalanceInProgressException during a rebalance,
+        CommitFailedException otherwise)."""
+        if self.state == STABLE:
+            return None
+        return REBALANCING if self.rebalancing() else COMMIT_FAILED
+
+    def on_commit_refused(self, error: str) -> str:
+        """``OffsetCommitResponseHandler``: REBALANCE_IN_PROGRESS requests a rejoin
+        (RebalanceInProgressException); UNKNOWN_MEMBER_ID and ILLEGAL_GENERATION reset
+        the generation (CommitFailedException)."""
+        if error == m.REBALANCE_IN_PROGRESS:
+            self.rejoin_needed = True
+            return REBALANCING
+        self.reset(error, keep_member_id=error == m.ILLEGAL_GENERATION)
+        return COMMIT_FAILED
 
     def send_join(self) -> None:
         """JoinGroup, with the subscription's ownership (:meth:`subscription_ownership`),

@@ -83,10 +83,27 @@ def test_other_kafka_settings_pass_through_unchanged():
     assert real.topic["segment.bytes"] == "1048576"
 
 
-def test_a_feature_the_model_lacks_still_goes_to_kafka():
+def test_a_feature_the_model_lacks_still_goes_to_kafka(monkeypatch):
+    """A setting the model refuses as not modelled is passed to Kafka alone (and the
+    model cannot run the comparison).  No setting is refused so today, so the refusal
+    is simulated."""
+    from model.config import ConfigError
+    original = Config.with_settings
+
+    def refusing(self, settings):
+        if settings.get("group.protocol") == "consumer":
+            raise ConfigError("group.protocol: KIP-848 is not modelled yet")
+        return original(self, settings)
+
+    monkeypatch.setattr(Config, "with_settings", refusing)
     real = route({"group.protocol": "consumer"}, NAMES)
     assert real.consumer["group.protocol"] == "consumer"
     assert not real.model_can_run and "group.protocol" in real.not_modelled
+
+
+def test_the_consumer_group_protocol_reaches_kafka_and_the_model():
+    real = route({"group.protocol": "consumer"}, NAMES)
+    assert real.consumer["group.protocol"] == "consumer" and real.model_can_run
 
 
 def test_assignors_reach_the_java_client_by_class_name():

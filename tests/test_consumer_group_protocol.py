@@ -1,0 +1,202 @@
+"""KIP-848 consumer groups (``group.protocol=consumer``), scripted.
+
+Each test names the Kafka class whose behaviour it pins down: the coordinator's
+``GroupMetadataManager`` / ``CurrentAssignmentBuilder``, the new consumer's
+``ConsumerMembershipManager`` / ``CommitRequestManager``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from model import actions as a
+from model import messages as m
+from tests.scenario import Scenario
+from tests.test_groups import coordinator, flush, poll_all
+
+
+def group(**settings: Any) -> Scenario:
+    settings = {"kafkacheck.consumer.api": "subscribe", "kafkacheck.consumers": "2",
+                "kafkacheck.partitions": "2", "enable.auto.commit": "false",
+                "group.protocol": "consumer", **settings}
+    return Scenario(**{k.replace(".", "_"): v for k, v in settings.items()})
+
+
+def owners(s: Scenario) -> dict[int, list[str]]:
+    held: dict[int, list[str]] = {}
+    for name, consumer in s.cluster.consumers.items():
+        if consumer.alive:
+            for p in consumer.partitions:
+                held.setdefault(p, []).append(name)
+    return held
+
+
+def form(s: Scenario, rounds: int = 40) -> Scenario:
+    """Poll, deliver, let a second pass, until every member is STABLE with partitions;
+    no partition has two owners at any point on the way."""
+    for _ in range(rounds):
+        poll_all(s)
+        for _ in range(4):
+            flush(s)
+            assert all(len(names) == 1 for names in owners(s).values()), owners(s)
+        consumers = s.cluster.consumers.values()
+        if all(c.membership.stable and c.partitions for c in consumers):
+            return s
+        s.tick(1000)
+    raise AssertionError("the group did not form")
+
+
+def the_group(s: Scenario) -> Any:
+    return coordinator(s).consumer_groups.group("kafkacheck")
+
+
+def test_a_partition_moves_only_after_its_owner_revoked_it() -> None:
+    """CurrentAssignmentBuilder: the first member gets both partitions; when the second
+    joins, the target splits them, and the second is given its partition only after
+    the first has revoked it and said so in a heartbeat (UNRELEASED_PARTITIONS until
+    then).  Every member ends at the group's epoch."""
+    s = form(group())
+    g = the_group(s)
+    assert g.state() == "STABLE" and g.group_epoch == 2 == g.assignment_epoch
+    assert sorted(p for c in s.cluster.consumers.values() for p in c.partitions) == [0, 1]
+    states = [(e.value["member"], e.value["state"]) for e in s.internal("member-assignment")]
+    second = states[1][0]
+    assert (second, "UNRELEASED_PARTITIONS") in states
+    revoked = s.internal("revoked")[0]
+    assigned_later = [e for e in s.internal("assigned")
+                      if e.value["member"] == second and e.value["partitions"]]
+    assert revoked.index < assigned_later[0].index
+    assert revoked.value["partitions"] == assigned_later[0].value["partitions"]
+    assert {c.membership.epoch for c in s.cluster.consumers.values()} == {2}
+
+
+def test_a_paused_member_is_removed_after_its_session_and_its_commit_refused() -> None:
+    """A GC pause past group.consumer.session.timeout.ms (45 s): the coordinator
+    removes the member, bumps the group epoch and frees its partition at once; the other
+    member takes it.  The zombie's commitSync is refused (UNKNOWN_MEMBER_ID,
+    CommitFailedException) and its next heartbeat fences it: it loses its partitions
+    and joins again."""
+    s = form(group(kafkacheck_commit_strategy="after-processing"))
+    s.send("k0").flush(4)
+    zombie = next(n for n, c in s.cluster.consumers.items() if c.partitions == [s.partition("k0")])
+    other = "c1" if zombie == "c0" else "c0"
+    s.poll_records(zombie)
+    s.do(a.Process(zombie)).do(a.Pause(zombie))
+    for _ in range(8):
+        s.tick(10000)
+        poll_all(s)
+        flush(s, 6)
+    assert [e.value["reason"] for e in s.internal("member-removed")] == ["session timeout"]
+    assert sorted(s.cluster.consumers[other].partitions) == [0, 1]
+    s.do(a.Resume(zombie)).do(a.Commit(zombie))
+    flush(s, 3)
+    commit = [op for op in s.ops("commit") if op.process.startswith(zombie)][-1]
+    assert commit.type == "fail" and commit.meta["error"].startswith("CommitFailedException")
+    assert [e.value["error"] for e in s.internal("commit-refused")] == [m.UNKNOWN_MEMBER_ID]
+    s.tick(5000)
+    flush(s, 3)
+    assert [e.value["error"] for e in s.internal("heartbeat-error")
+            if e.process == zombie] == [m.UNKNOWN_MEMBER_ID]
+    assert s.cluster.consumers[zombie].partitions == []
+    assert [e.value["reason"] for e in s.internal("lost")] == [m.UNKNOWN_MEMBER_ID]
+
+
+def test_a_busy_application_past_max_poll_interval_leaves_and_rejoins_on_poll() -> None:
+    """ConsumerHeartbeatRequestManager's poll timer: no poll() for max.poll.interval.ms
+    and the member leaves (epoch -1) and goes STALE, its partitions lost with nothing
+    committed; the next poll() joins again (epoch 0, the same member id since
+    KIP-1082)."""
+    s = form(group(max_poll_interval_ms="60000"))
+    s.send("k0").flush(4)
+    busy = next(n for n, c in s.cluster.consumers.items() if c.partitions == [s.partition("k0")])
+    membership = s.cluster.consumers[busy].membership
+    member_id = membership.member_id
+    s.poll_records(busy)
+    for _ in range(7):
+        s.tick(10000)
+        flush(s, 3)
+    assert [e.value["reason"] for e in s.internal("leave-group")] == [
+        "max.poll.interval.ms expired"]
+    assert [e.value["reason"] for e in s.internal("member-removed")] == ["left the group"]
+    assert membership.state == "STALE" and s.cluster.consumers[busy].partitions == []
+    assert not s.internal("auto-commit")
+    s.do(a.Process(busy)).do(a.Commit(busy))
+    flush(s, 3)
+    form(s)
+    assert membership.member_id == member_id
+    joined = [e.value["member"] for e in s.internal("member-joined")]
+    assert joined.count(member_id) == 2
+
+
+def _auto_commit_while_processing(version: str) -> Scenario:
+    s = group(kafka_version=version, kafkacheck_consumers="1",
+              enable_auto_commit="true", kafkacheck_commit_strategy="none")
+    form(s)
+    s.send("k0").flush(4)
+    s.poll_records("c0")
+    for _ in range(3):                         # 15 s of processing one record
+        s.tick(5000)
+        flush(s, 3)
+    return s
+
+
+def _restart_and_rejoin(s: Scenario) -> None:
+    """The process dies and starts again as a new member; the dead one holds its
+    partitions until its session (45 s) runs out."""
+    s.do(a.ClientCrash("c0")).do(a.ClientRestart("c0"))
+    for _ in range(60):
+        s.tick(1000)
+        poll_all(s)
+        flush(s, 4)
+    assert [e.value["reason"] for e in s.internal("member-removed")] == ["session timeout"]
+    form(s)
+
+
+def test_before_kafka_18641_the_background_thread_auto_commits_unprocessed_records() -> None:
+    """KAFKA-18641 (3.7 to 3.9): CommitRequestManager.poll auto-commits allConsumed()
+    from the background thread whenever the interval passes, so a record poll()
+    returned and the application is still processing is committed; if the process
+    dies then, nothing ever processes it."""
+    s = _auto_commit_while_processing("3.9")
+    p = s.partition("k0")
+    commits = [e.value for e in s.internal("auto-commit")]
+    assert any(c["offsets"].get(str(p)) == 1 and c["reason"] == "interval (background thread)"
+               for c in commits)
+    _restart_and_rejoin(s)
+    for _ in range(3):
+        poll_all(s)
+        flush(s, 2)
+    assert not s.ops("process", "ok")
+    assert s.cluster.consumers["c0"].positions[p] == 1
+
+
+def test_since_kafka_18641_auto_commit_waits_for_the_next_poll() -> None:
+    """The fix (4.0): auto-commit only in poll(), before it fetches, so it covers what
+    earlier polls returned; the crashed process's record is processed after restart."""
+    s = _auto_commit_while_processing("4.0")
+    p = s.partition("k0")
+    assert not any(e.value["offsets"].get(str(p)) == 1 for e in s.internal("auto-commit"))
+    _restart_and_rejoin(s)
+    if not s.cluster.consumers["c0"].pending:
+        s.poll_records("c0")
+    s.do(a.Process("c0"))
+    assert [op.value[1] for op in s.ops("process", "ok")] == [0]
+
+
+def test_a_new_coordinator_loads_the_group_and_keeps_its_members() -> None:
+    """CoordinatorRuntime replays __consumer_offsets on the new leader (onLoaded re-arms
+    every session): the members keep their epochs and partitions, no rebalance."""
+    s = form(group())
+    old = s.leader("__consumer_offsets-40")
+    before = {n: (c.membership.epoch, list(c.partitions)) for n, c in s.cluster.consumers.items()}
+    s.do(a.Crash(old))
+    for _ in range(20):
+        s.tick(1000)
+        poll_all(s)
+        flush(s, 3)
+    assert s.leader("__consumer_offsets-40") not in (None, old)
+    loaded = [e for e in s.internal("group-loaded") if e.value.get("protocol") == "consumer"]
+    assert loaded and loaded[-1].value["epoch"] == 2
+    after = {n: (c.membership.epoch, list(c.partitions)) for n, c in s.cluster.consumers.items()}
+    assert after == before
+    assert not s.internal("member-removed")
