@@ -158,6 +158,18 @@ TRANSFORM_CELLS: tuple[dict[str, str], ...] = (
 )
 
 
+# KIP-848 (group.protocol=consumer): commit after processing on the newest release, and
+# auto-commit with the poll loop processing each poll's records on either side of
+# KAFKA-18641's fix (4.0.0), whose 3.9 background thread auto-commits records still being
+# processed.
+_CONSUMER_PROTOCOL = {**_GROUP, "group.protocol": "consumer"}
+KIP_848_CELLS: tuple[dict[str, str], ...] = (
+    {**_CONSUMER_PROTOCOL, "kafkacheck.commit.strategy": "after-processing"},
+    {**_AUTO_COMMIT, "group.protocol": "consumer", "kafka.version": "3.9"},
+    {**_AUTO_COMMIT, "group.protocol": "consumer"},
+)
+
+
 GROUP_CELLS: tuple[dict[str, str], ...] = (
     dict(_AUTO_COMMIT),
     ASYNC_CELL,
@@ -167,6 +179,7 @@ GROUP_CELLS: tuple[dict[str, str], ...] = (
     {**_GROUP, "max.poll.interval.ms": "60000"},
     {**_GROUP, "auto.offset.reset": "latest"},
     *COOPERATIVE_CELLS,
+    *KIP_848_CELLS,
     *TRANSFORM_CELLS,
 )
 

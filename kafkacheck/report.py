@@ -76,9 +76,16 @@ _GROUP_DIMENSIONS = {"min.insync.replicas", "kafkacheck.consumer.api", "kafkache
 def _group_columns(cell: CellResult) -> list[str]:
     """A consumer-group row: the group protocol (and the assignor the group chooses),
     the commit mode, the processing model, the isolation level, anything else set."""
-    consumer = hunt_config(cell.settings).consumer
-    assignor = consumer.partition_assignment_strategy.split(",")[0]
-    protocol = f"{consumer.group_protocol} ({assignor}, {consumer.rebalance_protocol.lower()})"
+    config = hunt_config(cell.settings)
+    consumer = config.consumer
+    if consumer.group_protocol == "consumer":
+        assignor = (consumer.group_remote_assignor
+                    or config.broker.group_consumer_assignors.split(",")[0])
+        protocol = f"consumer ({assignor}, server-side)"
+    else:
+        assignor = consumer.partition_assignment_strategy.split(",")[0]
+        protocol = (f"{consumer.group_protocol} ({assignor}, "
+                    f"{consumer.rebalance_protocol.lower()})")
     manual = {"after-processing": "commitSync after processing",
               "before-processing": "commitSync before processing",
               "transaction": "sendOffsetsToTransaction(groupMetadata)",
@@ -137,6 +144,12 @@ GROUP_TEXT = [
     "lets it commit, a read_uncommitted reader sees the aborted copies, and offsets committed",
     "with commitSync after the transaction are lost when that commit is refused or never",
     "made. The transform rows are hunted again with client pauses as the only fault.",
+    "The `consumer` rows use KIP-848's protocol (`group.protocol=consumer`): the coordinator",
+    "assigns (`uniform`) and gives a partition to its new owner only after the old one has",
+    "revoked it, so no row of it may show `group-overlap`. Before 4.0 the new consumer's",
+    "background thread auto-commits whatever poll() returned whenever the interval passes,",
+    "records still being processed included (KAFKA-18641), and a crash then loses them; from",
+    "4.0 it auto-commits inside poll() only, as the classic consumer does.",
 ]
 
 

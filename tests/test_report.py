@@ -139,6 +139,11 @@ def test_a_group_row_names_the_rebalance_protocol_its_assignors_give() -> None:
     both = CellResult({**group, "partition.assignment.strategy": "range,cooperative-sticky"}, [])
     assert _group_columns(cooperative)[0] == "classic (cooperative-sticky, cooperative)"
     assert _group_columns(both)[0] == "classic (range, eager)"
+    kip848 = CellResult({**group, "group.protocol": "consumer"}, [])
+    ranged = CellResult({**group, "group.protocol": "consumer",
+                         "group.remote.assignor": "range"}, [])
+    assert _group_columns(kip848)[0] == "consumer (uniform, server-side)"
+    assert _group_columns(ranged)[0] == "consumer (range, server-side)"
 
 
 def test_an_interrupted_main_job_goes_on_from_its_checkpoints(tmp_path: Path,
