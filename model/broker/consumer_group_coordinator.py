@@ -41,8 +41,9 @@ from model.broker.server_assignors import assign
 if TYPE_CHECKING:
     from model.broker.group_coordinator import GroupCoordinator
 
-# GroupMetadataManager's write errors as the heartbeat's answer (CoordinatorRuntime).
-_WRITE_ERRORS = {
+# How a failed write to __consumer_offsets reaches the client, for commits
+# (GroupMetadataManager.storeOffsets) and heartbeats (CoordinatorRuntime) alike.
+COORDINATOR_WRITE_ERRORS = {
     m.NOT_ENOUGH_REPLICAS: m.COORDINATOR_NOT_AVAILABLE,
     m.NOT_ENOUGH_REPLICAS_AFTER_APPEND: m.COORDINATOR_NOT_AVAILABLE,
     m.NOT_LEADER_OR_FOLLOWER: m.NOT_COORDINATOR,
@@ -302,7 +303,7 @@ class ConsumerGroupCoordinator:
         def done(error: str | None, offset: int | None) -> None:
             if error is not None and appending:
                 self._revert(group, before)
-            complete(None if error is None else _WRITE_ERRORS.get(error, error))
+            complete(None if error is None else COORDINATOR_WRITE_ERRORS.get(error, error))
 
         value = group.to_value()
         if value == before:

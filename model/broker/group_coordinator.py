@@ -33,7 +33,8 @@ from model import messages as m
 from model.broker.classic_group import (COMPLETING_REBALANCE, EMPTY, PREPARING_REBALANCE,
                                         STABLE, ClassicGroup, Member, group_key,
                                         is_group_value)
-from model.broker.consumer_group_coordinator import ConsumerGroupCoordinator
+from model.broker.consumer_group_coordinator import (COORDINATOR_WRITE_ERRORS,
+                                                     ConsumerGroupCoordinator)
 from model.broker.log import Record
 from model.broker.producer_state import COMMIT, NO_SEQUENCE, BatchHeader
 from model.metadata import OFFSETS_TOPIC, PartitionId, offsets_partition
@@ -41,13 +42,7 @@ from model.metadata import OFFSETS_TOPIC, PartitionId, offsets_partition
 if TYPE_CHECKING:
     from model.broker.broker import Broker
 
-# GroupMetadataManager.storeOffsets: how append errors reach the committing client.
-_COMMIT_ERRORS = {
-    m.NOT_ENOUGH_REPLICAS: m.COORDINATOR_NOT_AVAILABLE,
-    m.NOT_ENOUGH_REPLICAS_AFTER_APPEND: m.COORDINATOR_NOT_AVAILABLE,
-    m.NOT_LEADER_OR_FOLLOWER: m.NOT_COORDINATOR,
-    m.REQUEST_TIMED_OUT: m.REQUEST_TIMED_OUT,
-}
+_COMMIT_ERRORS = COORDINATOR_WRITE_ERRORS
 
 
 def java_string_hash(text: str) -> int:
