@@ -32,6 +32,11 @@ from model.config import ASSIGNORS, Config, ConfigError, setting_names
 
 # The Java client takes assignors by class name.
 ASSIGNOR_CLASSES = {short: name for name, short in ASSIGNORS.items() if "." in name}
+# The broker takes its KIP-848 assignors by class name (GroupCoordinatorConfig).
+SERVER_ASSIGNOR_CLASSES = {
+    "uniform": "org.apache.kafka.coordinator.group.assignor.UniformAssignor",
+    "range": "org.apache.kafka.coordinator.group.assignor.RangeAssignor",
+}
 
 REAL_BASE: dict[str, str] = {
     **HUNT_BASE,
@@ -123,7 +128,10 @@ def route(user: dict[str, str], names: dict[str, list[str]]) -> RealSettings:
     model = config.to_settings()
     producer = {name: _text(model[name]) for name in _kafka_fields(config, "producer")
                 if model[name] is not None}
-    consumer = {name: _text(model[name]) for name in _kafka_fields(config, "consumer")}
+    # An unset optional setting (null) is not passed: Kafka would read "None" as a value
+    # (group.remote.assignor set with group.protocol=classic is a ConfigException).
+    consumer = {name: _text(model[name]) for name in _kafka_fields(config, "consumer")
+                if model[name] is not None}
     consumer["partition.assignment.strategy"] = ",".join(
         ASSIGNOR_CLASSES[n] for n in config.consumer.partition_assignment_strategy.split(","))
     for name in _kafka_fields(config, "producer"):
@@ -131,6 +139,8 @@ def route(user: dict[str, str], names: dict[str, list[str]]) -> RealSettings:
             consumer[name] = producer[name]
     topic = {name: _text(model[name]) for name in _kafka_fields(config, "topic")}
     broker = {name: _text(model[name]) for name in _kafka_fields(config, "broker")}
+    broker["group.consumer.assignors"] = ",".join(
+        SERVER_ASSIGNOR_CLASSES[n] for n in config.broker.group_consumer_assignors.split(","))
     admin = dict(CLIENT_BASE["admin"])
     consumer = {**CLIENT_BASE["consumer"], **consumer, "group.id": GROUP_ID}
     for name, value in extra.items():

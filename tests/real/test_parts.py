@@ -112,6 +112,11 @@ def test_assignors_reach_the_java_client_by_class_name():
         "org.apache.kafka.clients.consumer.RangeAssignor,"
         "org.apache.kafka.clients.consumer.CooperativeStickyAssignor")
     assert real.consumer["enable.auto.commit"] == "false"   # the hunts' base
+    assert "group.remote.assignor" not in real.consumer      # null: not passed
+    # GroupCoordinatorConfig takes the KIP-848 server assignors by class name too.
+    assert real.broker["group.consumer.assignors"] == (
+        "org.apache.kafka.coordinator.group.assignor.UniformAssignor,"
+        "org.apache.kafka.coordinator.group.assignor.RangeAssignor")
 
 
 def test_the_default_producer_is_kafkas_idempotent_one_on_both_sides():
