@@ -275,7 +275,7 @@ def test_a_stable_offset_fetch_is_answered_only_once_what_was_written_is_replica
     OffsetFetch reads at the high watermark and is answered at once."""
     s = pipeline()
     broker = coordinator(s)
-    partition = broker._leading(GROUP)
+    partition = broker.leading_partition(GROUP)
     # A commit the leader has appended and no follower has fetched yet.
     partition.log.append_batch(partition.leader_epoch, [(f"{GROUP}/0", 3, "c0")])
     assert partition.log.hw < partition.log.leo

@@ -73,7 +73,7 @@ class ConsumerGroupCoordinator:
     def group(self, group_id: str) -> ConsumerGroup | None:
         """The consumer group as this coordinator knows it (loaded from the log when it
         has just become leader); None if it is not the leader or there is none."""
-        partition = self.coordinator._leading(group_id)
+        partition = self.coordinator.leading_partition(group_id)
         if partition is None:
             self.groups.pop(group_id, None)
             return None
@@ -105,7 +105,7 @@ class ConsumerGroupCoordinator:
         return group
 
     def _create(self, group_id: str) -> ConsumerGroup:
-        partition = self.coordinator._leading(group_id)
+        partition = self.coordinator.leading_partition(group_id)
         assert partition is not None
         group = ConsumerGroup(group_id)
         self.groups[group_id] = (partition.leader_epoch, group)
@@ -117,7 +117,7 @@ class ConsumerGroupCoordinator:
         def answer(resp: m.ConsumerGroupHeartbeatResponse) -> None:
             self.broker.reply(src, conn, resp)
 
-        if self.coordinator._leading(req.group) is None:
+        if self.coordinator.leading_partition(req.group) is None:
             answer(m.ConsumerGroupHeartbeatResponse(req.corr, m.NOT_COORDINATOR))
             return
         if self.coordinator.classic_group_in_use(req.group):
@@ -293,7 +293,7 @@ class ConsumerGroupCoordinator:
         (``SnapshotRegistry.revertToSnapshot``); a write that times out stays, as its
         records may still be committed; a coordinator that loses its partition is
         unloaded, and the next leader loads what its log holds."""
-        partition = self.coordinator._leading(group.group_id)
+        partition = self.coordinator.leading_partition(group.group_id)
         if partition is None:
             complete(m.NOT_COORDINATOR)
             return

@@ -92,7 +92,7 @@ class GroupCoordinator:
     def partition_for(self, group: str) -> PartitionId:
         return coordinator_partition(group, self.ctx.config.broker.offsets_topic_num_partitions)
 
-    def _leading(self, group: str) -> Any:
+    def leading_partition(self, group: str) -> Any:
         """The local replica of the group's offsets partition, if this broker leads it."""
         partition = self.broker.partitions.get(self.partition_for(group))
         return partition if partition is not None and partition.is_leader else None
@@ -100,7 +100,7 @@ class GroupCoordinator:
     def _group(self, group_id: str) -> ClassicGroup | None:
         """The group as this coordinator knows it, loaded from the log when this broker
         has just become the leader of its partition; None when it is not the leader."""
-        partition = self._leading(group_id)
+        partition = self.leading_partition(group_id)
         if partition is None:
             self.groups.pop(group_id, None)
             return None
@@ -240,7 +240,7 @@ class GroupCoordinator:
         """Persist the group with the static member's new id, then answer its JoinGroup
         with the current generation; a failed write reverts the replacement and answers
         the error."""
-        partition = self._leading(group.group_id)
+        partition = self.leading_partition(group.group_id)
         generation = group.generation
         src, conn, corr = waiting
 
@@ -391,7 +391,7 @@ class GroupCoordinator:
         """``storeGroup``: the generation's assignment is written to the offsets
         partition with acks=all; only then does the group become Stable and each
         member get its assignment.  A failed write starts a new rebalance."""
-        partition = self._leading(group.group_id)
+        partition = self.leading_partition(group.group_id)
         if partition is None:
             return
         value = group.to_value()
@@ -530,7 +530,7 @@ class GroupCoordinator:
         return None
 
     def commit(self, src: str, generation: int, req: m.OffsetCommitRequest) -> None:
-        partition = self._leading(req.group)
+        partition = self.leading_partition(req.group)
         if partition is None:
             self.broker.reply(src, generation, m.OffsetCommitResponse(req.corr, m.NOT_COORDINATOR))
             return
@@ -560,7 +560,7 @@ class GroupCoordinator:
         """``TxnOffsetCommit``: the offsets are appended as the producer's transactional
         batch (``GroupMetadataManager.storeOffsets`` with the producer id and epoch) and
         stay pending until the transaction's marker reaches this partition."""
-        partition = self._leading(req.group)
+        partition = self.leading_partition(req.group)
         if partition is None:
             self.broker.reply(src, generation, m.TxnOffsetCommitResponse(
                 req.corr, m.NOT_COORDINATOR))
@@ -596,7 +596,7 @@ class GroupCoordinator:
         ``Long.MAX_VALUE``), partitions an open transaction holds an offset for
         answered UNSTABLE_OFFSET_COMMIT, and the answer held until what was written is
         committed (a write operation, ``GroupCoordinatorService.fetchOffsets``)."""
-        partition = self._leading(req.group)
+        partition = self.leading_partition(req.group)
         if partition is None:
             self.broker.reply(src, generation, m.OffsetFetchResponse(req.corr, m.NOT_COORDINATOR))
             return
