@@ -73,13 +73,9 @@ class ConsumerGroupCoordinator:
     def group(self, group_id: str) -> ConsumerGroup | None:
         """The consumer group as this coordinator knows it (loaded from the log when it
         has just become leader); None if it is not the leader or there is none."""
-        partition = self.coordinator.leading_partition(group_id)
-        if partition is None:
-            self.groups.pop(group_id, None)
-            return None
-        loaded = self.groups.get(group_id)
-        if loaded is not None and loaded[0] == partition.leader_epoch:
-            return loaded[1]
+        partition, loaded = self.coordinator.cached_under_leadership(self.groups, group_id)
+        if partition is None or loaded is not None:
+            return loaded
         group = self._load(group_id, partition.log.records)
         if group is None:
             return None

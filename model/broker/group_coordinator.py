@@ -97,16 +97,26 @@ class GroupCoordinator:
         partition = self.broker.partitions.get(self.partition_for(group))
         return partition if partition is not None and partition.is_leader else None
 
+    def cached_under_leadership(self, cache: dict[str, tuple[int, Any]], group_id: str,
+                                ) -> tuple[Any, Any]:
+        """The group's partition if this broker leads it, and what ``cache`` holds for
+        the group as loaded under this leadership (None if never, or under an earlier
+        leader epoch: a new leader loads the group again from its log)."""
+        partition = self.leading_partition(group_id)
+        if partition is None:
+            cache.pop(group_id, None)
+            return None, None
+        loaded = cache.get(group_id)
+        if loaded is not None and loaded[0] == partition.leader_epoch:
+            return partition, loaded[1]
+        return partition, None
+
     def _group(self, group_id: str) -> ClassicGroup | None:
         """The group as this coordinator knows it, loaded from the log when this broker
         has just become the leader of its partition; None when it is not the leader."""
-        partition = self.leading_partition(group_id)
-        if partition is None:
-            self.groups.pop(group_id, None)
-            return None
-        loaded = self.groups.get(group_id)
-        if loaded is not None and loaded[0] == partition.leader_epoch:
-            return loaded[1]
+        partition, loaded = self.cached_under_leadership(self.groups, group_id)
+        if partition is None or loaded is not None:
+            return loaded
         group = ClassicGroup(group_id)
         key = group_key(group_id)
         for record in partition.log.records:
