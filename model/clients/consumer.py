@@ -668,8 +668,7 @@ class Consumer:
         if isinstance(membership, ConsumerGroupMembership):
             membership.on_background()
         elif membership is not None:
-            busy = self.phase != POLL
-            if (busy and membership.generation != NO_GENERATION and self.ctx.now - self.last_poll
+            if (self.busy() and membership.generation != NO_GENERATION and self.ctx.now - self.last_poll
                     > self.ctx.config.consumer.max_poll_interval_ms):
                 # The heartbeat thread's poll timer expired while the application was
                 # busy: it leaves the group (a dynamic member).
