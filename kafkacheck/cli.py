@@ -186,6 +186,12 @@ def cmd_guarantees(args: argparse.Namespace) -> int:
 
     _progress(f"hunting the guarantee matrix: rounds of up to {args.examples} runs of up to "
               f"{args.steps} steps, seed {args.seed}")
+    if not args.fresh:
+        try:
+            Path(args.checkpoints).mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise UsageError(f"--checkpoints {args.checkpoints}: cannot keep results there "
+                             f"({error.strerror})") from None
     checkpoints = Checkpoints(None if args.fresh else Path(args.checkpoints))
     cells = hunt_matrix(examples=args.examples, steps=args.steps, seed=args.seed,
                         out_dir=Path(args.out), workers=args.workers, progress=_progress,

@@ -380,3 +380,15 @@ def test_a_hunt_limited_to_fault_families_never_draws_the_others():
     assert machine.faults == frozenset({"network-partition"})
     assert not machine._has("crash") and not machine._has("client-crash")
     assert machine._has("partition")
+
+
+def test_guarantees_refuses_a_checkpoints_folder_it_cannot_create(tmp_path, capsys) -> None:
+    """A bad --checkpoints is a one-line usage error before any hunting, not a
+    traceback after the first configuration."""
+    from kafkacheck.cli import EXIT_USAGE, main
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    code = main(["guarantees", "--checkpoints", str(blocker / "x"),
+                 "--doc", str(tmp_path / "g.md"), "--out", str(tmp_path / "h")])
+    assert code == EXIT_USAGE
+    assert "--checkpoints" in capsys.readouterr().err
