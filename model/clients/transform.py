@@ -109,9 +109,7 @@ class TransformLoop:
         self.offsets = offsets
         txn = self.producer.txn
         assert txn is not None
-        if txn.state == "FATAL_ERROR":
-            self.stage = IDLE
-            self.consumer.output_fenced(txn.last_error or "FATAL_ERROR")
+        if self._fenced_if_fatal():
             return
         if txn.state != "IN_TRANSACTION":
             # A send failed: the transaction is abortable, and commit would throw.
@@ -149,6 +147,16 @@ class TransformLoop:
         self.ctx.event(self.consumer.name, "txn-offsets-failed", error=error)
         # The producer is in an abortable (or fatal) state; progress decides which.
 
+    def _fenced_if_fatal(self) -> bool:
+        """A producer in FATAL_ERROR (fenced by a newer epoch, or a fatal error) can only
+        be closed: the application closes both clients and its process ends."""
+        txn = self.producer.txn
+        if txn is None or txn.state != "FATAL_ERROR":
+            return False
+        self.stage = IDLE
+        self.consumer.output_fenced(txn.last_error or "FATAL_ERROR")
+        return True
+
     def _commit_transaction(self) -> None:
         self.stage = COMMITTING
         self.producer.commit_transaction()
@@ -177,9 +185,7 @@ class TransformLoop:
         if (txn is None or not self.consumer.alive
                 or self.stage in (IDLE, IN_TRANSACTION, COMMITTING_OFFSETS)):
             return False
-        if txn.state == "FATAL_ERROR":
-            self.stage = IDLE
-            self.consumer.output_fenced(txn.last_error or "FATAL_ERROR")
+        if self._fenced_if_fatal():
             return False
         if txn.state == "ABORTABLE_ERROR" and self.stage in (SENDING_OFFSETS, COMMITTING):
             # commitTransaction / sendOffsetsToTransaction threw: abortTransaction().
