@@ -6,6 +6,7 @@ from typing import Any
 
 from invariants.anomaly import Anomalies
 from invariants.groups import check_groups, check_zombies
+from invariants.observations import observe
 from model.history import Event
 
 
@@ -78,3 +79,29 @@ def test_a_zombie_whose_commit_was_refused_processed_a_record_twice() -> None:
     check_zombies([e for e in stream if e.f != "member-removed"],
                   {7: [(0, 0, 2), (0, 0, 5)]}, found)
     assert found == {}
+
+
+def test_a_member_that_rejoined_under_its_old_id_is_no_zombie_kip_1082() -> None:
+    """KIP-1082 (4.0+): a fenced or removed KIP-848 consumer rejoins with the member id
+    it generated, so ``member-joined`` ends its removal.  The events go through
+    ``observe`` as in a verdict: the checkers must be handed the rejoin to see it."""
+    rejoin = ("b0", "internal", "member-joined", {"group": "g", "member": "c0-1"})
+    stream = events(
+        assigned("c0", "c0-1", 1, 0),
+        ("b0", "internal", "member-removed", {"member": "c0-1"}),
+        rejoin,
+        assigned("c0", "c0-1", 3, 0),
+        ("c0:0", "ok", "process", [0, 0, 7]),
+        ("b0", "internal", "commit-refused", {"member": "c0-1", "error": "UNKNOWN_MEMBER_ID"}),
+        ("c0", "internal", "revoked", {"member": "c0-1", "partitions": [0]}),
+        assigned("c1", "c1-2", 4, 0),
+        ("c1:0", "ok", "process", [0, 0, 7]))
+    obs = observe(stream)
+    found: Anomalies = {}
+    check_zombies(obs.group_events, obs.processed, found)
+    assert found == {}
+    # The same stream without the rejoin: c0-1 processed as a removed member.
+    obs = observe([e for e in stream if e.f != "member-joined"])
+    found = {}
+    check_zombies(obs.group_events, obs.processed, found)
+    assert [d["member"] for d in found["zombie-processed"]] == ["c0-1"]
