@@ -88,7 +88,8 @@ def check_zombies(events: Iterable[Event], processed: dict[int, list[tuple[int, 
     holder: dict[str, str] = {}           # consumer node -> member whose partitions it holds
     held: dict[str, set[int]] = {}        # consumer node -> the partitions it holds
     gone: dict[str, int] = {}             # member -> when it stopped being a member
-    zombie_at: dict[int, tuple[str, str]] = {}   # process event index -> (node, member)
+    # process event index -> (node, member, when the member had stopped being one)
+    zombie_at: dict[int, tuple[str, str, int]] = {}
     refusals: dict[str, list[tuple[int, str]]] = {}  # node -> (index, error)
     for event in events:
         f, value = event.f, event.value
@@ -109,7 +110,7 @@ def check_zombies(events: Iterable[Event], processed: dict[int, list[tuple[int, 
         elif f == "process":
             member = holder.get(node)
             if member is not None and member in gone:
-                zombie_at[event.index] = (node, member)
+                zombie_at[event.index] = (node, member, gone[member])
         elif f == "commit-refused":
             refusals.setdefault(_node_of(value.get("member", "")), []).append(
                 (event.index, value["error"]))
@@ -123,11 +124,11 @@ def check_zombies(events: Iterable[Event], processed: dict[int, list[tuple[int, 
         for partition, offset, index in times:
             if index not in zombie_at:
                 continue
-            node, member = zombie_at[index]
+            node, member, removed_at = zombie_at[index]
             refused = [(i, e) for i, e in refusals.get(node, []) if i > index]
             if refused:
                 add(anomalies, "zombie-processed", key=partition, value=value, offset=offset,
-                    member=member, removed_at=gone[member], processed_at=index,
+                    member=member, removed_at=removed_at, processed_at=index,
                     refused_at=refused[0][0], error=refused[0][1],
                     ops=[i for *_, i in times])
                 break

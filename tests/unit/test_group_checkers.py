@@ -105,3 +105,21 @@ def test_a_member_that_rejoined_under_its_old_id_is_no_zombie_kip_1082() -> None
     found = {}
     check_zombies(obs.group_events, obs.processed, found)
     assert [d["member"] for d in found["zombie-processed"]] == ["c0-1"]
+
+
+def test_a_zombie_that_rejoins_before_its_refused_commit_is_still_a_zombie() -> None:
+    """Processed while removed, then back in the group (KIP-1082), then refused: the
+    processing was a zombie's, and the report keeps when its member had been removed."""
+    stream = events(
+        assigned("c0", "c0-1", 1, 0),
+        ("b0", "internal", "member-removed", {"member": "c0-1"}),
+        ("c0:0", "ok", "process", [0, 0, 7]),
+        ("b0", "internal", "member-joined", {"group": "g", "member": "c0-1"}),
+        ("b0", "internal", "commit-refused", {"member": "c0-1", "error": "UNKNOWN_MEMBER_ID"}),
+        assigned("c1", "c1-2", 2, 0),
+        ("c1:0", "ok", "process", [0, 0, 7]))
+    obs = observe(stream)
+    found: Anomalies = {}
+    check_zombies(obs.group_events, obs.processed, found)
+    [detail] = found["zombie-processed"]
+    assert (detail["removed_at"], detail["processed_at"]) == (1, 2)
