@@ -13,6 +13,7 @@ from model import actions as a
 from model import messages as m
 from model.broker.classic_group import (COMPLETING_REBALANCE, EMPTY, PREPARING_REBALANCE,
                                         STABLE)
+from model.clients.membership import UNJOINED
 from tests.scenario import Scenario
 
 OFFSETS = "__consumer_offsets-40"   # abs("kafkacheck".hashCode()) % 50
@@ -414,3 +415,24 @@ def test_a_member_assigned_no_partition_sends_no_offset_fetch(monkeypatch: Any) 
     assert empty[0].membership.stable and empty[0].coordinator.committed_known
     assert {src for src, _ in sent} == {c.name for c in owners}
     assert all(request.partitions for _, request in sent)
+
+
+def test_a_commit_of_nothing_succeeds_locally_without_a_request() -> None:
+    """ConsumerCoordinator.commitOffsetsSync and sendOffsetCommitRequest (and the KIP-848
+    consumer's CommitRequestManager) complete a commit of no offsets locally: no
+    OffsetCommit is sent and no membership is checked, so a member whose generation is
+    gone still commits nothing successfully.  The model used to send the empty request
+    and report the coordinator's refusal as CommitFailedException."""
+    s = form(group())
+    consumer = s.cluster.consumers["c0"]
+    consumer.membership.state = UNJOINED         # as after UNKNOWN_MEMBER_ID
+    assert consumer.membership.commit_refusal() is not None
+    done: list[tuple[str, str | None]] = []
+    consumer.coordinator.on_commit_done = lambda offsets, outcome, error: done.append(
+        (outcome, error))
+    queued = {link: len(q) for link, q in s.cluster.ctx.network.queues.items()}
+    consumer.coordinator.commit_sync({})
+    answered: list[str | None] = []
+    consumer.coordinator.commit_async({}, lambda offsets, error: answered.append(error))
+    assert done == [("ok", None)] and answered == [None]
+    assert {link: len(q) for link, q in s.cluster.ctx.network.queues.items()} == queued

@@ -148,6 +148,12 @@ class ConsumerCoordinator:
     def commit_sync(self, offsets: dict[int, int]) -> None:
         timeout = self.ctx.config.consumer.default_api_timeout_ms
         self.commit = CommitSync(offsets, self.ctx.now + timeout)
+        if not offsets:
+            # Nothing to commit completes locally, with no request and no membership
+            # check (ConsumerCoordinator.commitOffsetsSync; CommitRequestManager in the
+            # KIP-848 consumer): a member that owns nothing commits successfully.
+            self._finish_commit("ok", None)
+            return
         self.advance()
 
     def _commit_request(self, corr: int, offsets: dict[int, int]) -> m.OffsetCommitRequest:
@@ -185,7 +191,11 @@ class ConsumerCoordinator:
     def commit_async(self, offsets: dict[int, int],
                      done: Callable[[dict[int, int], str | None], None]) -> None:
         """One OffsetCommit; ``done`` gets None or the error (a coordinator that is not
-        known yet is looked up, and the commit fails retriably meanwhile)."""
+        known yet is looked up, and the commit fails retriably meanwhile).  Nothing to
+        commit succeeds locally (``sendOffsetCommitRequest``: ``voidSuccess``)."""
+        if not offsets:
+            done(offsets, None)
+            return
         refusal = self._local_refusal()
         if refusal is not None:
             done(offsets, refusal)
