@@ -200,3 +200,32 @@ def test_a_new_coordinator_loads_the_group_and_keeps_its_members() -> None:
     after = {n: (c.membership.epoch, list(c.partitions)) for n, c in s.cluster.consumers.items()}
     assert after == before
     assert not s.internal("member-removed")
+
+
+def test_a_changed_heartbeat_interval_restarts_the_timer_from_the_answer() -> None:
+    """HeartbeatRequestManager (3.9) / AbstractHeartbeatRequestManager (4.0),
+    updateHeartbeatIntervalMs: the timer starts when a heartbeat is sent, with the
+    interval known then, and only an answer carrying a different interval restarts it,
+    from the answer.  The join goes out with an interval of 0, so its answer (5000) is
+    what spaces the next heartbeat: the model used to send one at once."""
+    s = form(group())
+    membership = s.cluster.consumers["c0"].membership
+    s.tick(5000)
+    membership.maybe_heartbeat()
+    sent = membership.request
+    assert sent is not None and membership.next_heartbeat_at == sent.sent_at + 5000
+    s.tick(1000)
+    membership.on_heartbeat_response(m.ConsumerGroupHeartbeatResponse(
+        sent.corr, None, membership.member_id, membership.epoch, 5000, None))
+    assert membership.next_heartbeat_at == sent.sent_at + 5000      # same interval
+    membership.maybe_heartbeat()
+    again = membership.request
+    assert again is None
+    s.tick(4000)
+    membership.maybe_heartbeat()
+    again = membership.request
+    assert again is not None
+    s.tick(1000)
+    membership.on_heartbeat_response(m.ConsumerGroupHeartbeatResponse(
+        again.corr, None, membership.member_id, membership.epoch, 3000, None))
+    assert membership.next_heartbeat_at == s.cluster.ctx.now + 3000  # changed: restarted

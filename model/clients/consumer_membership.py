@@ -257,7 +257,12 @@ class ConsumerGroupMembership:
         if resp.error is not None:
             self._heartbeat_failed(resp.error)
             return
-        self.interval_ms = resp.heartbeat_interval_ms
+        if resp.heartbeat_interval_ms != self.interval_ms:
+            # updateHeartbeatIntervalMs: a changed interval restarts the timer from the
+            # answer (the join went out with an interval of 0, which would otherwise
+            # send the next heartbeat at once).
+            self.interval_ms = resp.heartbeat_interval_ms
+            self.next_heartbeat_at = self.ctx.now + self.interval_ms
         if self.state in NOT_IN_GROUP or self.state == LEAVING:
             return
         if not self.behaviours.client_member_id:
