@@ -117,6 +117,12 @@ AUTO_COMMIT_AT_POLL = Change(
     "background thread auto-committed the positions whenever the interval passed, "
     "records the application had not processed included",
     "KAFKA-18641, apache/kafka PR #18737 (4.0.0)", ((4, 0, 0),))
+NEW_GROUP_COORDINATOR = Change(
+    "classic groups are served by the new group coordinator (CoordinatorRuntime), whose "
+    "failed __consumer_offsets writes answer COORDINATOR_NOT_AVAILABLE for a timeout "
+    "(handleOperationException); the Scala GroupCoordinator before answered a timed-out "
+    "group write REBALANCE_IN_PROGRESS and a timed-out offset commit REQUEST_TIMED_OUT",
+    "KIP-848, the Scala GroupCoordinator removed (4.0.0)", ((4, 0, 0),))
 REVOKING_STOPS_FETCH_FIRST = Change(
     "the new consumer stops fetching partitions it is about to revoke before the "
     "auto-commit that precedes the revocation (after it before)",
@@ -127,7 +133,8 @@ CHANGES = (IDEMPOTENCE_BY_DEFAULT, IDEMPOTENCE_DEFAULT_APPLIED, IDEMPOTENT_EPOCH
            CONSUMER_3_0_DEFAULTS, PENDING_SYNC_TIMEOUT, ILLEGAL_GENERATION_KEEPS_MEMBER_ID,
            COOPERATIVE_STICKY_UNVALIDATED, SUBSCRIPTION_GENERATION_FIELD,
            GENERATION_AWARE_CLAIMS, STABLE_OFFSET_FETCH, CONSUMER_GROUP_PROTOCOL,
-           CLIENT_MEMBER_ID, AUTO_COMMIT_AT_POLL, REVOKING_STOPS_FETCH_FIRST)
+           CLIENT_MEMBER_ID, AUTO_COMMIT_AT_POLL, NEW_GROUP_COORDINATOR,
+           REVOKING_STOPS_FETCH_FIRST)
 
 
 @attrs.frozen
@@ -151,6 +158,7 @@ class Behaviours:
     consumer_group_protocol: bool = True
     client_member_id: bool = True
     auto_commit_at_poll: bool = True
+    new_group_coordinator: bool = True
     revoking_stops_fetch_first: bool = True
 
     @property
@@ -187,5 +195,6 @@ def behaviours(name: str) -> Behaviours:
         consumer_group_protocol=CONSUMER_GROUP_PROTOCOL.present_in(release),
         client_member_id=CLIENT_MEMBER_ID.present_in(release),
         auto_commit_at_poll=AUTO_COMMIT_AT_POLL.present_in(release),
+        new_group_coordinator=NEW_GROUP_COORDINATOR.present_in(release),
         revoking_stops_fetch_first=REVOKING_STOPS_FETCH_FIRST.present_in(release),
     )

@@ -436,3 +436,20 @@ def test_a_commit_of_nothing_succeeds_locally_without_a_request() -> None:
     consumer.coordinator.commit_async({}, lambda offsets, error: answered.append(error))
     assert done == [("ok", None)] and answered == [None]
     assert {link: len(q) for link, q in s.cluster.ctx.network.queues.items()} == queued
+
+
+def test_a_timed_out_coordinator_write_is_answered_as_each_coordinator_does() -> None:
+    """The Scala GroupCoordinator (classic groups before 4.0): GroupMetadataManager.
+    storeGroup turns a timed-out group write into REBALANCE_IN_PROGRESS and
+    maybeConvertOffsetCommitError passes a timed-out commit through (REQUEST_TIMED_OUT).
+    The new coordinator (every group from 4.0; GroupCoordinatorService.
+    handleOperationException) answers COORDINATOR_NOT_AVAILABLE for both."""
+    scala = coordinator(group(**{"kafka.version": "3.9"}))
+    new = coordinator(group(**{"kafka.version": "4.0"}))
+    assert scala._group_write_error(m.REQUEST_TIMED_OUT) == m.REBALANCE_IN_PROGRESS
+    assert scala._offset_write_error(m.REQUEST_TIMED_OUT) == m.REQUEST_TIMED_OUT
+    assert new._group_write_error(m.REQUEST_TIMED_OUT) == m.COORDINATOR_NOT_AVAILABLE
+    assert new._offset_write_error(m.REQUEST_TIMED_OUT) == m.COORDINATOR_NOT_AVAILABLE
+    for c in (scala, new):
+        assert c._offset_write_error(m.NOT_LEADER_OR_FOLLOWER) == m.NOT_COORDINATOR
+        assert c._group_write_error(m.NOT_ENOUGH_REPLICAS) == m.COORDINATOR_NOT_AVAILABLE

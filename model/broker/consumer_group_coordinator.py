@@ -41,13 +41,15 @@ from model.broker.server_assignors import assign
 if TYPE_CHECKING:
     from model.broker.group_coordinator import GroupCoordinator
 
-# How a failed write to __consumer_offsets reaches the client, for commits
-# (GroupMetadataManager.storeOffsets) and heartbeats (CoordinatorRuntime) alike.
+# How the new group coordinator answers a failed write to __consumer_offsets, for every
+# request it serves (GroupCoordinatorService.handleOperationException in 3.9,
+# CoordinatorOperationExceptionHelper in 4.x): a timed-out write is
+# COORDINATOR_NOT_AVAILABLE, as too few replicas are.
 COORDINATOR_WRITE_ERRORS = {
     m.NOT_ENOUGH_REPLICAS: m.COORDINATOR_NOT_AVAILABLE,
     m.NOT_ENOUGH_REPLICAS_AFTER_APPEND: m.COORDINATOR_NOT_AVAILABLE,
     m.NOT_LEADER_OR_FOLLOWER: m.NOT_COORDINATOR,
-    m.REQUEST_TIMED_OUT: m.REQUEST_TIMED_OUT,
+    m.REQUEST_TIMED_OUT: m.COORDINATOR_NOT_AVAILABLE,
 }
 
 

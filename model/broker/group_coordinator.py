@@ -42,7 +42,13 @@ from model.metadata import OFFSETS_TOPIC, PartitionId, offsets_partition
 if TYPE_CHECKING:
     from model.broker.broker import Broker
 
-_COMMIT_ERRORS = COORDINATOR_WRITE_ERRORS
+# The Scala GroupCoordinator (classic groups before 4.0.0): GroupMetadataManager.storeGroup
+# answers a timed-out group write REBALANCE_IN_PROGRESS, and maybeConvertOffsetCommitError
+# passes a timed-out offset commit through as REQUEST_TIMED_OUT.
+SCALA_GROUP_WRITE_ERRORS = {**COORDINATOR_WRITE_ERRORS,
+                            m.REQUEST_TIMED_OUT: m.REBALANCE_IN_PROGRESS}
+SCALA_OFFSET_WRITE_ERRORS = {**COORDINATOR_WRITE_ERRORS,
+                             m.REQUEST_TIMED_OUT: m.REQUEST_TIMED_OUT}
 
 
 def java_string_hash(text: str) -> int:
@@ -91,6 +97,18 @@ class GroupCoordinator:
 
     def partition_for(self, group: str) -> PartitionId:
         return coordinator_partition(group, self.ctx.config.broker.offsets_topic_num_partitions)
+
+    def _group_write_error(self, error: str) -> str:
+        """What a JoinGroup or SyncGroup gets when storing the group failed."""
+        new = self.ctx.config.kafka.behaviours.new_group_coordinator
+        table = COORDINATOR_WRITE_ERRORS if new else SCALA_GROUP_WRITE_ERRORS
+        return table.get(error, error)
+
+    def _offset_write_error(self, error: str) -> str:
+        """What an OffsetCommit or TxnOffsetCommit gets when storing offsets failed."""
+        new = self.ctx.config.kafka.behaviours.new_group_coordinator
+        table = COORDINATOR_WRITE_ERRORS if new else SCALA_OFFSET_WRITE_ERRORS
+        return table.get(error, error)
 
     def leading_partition(self, group: str) -> Any:
         """The local replica of the group's offsets partition, if this broker leads it."""
@@ -262,7 +280,7 @@ class GroupCoordinator:
                 group.replace_static_member(new_id, old_id)
                 (member.protocols, member.session_timeout_ms, member.rebalance_timeout_ms,
                  member.client) = before
-                mapped = _COMMIT_ERRORS.get(error, error) if error else m.REBALANCE_IN_PROGRESS
+                mapped = self._group_write_error(error) if error else m.REBALANCE_IN_PROGRESS
                 self.broker.reply(src, conn, m.JoinGroupResponse(corr, mapped))
                 return
             self._answer_join(group, member, waiting)
@@ -411,7 +429,7 @@ class GroupCoordinator:
                     or group.generation != generation:
                 return
             if error is not None:
-                mapped = _COMMIT_ERRORS.get(error, error)
+                mapped = self._group_write_error(error)
                 for member in group.members.values():
                     if member.awaiting_sync is not None:
                         src, conn, corr = member.awaiting_sync
@@ -560,7 +578,7 @@ class GroupCoordinator:
                 self.ctx.event(self.broker.name, "offsets-committed", group=req.group,
                                offsets={str(p): o for p, o in req.offsets}, **member)
             self.broker.reply(src, generation, m.OffsetCommitResponse(
-                req.corr, _COMMIT_ERRORS.get(error, error) if error else None))
+                req.corr, self._offset_write_error(error) if error else None))
 
         records = [(commit_key(req.group, p), offset, src) for p, offset in req.offsets]
         partition.append_as_leader(records, "all",
@@ -591,7 +609,7 @@ class GroupCoordinator:
                                offsets=offsets, producer_id=req.producer_id,
                                transactional_id=req.transactional_id)
             self.broker.reply(src, generation, m.TxnOffsetCommitResponse(
-                req.corr, _COMMIT_ERRORS.get(error, error) if error else None))
+                req.corr, self._offset_write_error(error) if error else None))
 
         records = [(commit_key(req.group, p), offset, src) for p, offset in req.offsets]
         header = BatchHeader(req.producer_id, req.producer_epoch, NO_SEQUENCE,
@@ -631,7 +649,7 @@ class GroupCoordinator:
 
         def complete(error: str | None, offset: int | None) -> None:
             self.broker.reply(src, generation, response if error is None else
-                              m.OffsetFetchResponse(req.corr, _COMMIT_ERRORS.get(error, error)))
+                              m.OffsetFetchResponse(req.corr, self._offset_write_error(error)))
 
         partition.when_committed(self.ctx.config.broker.offsets_commit_timeout_ms, complete)
 
