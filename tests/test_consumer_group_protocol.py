@@ -229,3 +229,28 @@ def test_a_changed_heartbeat_interval_restarts_the_timer_from_the_answer() -> No
     membership.on_heartbeat_response(m.ConsumerGroupHeartbeatResponse(
         again.corr, None, membership.member_id, membership.epoch, 3000, None))
     assert membership.next_heartbeat_at == s.cluster.ctx.now + 3000  # changed: restarted
+
+
+def test_positions_of_new_partitions_are_looked_up_only_when_the_application_polls() -> None:
+    """AsyncKafkaConsumer.updateFetchPositions (3.9 and 4.0): the OffsetFetch for newly
+    assigned partitions is sent for a CheckAndUpdatePositionsEvent, which only poll()
+    sends; the background thread reconciles the assignment but looks up nothing.  A
+    member that does not poll after its assignment therefore asks for no committed
+    offset (and, removed meanwhile, could never start from one)."""
+    for version in ("3.9", "4.4"):
+        s = group(**{"kafkacheck.consumers": "1", "kafka.version": version})
+        consumer = s.cluster.consumers["c0"]
+        poll_all(s)
+        for _ in range(20):
+            if consumer.partitions:
+                break
+            s.flush()
+            s.tick(100)
+        assert consumer.partitions == [0, 1]
+        s.flush(4)
+        assert consumer.coordinator.offsets_fetch is None
+        assert not consumer.listing and all(p is None for p in consumer.positions.values())
+        s.do(a.Poll("c0"))
+        assert consumer.coordinator.offsets_fetch is not None
+        s.flush(4)
+        assert all(p is not None for p in consumer.positions.values())

@@ -124,6 +124,14 @@ class Consumer:
         self.coordinator.initializing = lambda: tuple(
             p for p in self.partitions if self.positions.get(p) is None)
         self.membership: GroupMembership | ConsumerGroupMembership | None = None
+        # The KIP-848 consumer (AsyncKafkaConsumer) looks up the positions of newly
+        # assigned partitions only when the application polls: poll() sends
+        # CheckAndUpdatePositionsEvent, whose OffsetFetch and then ListOffsets the
+        # background thread carries out.  False from an assignment that added partitions
+        # until the next poll; always True for other consumers, whose reassignment runs
+        # inside poll() already.
+        self.positions_requested = True
+        self.coordinator.positions_wanted = lambda: self.positions_requested
         # Partitions being revoked (KIP-848): no longer fetched or returned.
         self.revoking: set[int] = set()
         self.last_poll = self.ctx.now
@@ -197,6 +205,8 @@ class Consumer:
         returned: dict[int, list[list[int]]] = {}
         if isinstance(self.membership, ConsumerGroupMembership):
             self.membership.on_poll()
+            # updateAssignmentMetadataIfNeeded, after the reconciliation's callbacks.
+            self.positions_requested = True
             if self.ctx.config.kafka.behaviours.auto_commit_at_poll:
                 self._maybe_auto_commit()
         elif self.membership is not None and not self._poll_group():
@@ -371,6 +381,8 @@ class Consumer:
         if added:
             self.coordinator.offsets_fetch = None
             self.coordinator.committed_known = False
+            if isinstance(self.membership, ConsumerGroupMembership):
+                self.positions_requested = False     # until the application polls
         self.refresh_metadata()
 
     # -- the KIP-848 membership's calls (model.clients.consumer_membership) ----------------
@@ -564,7 +576,7 @@ class Consumer:
             if leader is None or p in self.revoking:
                 continue
             if self.positions[p] is None:
-                if not initializing and p not in self.listing:
+                if not initializing and p not in self.listing and self.positions_requested:
                     corr = self.ctx.next_corr()
                     reset = self.ctx.config.consumer.auto_offset_reset
                     if self.ctx.send(self.name, leader, m.ListOffsetsRequest(

@@ -110,6 +110,9 @@ class ConsumerCoordinator:
         # the partitions it has no position for.
         self.require_stable = ctx.config.kafka.behaviours.stable_offset_fetch
         self.initializing: Callable[[], tuple[int, ...]] = tuple
+        # Whether the committed offsets of initializing partitions may be fetched now (the
+        # KIP-848 consumer: only once the application has polled since the assignment).
+        self.positions_wanted: Callable[[], bool] = lambda: True
 
     # -- discovery ---------------------------------------------------------------------
 
@@ -294,7 +297,8 @@ class ConsumerCoordinator:
             self.committed_known = True
             self.on_committed({})
         if (not self.committed_known and self.offsets_fetch is None
-                and self.ctx.now >= self.fetch_retry_at and self.coordinator_ready()):
+                and self.ctx.now >= self.fetch_retry_at and self.positions_wanted()
+                and self.coordinator_ready()):
             assert self.coordinator is not None
             corr = self.ctx.next_corr()
             member_id, epoch = (self.membership.fetch_identity()
