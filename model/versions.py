@@ -117,6 +117,19 @@ AUTO_COMMIT_AT_POLL = Change(
     "background thread auto-committed the positions whenever the interval passed, "
     "records the application had not processed included",
     "KAFKA-18641, apache/kafka PR #18737 (4.0.0)", ((4, 0, 0),))
+UNREVOKED_EXIT_KEEPS_EPOCH = Change(
+    "a KIP-848 member leaving UNREVOKED_PARTITIONS for another revocation keeps its epoch "
+    "(it moved to epoch + 1 before)",
+    "KAFKA-19974, apache/kafka #21107 (4.2.0)", ((4, 2, 0),))
+OWN_REVOCATION_RELEASED = Change(
+    "a partition the member itself is revoking does not count as unreleased when its new "
+    "target gives it back: assigned at once (one heartbeat later, via "
+    "UNRELEASED_PARTITIONS, before)",
+    "KAFKA-19449, apache/kafka #20781 (4.0.2, 4.1.2, 4.2.0)", ((4, 0, 2), (4, 1, 2), (4, 2, 0)))
+EPOCH_ZERO_REJOIN = Change(
+    "a known dynamic member joining again with epoch 0 is accepted, keeping its record "
+    "(FENCED_MEMBER_EPOCH unless its previous epoch was 0 before)",
+    "KAFKA-19233, apache/kafka #21305 (4.2.0)", ((4, 2, 0),))
 NEW_GROUP_COORDINATOR = Change(
     "classic groups are served by the new group coordinator (CoordinatorRuntime), whose "
     "failed __consumer_offsets writes answer COORDINATOR_NOT_AVAILABLE for a timeout "
@@ -133,7 +146,8 @@ CHANGES = (IDEMPOTENCE_BY_DEFAULT, IDEMPOTENCE_DEFAULT_APPLIED, IDEMPOTENT_EPOCH
            CONSUMER_3_0_DEFAULTS, PENDING_SYNC_TIMEOUT, ILLEGAL_GENERATION_KEEPS_MEMBER_ID,
            COOPERATIVE_STICKY_UNVALIDATED, SUBSCRIPTION_GENERATION_FIELD,
            GENERATION_AWARE_CLAIMS, STABLE_OFFSET_FETCH, CONSUMER_GROUP_PROTOCOL,
-           CLIENT_MEMBER_ID, AUTO_COMMIT_AT_POLL, NEW_GROUP_COORDINATOR,
+           CLIENT_MEMBER_ID, AUTO_COMMIT_AT_POLL, UNREVOKED_EXIT_KEEPS_EPOCH,
+           OWN_REVOCATION_RELEASED, EPOCH_ZERO_REJOIN, NEW_GROUP_COORDINATOR,
            REVOKING_STOPS_FETCH_FIRST)
 
 
@@ -158,6 +172,9 @@ class Behaviours:
     consumer_group_protocol: bool = True
     client_member_id: bool = True
     auto_commit_at_poll: bool = True
+    unrevoked_exit_keeps_epoch: bool = True
+    own_revocation_released: bool = True
+    epoch_zero_rejoin: bool = True
     new_group_coordinator: bool = True
     revoking_stops_fetch_first: bool = True
 
@@ -195,6 +212,9 @@ def behaviours(name: str) -> Behaviours:
         consumer_group_protocol=CONSUMER_GROUP_PROTOCOL.present_in(release),
         client_member_id=CLIENT_MEMBER_ID.present_in(release),
         auto_commit_at_poll=AUTO_COMMIT_AT_POLL.present_in(release),
+        unrevoked_exit_keeps_epoch=UNREVOKED_EXIT_KEEPS_EPOCH.present_in(release),
+        own_revocation_released=OWN_REVOCATION_RELEASED.present_in(release),
+        epoch_zero_rejoin=EPOCH_ZERO_REJOIN.present_in(release),
         new_group_coordinator=NEW_GROUP_COORDINATOR.present_in(release),
         revoking_stops_fetch_first=REVOKING_STOPS_FETCH_FIRST.present_in(release),
     )

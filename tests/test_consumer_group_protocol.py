@@ -11,6 +11,8 @@ from typing import Any
 
 from model import actions as a
 from model import messages as m
+from model.broker.consumer_group import (STABLE, UNRELEASED_PARTITIONS, UNREVOKED_PARTITIONS,
+                                         ConsumerGroup, ConsumerMember)
 from tests.scenario import Scenario
 from tests.test_groups import coordinator, flush, poll_all
 
@@ -254,3 +256,24 @@ def test_positions_of_new_partitions_are_looked_up_only_when_the_application_pol
         assert consumer.coordinator.offsets_fetch is not None
         s.flush(4)
         assert all(p is not None for p in consumer.positions.values())
+
+
+def test_a_partition_given_back_during_its_revocation_waits_a_heartbeat_before_kafka_19449(
+        ) -> None:
+    """KAFKA-19449 (CurrentAssignmentBuilder.computeNextAssignment; 4.0.2, 4.1.2, 4.2.0):
+    a member that reports it has revoked partition 1 while its new target gives 1 back.
+    Before the fix its own pending revocation still counts as holding 1, so it moves to
+    UNRELEASED_PARTITIONS and gets 1 on a later heartbeat; since, at once (STABLE)."""
+    results = {}
+    for version in ("4.0", "4.4"):
+        s = group(**{"kafka.version": version})
+        coordinators = coordinator(s).consumer_groups
+        revoking = ConsumerMember("m", epoch=10, previous_epoch=9,
+                                  state=UNREVOKED_PARTITIONS, assigned=frozenset({0}),
+                                  pending_revocation=frozenset({1}))
+        g = ConsumerGroup("kafkacheck", group_epoch=11, assignment_epoch=11,
+                          members={"m": revoking}, target={"m": frozenset({0, 1})})
+        after = coordinators._reconcile(g, revoking, (0,))
+        results[version] = (after.state, sorted(after.assigned), after.epoch)
+    assert results["4.0"] == (UNRELEASED_PARTITIONS, [0], 11)
+    assert results["4.4"] == (STABLE, [0, 1], 11)

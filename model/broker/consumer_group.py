@@ -131,9 +131,12 @@ def owns_revoked(pending: frozenset[int], owned: tuple[int, ...] | None) -> bool
 
 def next_assignment(member: ConsumerMember, target_epoch: int, target: frozenset[int],
                     partition_epoch: Callable[[int], int],
-                    owned: tuple[int, ...] | None) -> ConsumerMember:
+                    owned: tuple[int, ...] | None,
+                    keep_epoch_leaving_unrevoked: bool = True) -> ConsumerMember:
     """``CurrentAssignmentBuilder.build`` (3.8+): the member's next state toward the
-    target, as a new member object (timers copied, not re-armed)."""
+    target, as a new member object (timers copied, not re-armed).
+    ``keep_epoch_leaving_unrevoked``: KAFKA-19974 (4.2.0); before it, a member leaving
+    UNREVOKED_PARTITIONS for another revocation moved to epoch + 1."""
     if member.state == STABLE:
         if member.epoch == target_epoch:
             return member
@@ -141,9 +144,8 @@ def next_assignment(member: ConsumerMember, target_epoch: int, target: frozenset
     if member.state == UNREVOKED_PARTITIONS:
         if owns_revoked(member.pending_revocation, owned):
             return member         # new targets wait until the revocation is reported
-        # Leaving UNREVOKED_PARTITIONS moves to epoch + 1 if the result revokes again
-        # (removed by KAFKA-19974 in 4.2; every preset kafkacheck knows has it).
-        return _compute(member, member.epoch + 1, target_epoch, target, partition_epoch, owned)
+        revoking_epoch = member.epoch if keep_epoch_leaving_unrevoked else member.epoch + 1
+        return _compute(member, revoking_epoch, target_epoch, target, partition_epoch, owned)
     return _compute(member, member.epoch, target_epoch, target, partition_epoch, owned)
 
 

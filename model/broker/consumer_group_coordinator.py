@@ -3,10 +3,11 @@
 As ``GroupMetadataManager.consumerGroupHeartbeat`` (3.8+) handles one heartbeat:
 
 1. epoch -1 leaves (the member is removed, whatever its epoch);
-2. epoch 0 joins: an unknown member id is a new member, a known one must pass the epoch
-   check below with nothing owned (only a member whose first answer was lost, previous
-   epoch 0, does: KAFKA-19233, fixed after 4.0, so a fenced member rejoining with its
-   old id is refused until its session runs out);
+2. epoch 0 joins: an unknown member id is a new member; a known one keeps its record
+   (KAFKA-19233, 4.2.0).  Before 4.2 a known one must pass the epoch check below with
+   nothing owned, which only a member whose first answer was lost (previous epoch 0)
+   does, so a fenced member rejoining with its old id is refused until its session runs
+   out;
 3. the epoch check (``throwIfConsumerGroupMemberEpochIsInvalid``): a higher epoch than
    the member's, or a lower one that is not its previous epoch with what it owns a
    subset of its assignment, is FENCED_MEMBER_EPOCH;
@@ -173,7 +174,8 @@ class ConsumerGroupCoordinator:
             self.ctx.event(self.broker.name, "member-joined", group=group.group_id,
                            member=member_id, protocol="consumer")
         else:
-            self._check_epoch(member, req.member_epoch, () if joining else req.owned)
+            self._check_epoch(member, req.member_epoch, () if joining else req.owned,
+                              self.ctx.config.kafka.behaviours.epoch_zero_rejoin)
         updated = attrs.evolve(member, client=src)
         if req.rebalance_timeout_ms is not None:
             updated.rebalance_timeout_ms = req.rebalance_timeout_ms
@@ -198,8 +200,11 @@ class ConsumerGroupCoordinator:
 
     @staticmethod
     def _check_epoch(member: ConsumerMember, received: int,
-                     owned: tuple[int, ...] | None) -> None:
-        """``throwIfConsumerGroupMemberEpochIsInvalid``."""
+                     owned: tuple[int, ...] | None, epoch_zero_rejoins: bool = True) -> None:
+        """``throwIfConsumerGroupMemberEpochIsInvalid``; ``epoch_zero_rejoins``: its early
+        return for epoch 0 (KAFKA-19233, 4.2.0)."""
+        if epoch_zero_rejoins and received == JOIN_EPOCH:
+            return
         if received > member.epoch:
             raise Refused(m.FENCED_MEMBER_EPOCH)
         if received < member.epoch and not (
@@ -229,13 +234,17 @@ class ConsumerGroupCoordinator:
         target = group.target.get(member.member_id, frozenset())
         others = ConsumerGroup(group.group_id, members={
             mid: mb for mid, mb in group.members.items() if mid != member.member_id})
-        # The member's own pending revocation counts as held too (KAFKA-19449, fixed 4.2).
-        own_pending = member.pending_revocation
+        behaviours = self.ctx.config.kafka.behaviours
+        # Before KAFKA-19449 (4.0.2, 4.1.2, 4.2.0) the member's own pending revocation
+        # counted as held too: a partition given back waited for UNRELEASED_PARTITIONS.
+        own_pending = (frozenset() if behaviours.own_revocation_released
+                       else member.pending_revocation)
 
         def partition_epoch(p: int) -> int:
             return member.epoch if p in own_pending else others.partition_epoch(p)
 
-        new = next_assignment(member, group.assignment_epoch, target, partition_epoch, owned)
+        new = next_assignment(member, group.assignment_epoch, target, partition_epoch, owned,
+                              behaviours.unrevoked_exit_keeps_epoch)
         if new is member or new.assignment_state() == member.assignment_state():
             return member
         if new.state == UNREVOKED_PARTITIONS:

@@ -19,6 +19,7 @@ from model.broker.consumer_group import (STABLE, UNRELEASED_PARTITIONS, UNREVOKE
 from model.broker.consumer_group_coordinator import ConsumerGroupCoordinator, Refused
 from model.broker.server_assignors import assign
 from model.clients.assignors import java_hash_map_order
+from model.versions import behaviours
 
 
 def member(epoch: int, assigned: set[int], state: str = STABLE, pending: set[int] = set(),
@@ -65,14 +66,20 @@ def test_a_member_that_already_dropped_the_revoked_partitions_skips_revoking() -
     assert nothing_to_revoke.state == STABLE and nothing_to_revoke.epoch == 11
 
 
-def test_leaving_unrevoked_partitions_for_another_revocation_bumps_the_epoch() -> None:
-    """KAFKA-19974 (fixed in 4.2, so in every release kafkacheck models): a member that
+def test_leaving_unrevoked_partitions_for_another_revocation_bumps_the_epoch_before_4_2(
+        ) -> None:
+    """KAFKA-19974 (CurrentAssignmentBuilder.build, fixed in 4.2.0): a member that
     finishes revoking while its target moved on again re-enters UNREVOKED_PARTITIONS at
-    its epoch + 1."""
+    its epoch + 1 before the fix, at its own epoch since."""
     revoking = member(10, {2}, UNREVOKED_PARTITIONS, pending={1}, previous=10)
-    again = next_assignment(revoking, 12, frozenset({3}), free, owned=(2,))
-    assert again.state == UNREVOKED_PARTITIONS and again.epoch == 11
-    assert again.pending_revocation == {2} and again.assigned == frozenset()
+    before = next_assignment(revoking, 12, frozenset({3}), free, owned=(2,),
+                             keep_epoch_leaving_unrevoked=False)
+    assert before.state == UNREVOKED_PARTITIONS and before.epoch == 11
+    assert before.pending_revocation == {2} and before.assigned == frozenset()
+    since = next_assignment(revoking, 12, frozenset({3}), free, owned=(2,))
+    assert since.state == UNREVOKED_PARTITIONS and since.epoch == 10
+    assert behaviours("4.0").unrevoked_exit_keeps_epoch is False
+    assert behaviours("4.4").unrevoked_exit_keeps_epoch is True
 
 
 # -- the epoch check ----------------------------------------------------------------------
@@ -91,12 +98,17 @@ def test_the_epoch_check_accepts_only_the_current_or_a_lost_answer() -> None:
         assert refused.value.error == m.FENCED_MEMBER_EPOCH
 
 
-def test_a_fenced_member_rejoining_with_its_old_id_is_fenced_again() -> None:
-    """KAFKA-19233 (fixed after 4.0): epoch 0 with a known member id passes only for a
-    member whose previous epoch is 0 (its first answer was lost)."""
+def test_a_fenced_member_rejoining_with_its_old_id_is_fenced_again_before_4_2() -> None:
+    """KAFKA-19233 (throwIfConsumerGroupMemberEpochIsInvalid, fixed in 4.2.0): before
+    the fix, epoch 0 with a known member id passes only for a member whose previous
+    epoch is 0 (its first answer was lost); since, epoch 0 always passes."""
     with pytest.raises(Refused):
-        ConsumerGroupCoordinator._check_epoch(member(5, {0}, previous=4), 0, ())
-    ConsumerGroupCoordinator._check_epoch(member(1, {0}, previous=0), 0, ())
+        ConsumerGroupCoordinator._check_epoch(member(5, {0}, previous=4), 0, (), False)
+    ConsumerGroupCoordinator._check_epoch(member(1, {0}, previous=0), 0, (), False)
+    ConsumerGroupCoordinator._check_epoch(member(5, {0}, previous=4), 0, (), True)
+    assert behaviours("3.9").epoch_zero_rejoin is False
+    assert behaviours("4.0").epoch_zero_rejoin is False
+    assert behaviours("4.4").epoch_zero_rejoin is True
 
 
 # -- offsets ------------------------------------------------------------------------------
