@@ -277,3 +277,22 @@ def test_a_partition_given_back_during_its_revocation_waits_a_heartbeat_before_k
         results[version] = (after.state, sorted(after.assigned), after.epoch)
     assert results["4.0"] == (UNRELEASED_PARTITIONS, [0], 11)
     assert results["4.4"] == (STABLE, [0, 1], 11)
+
+
+def test_a_queued_auto_commit_outlives_a_failed_coordinator_lookup() -> None:
+    """CommitRequestManager (3.9, 4.0): an auto-commit made while no coordinator is known
+    stays queued, with no deadline, through failed lookups, and no new auto-commit is
+    made while it waits (shouldAutoCommit: nothing in flight)."""
+    s = form(group(**{"enable.auto.commit": "true", "kafkacheck.commit.strategy": "none"}))
+    consumer = s.cluster.consumers["c0"]
+    side = consumer.coordinator
+    side.mark_unknown()
+    answers: list[str | None] = []
+    side.commit_async({0: 3}, lambda offsets, error: answers.append(error))
+    assert side.finding is not None
+    side.on_find_coordinator(m.FindCoordinatorResponse(side.finding.corr,
+                                                       m.COORDINATOR_NOT_AVAILABLE, None))
+    assert side.waiting_asyncs and answers == []
+    consumer.next_auto_commit = s.cluster.ctx.now
+    consumer._maybe_auto_commit()
+    assert len(side.waiting_asyncs) == 1

@@ -453,3 +453,37 @@ def test_a_timed_out_coordinator_write_is_answered_as_each_coordinator_does() ->
     for c in (scala, new):
         assert c._offset_write_error(m.NOT_LEADER_OR_FOLLOWER) == m.NOT_COORDINATOR
         assert c._group_write_error(m.NOT_ENOUGH_REPLICAS) == m.COORDINATOR_NOT_AVAILABLE
+
+
+def test_an_auto_commit_waits_for_the_coordinator_lookup_and_sends_its_own_offsets() -> None:
+    """ConsumerCoordinator.commitOffsetsAsync with no known coordinator: it looks the
+    coordinator up and sends the commit, with the offsets it was given, once the lookup
+    succeeds (the model used to fail it at once and retry later with newer offsets)."""
+    s = form(group())
+    consumer = s.cluster.consumers["c0"]
+    coordinator_side = consumer.coordinator
+    coordinator_side.mark_unknown()
+    answers: list[str | None] = []
+    coordinator_side.commit_async({0: 3}, lambda offsets, error: answers.append(error))
+    assert answers == [] and coordinator_side.waiting_asyncs
+    assert coordinator_side.finding is not None
+    for _ in range(6):
+        flush(s)
+    assert coordinator_side.waiting_asyncs == [] and answers
+    commits = [e.value for e in s.internal("offsets-committed")]
+    assert {"0": 3} in [c["offsets"] for c in commits]
+
+
+def test_a_failed_lookup_fails_a_waiting_auto_commit_retriably() -> None:
+    """commitOffsetsAsync's lookup listener, onFailure: the commit waiting for the
+    coordinator fails with a retriable error (and auto-commit retries after
+    retry.backoff.ms)."""
+    s = form(group())
+    side = s.cluster.consumers["c0"].coordinator
+    side.mark_unknown()
+    answers: list[str | None] = []
+    side.commit_async({0: 3}, lambda offsets, error: answers.append(error))
+    assert side.finding is not None
+    side.on_find_coordinator(m.FindCoordinatorResponse(side.finding.corr,
+                                                       m.COORDINATOR_NOT_AVAILABLE, None))
+    assert side.waiting_asyncs == [] and answers == [m.COORDINATOR_NOT_AVAILABLE]

@@ -147,6 +147,7 @@ class Consumer:
         if self.subscribing:
             if config.group_protocol == "consumer":
                 self.membership = ConsumerGroupMembership(self.coordinator, self)
+                self.coordinator.keeps_waiting_commits = True
             else:
                 self.membership = GroupMembership(self.coordinator, self._generation_lost,
                                                   lambda: tuple(self.partitions), self._fenced)
@@ -254,6 +255,9 @@ class Consumer:
         config = self.ctx.config.consumer
         if not config.enable_auto_commit or self.ctx.now < self.next_auto_commit:
             return
+        if (isinstance(self.membership, ConsumerGroupMembership)
+                and self.coordinator.async_commit_pending()):
+            return    # CommitRequestManager: no new auto-commit while one is queued or sent
         self.next_auto_commit = self.ctx.now + config.auto_commit_interval_ms
         offsets = self.all_consumed()
         if offsets:
@@ -267,7 +271,10 @@ class Consumer:
     def _auto_commit_done(self, offsets: dict[int, int], error: str | None) -> None:
         if error is not None:
             self.ctx.event(self.name, "auto-commit-failed", error=error)
-            if error in RETRIABLE:
+            # ConsumerCoordinator.maybeAutoCommitOffsetsAsync retries a retriable failure
+            # after retry.backoff.ms.  The KIP-848 consumer's check looks for a wrapped
+            # exception its futures never carry, so it waits the full interval.
+            if error in RETRIABLE and not isinstance(self.membership, ConsumerGroupMembership):
                 self.next_auto_commit = self.ctx.now + self.ctx.config.producer.retry_backoff_ms
 
     def _poll_group(self) -> bool:

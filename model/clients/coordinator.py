@@ -103,6 +103,12 @@ class ConsumerCoordinator:
         self.fetch_retry_at = 0
         self.committed_known = False
         self.asyncs: list[CommitAsync] = []
+        # commitAsync calls waiting for the coordinator to be found (offsets, callback).
+        self.waiting_asyncs: list[tuple[dict[int, int],
+                                        Callable[[dict[int, int], str | None], None]]] = []
+        # The KIP-848 consumer keeps a waiting commit until a coordinator is found; the
+        # classic one fails it when a lookup fails (set by the consumer).
+        self.keeps_waiting_commits = False
         # Set by a subscribing consumer: its group membership (generation, member id).
         self.membership: Any = None
         # KIP-447 (2.5.0): every consumer asks for stable offsets (OffsetFetch v7
@@ -144,7 +150,21 @@ class ConsumerCoordinator:
             self.coordinator = resp.coordinator
         else:
             self.find_retry_at = self._backoff()
+            self._lookup_failed(resp.error)
         self.advance()
+
+    def _lookup_failed(self, error: str) -> None:
+        """``commitOffsetsAsync``'s lookup listener, ``onFailure``: every commit waiting
+        for the coordinator fails retriably (classic only; see ``keeps_waiting_commits``)."""
+        if self.keeps_waiting_commits:
+            return
+        waiting, self.waiting_asyncs = self.waiting_asyncs, []
+        for offsets, done in waiting:
+            done(offsets, error if error in RETRIABLE else m.COORDINATOR_NOT_AVAILABLE)
+
+    def async_commit_pending(self) -> bool:
+        """A commitAsync waiting for the coordinator or for its answer."""
+        return bool(self.asyncs or self.waiting_asyncs)
 
     # -- commitSync --------------------------------------------------------------------
 
@@ -193,18 +213,28 @@ class ConsumerCoordinator:
 
     def commit_async(self, offsets: dict[int, int],
                      done: Callable[[dict[int, int], str | None], None]) -> None:
-        """One OffsetCommit; ``done`` gets None or the error (a coordinator that is not
-        known yet is looked up, and the commit fails retriably meanwhile).  Nothing to
-        commit succeeds locally (``sendOffsetCommitRequest``: ``voidSuccess``)."""
+        """One OffsetCommit; ``done`` gets None or the error.  Nothing to commit succeeds
+        locally (``sendOffsetCommitRequest``: ``voidSuccess``).  A coordinator that is not
+        known yet is looked up and the commit waits for it, with the offsets it was given:
+        ``ConsumerCoordinator.commitOffsetsAsync`` sends it when the lookup succeeds and
+        fails it (retriably) when the lookup fails; the KIP-848 consumer's
+        ``CommitRequestManager`` keeps it queued, with no deadline, until a coordinator is
+        found."""
         if not offsets:
             done(offsets, None)
             return
+        if not self.coordinator_ready():
+            self.waiting_asyncs.append((offsets, done))
+            return
+        self._send_async(offsets, done)
+
+    def _send_async(self, offsets: dict[int, int],
+                    done: Callable[[dict[int, int], str | None], None]) -> None:
+        """``doCommitOffsetsAsync`` / the queued request sent: the membership is checked
+        now, as the request is built."""
         refusal = self._local_refusal()
         if refusal is not None:
             done(offsets, refusal)
-            return
-        if not self.coordinator_ready():
-            done(offsets, m.COORDINATOR_NOT_AVAILABLE)
             return
         assert self.coordinator is not None
         corr = self.ctx.next_corr()
@@ -284,6 +314,10 @@ class ConsumerCoordinator:
 
     def advance(self) -> None:
         """Take whatever next step the pending work allows (called on every event)."""
+        if self.waiting_asyncs and self.coordinator_ready():
+            waiting, self.waiting_asyncs = self.waiting_asyncs, []
+            for offsets, done in waiting:
+                self._send_async(offsets, done)
         commit = self.commit
         if commit is not None:
             if self.ctx.now >= commit.deadline:
@@ -323,6 +357,7 @@ class ConsumerCoordinator:
         if self.finding is not None and self.finding.broker == peer:
             self.finding = None
             self.find_retry_at = self._backoff()
+            self._lookup_failed(m.NETWORK_EXCEPTION)
         if self.offsets_fetch is not None and self.offsets_fetch.broker == peer:
             self.offsets_fetch = None
             self.mark_unknown()
@@ -339,5 +374,7 @@ class ConsumerCoordinator:
             self.mark_unknown()
 
     def abandon(self) -> dict[int, int] | None:
-        """The process died: the offsets of a commitSync in progress, if any."""
+        """The process died: the offsets of a commitSync in progress, if any (commits
+        waiting for the coordinator die unsent)."""
+        self.waiting_asyncs = []
         return self.commit.offsets if self.commit is not None else None
