@@ -14,7 +14,8 @@ from model import messages as m
 from model.broker.consumer_group import (STABLE, UNRELEASED_PARTITIONS, UNREVOKED_PARTITIONS,
                                          ConsumerGroup, ConsumerMember)
 from tests.scenario import Scenario
-from tests.test_groups import coordinator, flush, poll_all
+from tests.test_groups import (commit_async_while_the_lookup_fails, coordinator, flush,
+                               poll_all)
 
 
 def group(**settings: Any) -> Scenario:
@@ -285,13 +286,7 @@ def test_a_queued_auto_commit_outlives_a_failed_coordinator_lookup() -> None:
     made while it waits (shouldAutoCommit: nothing in flight)."""
     s = form(group(**{"enable.auto.commit": "true", "kafkacheck.commit.strategy": "none"}))
     consumer = s.cluster.consumers["c0"]
-    side = consumer.coordinator
-    side.mark_unknown()
-    answers: list[str | None] = []
-    side.commit_async({0: 3}, lambda offsets, error: answers.append(error))
-    assert side.finding is not None
-    side.on_find_coordinator(m.FindCoordinatorResponse(side.finding.corr,
-                                                       m.COORDINATOR_NOT_AVAILABLE, None))
+    side, answers = commit_async_while_the_lookup_fails(s)
     assert side.waiting_asyncs and answers == []
     consumer.next_auto_commit = s.cluster.ctx.now
     consumer._maybe_auto_commit()

@@ -479,6 +479,13 @@ def test_a_failed_lookup_fails_a_waiting_auto_commit_retriably() -> None:
     coordinator fails with a retriable error (and auto-commit retries after
     retry.backoff.ms)."""
     s = form(group())
+    side, answers = commit_async_while_the_lookup_fails(s)
+    assert side.waiting_asyncs == [] and answers == [m.COORDINATOR_NOT_AVAILABLE]
+
+
+def commit_async_while_the_lookup_fails(s: Scenario) -> tuple[Any, list[str | None]]:
+    """c0 forgets its coordinator, commits {0: 3} asynchronously, and its lookup is
+    answered COORDINATOR_NOT_AVAILABLE: its coordinator side and the commit's answers."""
     side = s.cluster.consumers["c0"].coordinator
     side.mark_unknown()
     answers: list[str | None] = []
@@ -486,4 +493,4 @@ def test_a_failed_lookup_fails_a_waiting_auto_commit_retriably() -> None:
     assert side.finding is not None
     side.on_find_coordinator(m.FindCoordinatorResponse(side.finding.corr,
                                                        m.COORDINATOR_NOT_AVAILABLE, None))
-    assert side.waiting_asyncs == [] and answers == [m.COORDINATOR_NOT_AVAILABLE]
+    return side, answers
