@@ -169,11 +169,14 @@ def test_cooperative_rebalancing_gives_a_partition_to_two_members_before_kafka_1
 def test_cooperative_rebalancing_never_gives_a_partition_to_two_members_since_kafka_14639(
         hunt_budget: int) -> None:
     """The same search on 4.4 (AbstractStickyAssignor resolves each doubly claimed
-    partition by generation) finds no double ownership in 4,500 runs, 1.6 times the
-    deepest find on 3.3 (seed 1, 2,813 runs; 909 before the Scala coordinator's
-    REBALANCE_IN_PROGRESS for timed-out group writes, when 1,500 runs and then 2,558
-    found none).  About twelve minutes, so behind --long-hunts; the driven schedules of
-    tests/test_search_rules.py show the same in the default suite."""
+    partition by generation), 4,500 runs, 1.6 times the deepest find on 3.3 (seed 1,
+    2,813 runs since the Scala coordinator's REBALANCE_IN_PROGRESS for timed-out group
+    writes; 909 before, when 1,500 and then 2,558 runs found nothing).  About twelve
+    minutes, so behind --long-hunts; the driven schedules of tests/test_search_rules.py
+    show the single ownership in the default suite.  Open on 2026-12-03: at commit
+    ac4a1b4 this search found no double ownership but an ``offset-regression`` at run
+    2,686 (seed 0), not yet read step by step, so this test fails until it is explained
+    (a model bug, or Kafka accepting a stale commit)."""
     settings = COOPERATIVE_CELLS[1]
     assert settings["kafka.version"] == "4.4"
     budget = 4500 * hunt_budget
