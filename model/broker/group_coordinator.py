@@ -100,15 +100,16 @@ class GroupCoordinator:
 
     def _group_write_error(self, error: str) -> str:
         """What a JoinGroup or SyncGroup gets when storing the group failed."""
-        new = self.ctx.config.kafka.behaviours.new_group_coordinator
-        table = COORDINATOR_WRITE_ERRORS if new else SCALA_GROUP_WRITE_ERRORS
-        return table.get(error, error)
+        return self._write_error(error, SCALA_GROUP_WRITE_ERRORS)
 
     def _offset_write_error(self, error: str) -> str:
         """What an OffsetCommit or TxnOffsetCommit gets when storing offsets failed."""
+        return self._write_error(error, SCALA_OFFSET_WRITE_ERRORS)
+
+    def _write_error(self, error: str, scala: dict[str, str]) -> str:
+        """The new coordinator's answer from 4.0, the Scala coordinator's before."""
         new = self.ctx.config.kafka.behaviours.new_group_coordinator
-        table = COORDINATOR_WRITE_ERRORS if new else SCALA_OFFSET_WRITE_ERRORS
-        return table.get(error, error)
+        return (COORDINATOR_WRITE_ERRORS if new else scala).get(error, error)
 
     def leading_partition(self, group: str) -> Any:
         """The local replica of the group's offsets partition, if this broker leads it."""
