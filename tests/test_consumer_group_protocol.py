@@ -291,3 +291,16 @@ def test_a_queued_auto_commit_outlives_a_failed_coordinator_lookup() -> None:
     consumer.next_auto_commit = s.cluster.ctx.now
     consumer._maybe_auto_commit()
     assert len(side.waiting_asyncs) == 1
+
+
+def test_a_failed_auto_commit_waits_the_full_interval_not_the_backoff() -> None:
+    """CommitRequestManager.maybeResetTimerWithBackoff (3.9, 4.0) resets the auto-commit
+    timer to retry.backoff.ms only for a RetriableCommitFailedException, which the
+    auto-commit's future never carries (it completes with the raw error): the next
+    auto-commit waits the interval set when this one was made.  The classic
+    ConsumerCoordinator retries after the backoff (tests/test_groups.py)."""
+    s = form(group(**{"enable.auto.commit": "true", "kafkacheck.commit.strategy": "none"}))
+    consumer = s.cluster.consumers["c0"]
+    consumer.next_auto_commit = s.cluster.ctx.now + 5000
+    consumer._auto_commit_done({0: 3}, m.COORDINATOR_NOT_AVAILABLE)
+    assert consumer.next_auto_commit == s.cluster.ctx.now + 5000

@@ -494,3 +494,13 @@ def commit_async_while_the_lookup_fails(s: Scenario) -> tuple[Any, list[str | No
     side.on_find_coordinator(m.FindCoordinatorResponse(side.finding.corr,
                                                        m.COORDINATOR_NOT_AVAILABLE, None))
     return side, answers
+
+
+def test_a_failed_classic_auto_commit_is_retried_after_the_backoff() -> None:
+    """ConsumerCoordinator.maybeAutoCommitOffsetsAsync: a RetriableCommitFailedException
+    resets the auto-commit timer to retry.backoff.ms (100)."""
+    s = form(group(**{"enable.auto.commit": "true", "kafkacheck.commit.strategy": "none"}))
+    consumer = s.cluster.consumers["c0"]
+    consumer.next_auto_commit = s.cluster.ctx.now + 5000
+    consumer._auto_commit_done({0: 3}, m.COORDINATOR_NOT_AVAILABLE)
+    assert consumer.next_auto_commit == s.cluster.ctx.now + 100
