@@ -22,7 +22,7 @@ from model.clients.producer import Producer
 from model.clients.transform import (output_partitions, output_producer_name,
                                      transform_transactional_id)
 from model.config import Config
-from model.context import CONTROLLER, Context
+from model.context import CONTROLLER, NETWORK, Context
 from model.controller import Controller
 from model.history import Event
 from model.metadata import PartitionId, is_user_partition
@@ -373,6 +373,7 @@ class Cluster:
             actor.receive(src, generation, message)
 
     def _do_tick(self, act: a.Tick) -> None:
+        self._record_network_delay(act.ms)
         self.ctx.history.time += act.ms
         for (src, dst), lost in self.ctx.network.advance(self.ctx.now):
             # The sender's kernel gave up retransmitting a closed connection's bytes.
@@ -386,6 +387,26 @@ class Cluster:
                        *self.output_producers.values()]:
             if client.alive and not self.is_paused(client.name):
                 client.on_tick()
+
+    def _record_network_delay(self, ms: int) -> None:
+        """Name the network delay a tick stands for, if it stands for one.
+
+        The model's network is asynchronous: a message may wait on its link for as long
+        as the schedule lets time pass, as on a congested or lossy path where TCP backs
+        off.  Real Kafka meets such delays, but a counterexample must say when it needs
+        one, so a tick that passes over a message its link could deliver (no cut
+        between the ends, the receiver up and not paused, its connection not muted by a
+        request in purgatory) records ``network-delay``: each such link, the messages
+        waiting on it, when the oldest was sent and what it is.  Late requests (``deliver-late``),
+        cuts, crashes and pauses are faults of their own and are not counted here."""
+        network = self.ctx.network
+        held = [[src, dst, len(network.queues[(src, dst)]), network.sent_at[(src, dst)][0],
+                 type(network.queues[(src, dst)][0][1]).__name__]
+                for src, dst in network.ready_links()
+                if network.connected(src, dst) and self.alive(dst)
+                and not self.is_paused(dst)]
+        if held:
+            self.ctx.event(NETWORK, "network-delay", ms=ms, links=held)
 
     def _exchange_heartbeats(self) -> None:
         """Brokers and the controller talk during the tick when they can reach each
@@ -489,14 +510,14 @@ class Cluster:
         against = self.nodes if act.against is None else list(act.against)
         pairs = self.ctx.network.cut(set(act.side), against)
         if act.against is None:
-            self.ctx.event("net", "partition", side=list(act.side))
+            self.ctx.event(NETWORK, "partition", side=list(act.side))
         else:
-            self.ctx.event("net", "partition", side=list(act.side), against=list(act.against))
+            self.ctx.event(NETWORK, "partition", side=list(act.side), against=list(act.against))
         self._disconnect(pairs)
 
     def _do_heal(self, act: a.Heal) -> None:
         self.ctx.network.heal()
-        self.ctx.event("net", "heal")
+        self.ctx.event(NETWORK, "heal")
 
     def _do_send(self, act: a.Send) -> None:
         self.producers[act.client].send(act.key, act.partition)
@@ -556,9 +577,9 @@ class Cluster:
         reason = self.unsettled_reason()
         if reason is None:
             self.settled_at_finish = True
-            self.ctx.event("net", "finish", quiescent=True)
+            self.ctx.event(NETWORK, "finish", quiescent=True)
         else:
-            self.ctx.event("net", "finish", quiescent=False, reason=reason)
+            self.ctx.event(NETWORK, "finish", quiescent=False, reason=reason)
         for p, state in self.controller.partitions.items():
             if p in self.output_partitions:
                 self._record_output_log(p, state)

@@ -13,6 +13,8 @@ from model.history import HistoryRecorder
 from model.network import Network
 
 CONTROLLER = "ctl"
+# The process name of events about the network itself (cuts, heals, delays).
+NETWORK = "net"
 
 
 class Context:
