@@ -19,7 +19,10 @@ pytestmark = pytest.mark.hunt
 
 AFTER_PROCESSING, AUTO_COMMIT_3_9, AUTO_COMMIT = KIP_848_CELLS
 LOSS = frozenset({"processed-zero-times", "lost-write", "unseen", "never-consumed"})
-OWNERSHIP = frozenset({"group-overlap", "offset-regression", "unsettled"})
+# Not offset-regression: a commit request that outlived its timeout lands after a later
+# commit and moves the offset back in Kafka too (tests/test_groups.py,
+# test_a_timed_out_commit_sync_landing_after_the_next_commit_moves_the_offset_back).
+OWNERSHIP = frozenset({"group-overlap", "unsettled"})
 FIND_BUDGET = 1500
 NONE_BUDGET = 550
 

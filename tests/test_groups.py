@@ -504,3 +504,47 @@ def test_a_failed_classic_auto_commit_is_retried_after_the_backoff() -> None:
     consumer.next_auto_commit = s.cluster.ctx.now + 5000
     consumer._auto_commit_done({0: 3}, m.COORDINATOR_NOT_AVAILABLE)
     assert consumer.next_auto_commit == s.cluster.ctx.now + 100
+
+
+def test_a_timed_out_commit_sync_landing_after_the_next_commit_moves_the_offset_back() -> None:
+    """An OffsetCommit carries no sequence number, and the coordinator
+    (``GroupMetadataManager.storeOffsets``; ``OffsetMetadataManager`` from 4.0) stores
+    what any request of the current generation says, in the order requests arrive.  A
+    commitSync of offset 2 whose first request is held past ``request.timeout.ms`` (the
+    client closes the connection) and whose retry is held as long fails with a
+    TimeoutException after ``default.api.timeout.ms``; the application commits 3; then
+    the two abandoned requests, retransmitted by the kernel within its orphan window,
+    arrive and are stored: the committed offset goes back to 2 (``offset-regression``),
+    and the partition's next owner reads a record again.  The 4.4 cooperative long hunt
+    found this (tests/test_group_hunts.py)."""
+    s = form(group(**{"kafka.version": "4.4"}))
+    consumer = s.cluster.consumers["c0"]
+    partition = consumer.partitions[0]
+    side = consumer.coordinator
+    coordinator_node = s.leader(OFFSETS)
+    held = {("c0", coordinator_node)}
+    outcomes: list[tuple[str, str | None]] = []
+    side.on_commit_done = lambda offsets, outcome, error: outcomes.append((outcome, error))
+    side.commit_sync({partition: 2})
+    s.tick(30_000)                      # the first attempt times out: connection closed
+    network = s.cluster.ctx.network
+    assert len(network.late[("c0", coordinator_node)]) == 1
+    flush_except(s, held, 3)            # the coordinator is looked up again
+    s.tick(100)                         # retry.backoff.ms
+    flush_except(s, held, 3)            # the retry, held as well
+    s.tick(30_000)
+    assert outcomes == [("info", "TimeoutException")]
+    late = [msg for _, msg in network.late[("c0", coordinator_node)]]
+    assert [type(msg) for msg in late[:2]] == [m.OffsetCommitRequest] * 2
+    side.commit_sync({partition: 3})
+    for _ in range(6):
+        flush(s)
+    assert outcomes[-1] == ("ok", None)
+    s.do(a.DeliverLate("c0", coordinator_node)).do(a.DeliverLate("c0", coordinator_node))
+    for _ in range(6):
+        flush(s)
+    stored = [e.value["offsets"][str(partition)] for e in s.internal("offsets-committed")
+              if str(partition) in e.value["offsets"]]
+    assert stored[-3:] == [3, 2, 2]
+    (regression,) = s.anomalies()["offset-regression"]
+    assert (regression["previous"], regression["offset"]) == (3, 2)
