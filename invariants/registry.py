@@ -19,8 +19,10 @@ Families say what an anomaly means for someone running Kafka:
   duplication anomalies to say);
 * ``visibility``: readers see data that is not (or not stably) committed;
 * ``liveness``: the cluster never recovered after every fault was repaired;
-* ``ownership``: a consumer group broke its own rules: two live members owned one
-  partition at once, or a committed offset moved backwards;
+* ``ownership``: what a consumer group's members own and commit: two live members owned
+  one partition at once (which Kafka's protocols promise never happens), or a committed
+  offset moved backwards (which Kafka lets a commit request that arrives late do: an
+  OffsetCommit carries no sequence);
 * ``informational``: reported, never makes a history invalid (Kafka does not promise it);
 * ``inconclusive``: the checker could not decide (nothing to check, or out of time).
 
