@@ -27,9 +27,18 @@ FIND_BUDGET = 1500
 NONE_BUDGET = 550
 
 
-def _hunt(settings: dict[str, str], target: frozenset[str], examples: int, seed: int = 0):
+def _hunt(settings: dict[str, str], target: frozenset[str], examples: int, seed: int = 0,
+          faults: frozenset[str] | None = None):
     return hunt(hunt_config(settings), examples=examples, steps=100, seed=seed,
-                target=target, out_dir=None, shrink=False)
+                target=target, out_dir=None, shrink=False, faults=faults)
+
+
+# Every fault family but late requests: a heartbeat that outlived its connection can
+# leave a partition without a consumer (test_consumer_group_protocol.py,
+# test_a_late_heartbeat_answered_nowhere_leaves_a_partition_unowned; the guarantee
+# report's KIP-848 auto-commit row), which is not what KAFKA-18641's fix is about.
+NO_LATE_REQUESTS = frozenset({"broker-crash", "network-partition", "client-crash",
+                              "client-pause"})
 
 
 def test_before_kafka_18641_auto_commit_loses_records(hunt_budget: int) -> None:
@@ -47,10 +56,10 @@ def test_since_kafka_18641_auto_commit_loses_nothing_and_keeps_one_owner(
     """4.0+ auto-commits inside poll() only (apache/kafka PR #18737), so with the loop
     processing each poll's records every commit covers processed records; and the
     coordinator gives a partition only once its owner revoked it
-    (CurrentAssignmentBuilder), so no two members own one.  Nothing in 1,561 runs with
-    seed 0."""
+    (CurrentAssignmentBuilder), so no two members own one.  Every fault family but late
+    requests (NO_LATE_REQUESTS)."""
     budget = NONE_BUDGET * hunt_budget
-    result = _hunt(AUTO_COMMIT, LOSS | OWNERSHIP, budget)
+    result = _hunt(AUTO_COMMIT, LOSS | OWNERSHIP, budget, faults=NO_LATE_REQUESTS)
     assert result.anomalies == {}
     assert result.runs >= budget
 

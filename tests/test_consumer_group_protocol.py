@@ -15,7 +15,7 @@ from model.broker.consumer_group import (STABLE, UNRELEASED_PARTITIONS, UNREVOKE
                                          ConsumerGroup, ConsumerMember)
 from tests.scenario import Scenario
 from tests.test_groups import (commit_async_while_the_lookup_fails, coordinator, flush,
-                               poll_all)
+                               flush_except, poll_all)
 
 
 def group(**settings: Any) -> Scenario:
@@ -304,3 +304,69 @@ def test_a_failed_auto_commit_waits_the_full_interval_not_the_backoff() -> None:
     consumer.next_auto_commit = s.cluster.ctx.now + 5000
     consumer._auto_commit_done({0: 3}, m.COORDINATOR_NOT_AVAILABLE)
     assert consumer.next_auto_commit == s.cluster.ctx.now + 5000
+
+
+def test_a_late_heartbeat_answered_nowhere_leaves_a_partition_unowned() -> None:
+    """A model finding, read against Kafka's source (trunk 4.0 and 3.9), not yet seen on
+    a real cluster.  ``GroupMetadataManager.consumerGroupHeartbeat`` puts the assignment
+    in its answer only to a full request or when the member's assignment changed
+    (``isFullRequest || hasAssignedPartitionsChanged``); the client sends a full request
+    only when joining or after a failed heartbeat (``sentFields.reset()``).  c1 joins
+    while c0 owns both partitions (UNRELEASED_PARTITIONS: partition 1 is c1's once c0
+    releases it).  c1's next heartbeat is held past request.timeout.ms: the client
+    closes the connection and sends a full heartbeat on a new one, answered with nothing
+    yet.  c0 revokes partition 1.  Then the abandoned heartbeat, retransmitted by c1's
+    kernel, lands: the coordinator moves c1 to STABLE with partition 1 and answers into
+    the closed connection (``SocketServer`` drops it).  From then on c1's heartbeats are
+    incremental at an unchanged epoch and assignment, so no answer carries the
+    assignment again: the coordinator counts partition 1 as c1's, c1 owns nothing, and
+    nobody consumes the partition while the group stays quiet."""
+    s = group()
+    network = s.cluster.ctx.network
+    c0, c1 = s.cluster.consumers["c0"], s.cluster.consumers["c1"]
+    for _ in range(10):                         # c0 alone takes both partitions
+        s.do(a.Poll("c0"))
+        flush(s)
+        flush(s)
+        if c0.membership.stable and c0.partitions:
+            break
+        s.tick(1000)
+    node = c0.coordinator.coordinator
+    c0_link = {(node, "c0"), ("c0", node)}
+    both_links = c0_link | {(node, "c1"), ("c1", node)}
+    s.do(a.Poll("c1"))
+    for _ in range(4):                          # c1 joins; c0 hears nothing yet
+        s.tick(100)
+        for _ in range(4):
+            flush_except(s, c0_link)
+    member = the_group(s).members[c1.membership.member_id]
+    assert member.state == UNRELEASED_PARTITIONS and not member.assigned
+    for _ in range(6):                          # c1's next heartbeat goes out, held
+        s.tick(1000)
+        flush_except(s, both_links, 3)
+    assert [type(msg) for _, msg in network.queues[("c1", node)]] == [
+        m.ConsumerGroupHeartbeatRequest]
+    s.tick(30_000)                              # request.timeout.ms: connections closed
+    assert network.late_deliverable("c1", node)
+    for _ in range(3):                          # c1's full heartbeat, answered: nothing
+        s.tick(100)
+        for _ in range(4):
+            flush_except(s, c0_link)
+    assert c1.partitions == [] and the_group(s).members[member.member_id].assigned == set()
+    for _ in range(6):                          # c0 is told to revoke partition 1 and does
+        poll_all(s)
+        s.tick(100)
+        for _ in range(4):
+            flush_except(s, both_links - c0_link)
+    assert c0.partitions == [0]
+    s.do(a.DeliverLate("c1", node))             # the abandoned heartbeat lands
+    member = the_group(s).members[member.member_id]
+    assert member.state == STABLE and member.assigned == {1}
+    for _ in range(40):                         # 40 s of a healthy network and polls
+        poll_all(s)
+        s.tick(1000)
+        for _ in range(4):
+            flush(s)
+    assert the_group(s).members[member.member_id].assigned == {1}
+    assert c1.membership.state == "STABLE" and c1.partitions == []
+    assert owners(s) == {0: ["c0"]}
