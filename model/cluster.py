@@ -397,8 +397,9 @@ class Cluster:
         one, so a tick that passes over a message its link could deliver (no cut
         between the ends, the receiver up and not paused, its connection not muted by a
         request in purgatory) records ``network-delay``: each such link, the messages
-        waiting on it, when the oldest was sent and what it is.  Late requests (``deliver-late``),
-        cuts, crashes and pauses are faults of their own and are not counted here."""
+        waiting on it, when the oldest was sent and what it is.  Late requests
+        (``deliver-late``), cuts, crashes and pauses are faults of their own and are not
+        counted here."""
         network = self.ctx.network
         held = [[src, dst, len(network.queues[(src, dst)]), network.sent_at[(src, dst)][0],
                  type(network.queues[(src, dst)][0][1]).__name__]
@@ -439,7 +440,15 @@ class Cluster:
         the interval, as for brokers and the controller.  This comes before the
         coordinator's own tick, which expires the sessions it did not hear from.  A
         paused (or dead) client beats nothing; one cut off from its coordinator marks it
-        unknown, as a failed Heartbeat does."""
+        unknown, as a failed Heartbeat does.
+
+        The heartbeat shares the coordinator connection with the member's commits, joins
+        and syncs, and a connection is a queue (TCP; ``SocketServer`` reads one request of
+        it at a time): while a request of that connection is held in the network through
+        the interval, the heartbeat behind it reaches nobody; while an answer is held on
+        the way back, the coordinator hears the heartbeat but its answer waits too."""
+        network = self.ctx.network
+        shared = m.CLASSIC_COORDINATOR_CONNECTION
         for name, consumer in self.consumers.items():
             membership = consumer.membership
             if (not isinstance(membership, GroupMembership) or not consumer.alive
@@ -448,12 +457,16 @@ class Cluster:
                 continue
             target = consumer.coordinator.coordinator
             broker = self.broker_actors.get(target) if target is not None else None
-            if broker is None or not broker.alive or not self.ctx.network.accepts(name, target):
+            if broker is None or not broker.alive or not network.accepts(name, target):
                 consumer.coordinator.mark_unknown()
                 continue
-            membership.on_heartbeat(broker.coordinator.heartbeat(
-                membership.group, membership.member_id, membership.generation,
-                membership.instance_id))
+            if network.holds(name, target, shared):
+                continue
+            error = broker.coordinator.heartbeat(membership.group, membership.member_id,
+                                                 membership.generation,
+                                                 membership.instance_id)
+            if not network.holds(target, name, shared):
+                membership.on_heartbeat(error)
 
     def _heartbeat(self, broker: Broker) -> None:
         # A broker that just became ready to be unfenced heartbeats again at once.

@@ -299,6 +299,14 @@ class LeaveGroupResponse:
     error: str | None
 
 
+# What a classic member sends and receives on its coordinator connection, the one its
+# heartbeat thread shares (AbstractCoordinator: node Integer.MAX_VALUE - coordinator id).
+CLASSIC_COORDINATOR_CONNECTION = (
+    OffsetCommitRequest, OffsetCommitResponse, OffsetFetchRequest, OffsetFetchResponse,
+    JoinGroupRequest, JoinGroupResponse, SyncGroupRequest, SyncGroupResponse,
+    LeaveGroupRequest, LeaveGroupResponse)
+
+
 # -- the consumer group protocol (KIP-848) ---------------------------------------------
 
 

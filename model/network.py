@@ -144,6 +144,12 @@ class Network:
         """Whether the next late message on ``src -> dst`` can be delivered now."""
         return self._next_readable((src, dst), self.late.get((src, dst)))
 
+    def holds(self, src: str, dst: str, kinds: tuple[type, ...]) -> bool:
+        """Whether a message of one of ``kinds`` waits on the current connection
+        ``src -> dst`` (late requests travel on connections of their own)."""
+        queue = self.queues.get((src, dst), ())
+        return any(isinstance(message, kinds) for _, message in queue)
+
     def ready_links(self) -> list[Link]:
         """Links whose next queued message can be delivered now."""
         return sorted(link for link, queue in self.queues.items()

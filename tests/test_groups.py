@@ -548,3 +548,33 @@ def test_a_timed_out_commit_sync_landing_after_the_next_commit_moves_the_offset_
     assert stored[-3:] == [3, 2, 2]
     (regression,) = s.anomalies()["offset-regression"]
     assert (regression["previous"], regression["offset"]) == (3, 2)
+
+
+def test_a_heartbeat_waits_behind_a_commit_held_on_the_coordinator_connection() -> None:
+    """``AbstractCoordinator``'s heartbeat thread sends on the coordinator connection its
+    commits use, and a connection is one ordered stream (TCP; ``SocketServer`` reads one
+    request of it at a time): while an OffsetCommit is held in the network, the heartbeat
+    behind it reaches nobody and the coordinator's session deadline for the member stays
+    where it was; once the commit is through, the coordinator hears the heartbeat but
+    the member hears the answer only after the commit's own, still held on the way
+    back."""
+    s = form(group())
+    consumer = s.cluster.consumers["c0"]
+    membership = consumer.membership
+    coordinator_node = s.leader(OFFSETS)
+    member = the_group(s).members[membership.member_id]
+    consumer.coordinator.commit_sync({consumer.partitions[0]: 1})
+    deadline, heard = member.heartbeat_deadline, membership.last_heartbeat
+    s.tick(3000)                        # heartbeat.interval.ms: one is due
+    assert (member.heartbeat_deadline, membership.last_heartbeat) == (deadline, heard)
+    s.deliver("c0", coordinator_node)   # the commit; its answer waits for replication
+    flush_except(s, {(coordinator_node, "c0")}, 6)
+    assert s.cluster.ctx.network.holds(coordinator_node, "c0", (m.OffsetCommitResponse,))
+    s.tick(1000)
+    assert member.heartbeat_deadline > deadline
+    assert membership.last_heartbeat == heard
+    shared = m.CLASSIC_COORDINATOR_CONNECTION
+    while s.cluster.ctx.network.holds(coordinator_node, "c0", shared):
+        s.deliver(coordinator_node, "c0")
+    s.tick(1000)
+    assert membership.last_heartbeat == s.cluster.ctx.now
