@@ -107,8 +107,8 @@ def test_group_commit_before_processing_loses_records(hunt_budget: int) -> None:
 
 def test_group_commit_before_processing_never_duplicates(hunt_budget: int) -> None:
     """...and never processes a record twice, rebalances and zombies included: a zombie's
-    commit is refused before it processes, and a refused commit skips the batch.  The
-    guarantee report's deeper hunt of this row (1,771 runs, 2026-12-04) does find a value
+    commit is refused before it processes, and a refused commit skips the batch.  A
+    deeper hunt of this row (the main job's, 1,771 runs, 2026-12-04) found a value
     processed twice, at two offsets: the idempotent producer wrote it twice across a
     leader change after broker crashes (`duplicate`; the report's *The producer*), not
     the group."""
