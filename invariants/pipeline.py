@@ -58,10 +58,10 @@ def check_pipeline(obs: Observations, anomalies: Anomalies) -> None:
             places = seen.get(value, [])
             detail: dict[str, Any] = {"key": p, "offset": offset, "value": value,
                                       "reader": obs.output_reader}
-            consumed = [o for o in copies[value] if o >= start]
-            # The transforms seen cover this value's copies in offset order; this one
-            # is lost if fewer transforms are seen than copies up to and including it.
-            if offset >= start and len(places) < consumed.index(offset) + 1:
+            # The transforms seen cover this value's copies in offset order; this one is
+            # lost if fewer are seen than the consumed copies up to and including it.
+            consumed_up_to_here = sum(1 for o in copies[value] if start <= o <= offset)
+            if offset >= start and len(places) < consumed_up_to_here:
                 add(anomalies, "output-lost", **detail)
             elif len(places) > len(copies[value]):
                 add(anomalies, "output-duplicated", **detail, count=len(places),
